@@ -1,0 +1,61 @@
+"""Shared pytest configuration: offline data, the ``--runslow`` flag, no network."""
+import os
+import shutil
+import socket
+from pathlib import Path
+
+import pytest
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+os.environ.setdefault("OGB_DISABLE_VERSION_CHECK", "1")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--runslow", action="store_true", default=False, help="run slow end-to-end tests")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: slow end-to-end test (run with --runslow)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--runslow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --runslow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch):
+    """Fail any test that tries to open a network connection."""
+
+    def guard(*args, **kwargs):
+        raise OSError("network access is disabled in tests")
+
+    monkeypatch.setattr(socket.socket, "connect", guard)
+    monkeypatch.setattr(socket, "create_connection", guard)
+
+
+@pytest.fixture
+def shared_data() -> Path:
+    """The read-only offline dataset folder ``../shared/data`` (skips if absent)."""
+    if not SHARED_DATA.exists():
+        pytest.skip(f"offline data not found at {SHARED_DATA}")
+    return SHARED_DATA
+
+
+@pytest.fixture
+def staged(tmp_path, shared_data):
+    """Copy ``shared/data/<rel...>`` to a writable temp dir and return the temp root."""
+
+    def _stage(*rel: str) -> Path:
+        dst = tmp_path.joinpath("data", *rel)
+        shutil.copytree(shared_data.joinpath(*rel), dst, copy_function=shutil.copyfile)
+        for p in [dst, *dst.rglob("*")]:
+            if p.is_dir():
+                p.chmod(0o755)
+        return tmp_path / "data"
+
+    return _stage
