@@ -92,9 +92,19 @@ class GraphGNN(torch.nn.Module):
 
     def reset_parameters(self) -> None:
         r"""Resets all learnable parameters of the module."""
-        for module in self.modules():
-            if module is not self and hasattr(module, "reset_parameters"):
-                module.reset_parameters()
+        _reset_encoder(self.node_encoder)
+        for encoder in self.edge_encoders or []:
+            _reset_encoder(encoder)
+        for conv in self.convs:
+            conv.reset_parameters()
+        for norm in self.norms:
+            if hasattr(norm, "reset_parameters"):
+                norm.reset_parameters()
+        if self.virtual_node is not None:
+            self.virtual_node.reset_parameters()
+        if hasattr(self, "jk"):
+            self.jk.reset_parameters()
+        self.head.reset_parameters()
 
     def forward(self, data: Any) -> Tensor:
         r"""Returns the outputs ``[num_graphs, out_channels]`` of a PyG
@@ -227,7 +237,8 @@ def build_graph_model(
     dropout = check_dropout(dropout)
     pool = check_choice("pool", pool, tuple(POOLS))
     norm_name, norm_kwargs = resolve_norm(norm)
-    jk = None if check_choice("jk", jk, GRAPH_JK) == "last" else jk
+    jk = check_choice("jk", jk, GRAPH_JK)
+    jk = None if jk == "last" else jk
     heads = check_int("heads", heads)
     if not ogb_mol:
         in_channels = check_int("in_channels", in_channels)
@@ -263,6 +274,17 @@ def build_graph_model(
           if virtual_node else None)
     return GraphGNN(node_encoder, convs, edge_encoders, uses_edges, norms, vn, jk, pool,
                     hidden_channels, out_channels, dropout)
+
+
+def _reset_encoder(encoder: torch.nn.Module) -> None:
+    """Re-initialises a node/edge encoder; OGB's Atom/BondEncoder have no
+    ``reset_parameters`` and initialise their embeddings with Xavier-uniform."""
+    if hasattr(encoder, "reset_parameters"):
+        encoder.reset_parameters()
+        return
+    for module in encoder.modules():
+        if isinstance(module, torch.nn.Embedding):
+            torch.nn.init.xavier_uniform_(module.weight)
 
 
 def _make_norm(norm: Optional[str], norm_kwargs: Optional[Dict[str, Any]],
