@@ -33,7 +33,7 @@ from torch_geometric.data import Data
 from pyg_ham.datasets._compat import import_ogb
 from pyg_ham.datasets._locate import load_folder
 from pyg_ham.datasets.metrics import HIGHER_IS_BETTER, accuracy, binary_rocauc, ogb_eval
-from pyg_ham.datasets.splits import (mask_split, num_mask_splits, per_class_split, random_split,
+from pyg_ham.datasets.splits import (check_ratios, mask_split, num_mask_splits, per_class_split, random_split,
                                      split_seed)
 from pyg_ham.datasets.synthetic import csbm
 from pyg_ham.datasets.tasks import NodeTask
@@ -110,7 +110,7 @@ def _random_task(name: str, data: Data, metric: str, num_splits: int, seed: int,
                  train_ratio: float, valid_ratio: float, labelled: Tensor, what: str) -> NodeTask:
     if int(num_splits) < 1:
         raise ConfigError(f"{name}: num_splits={num_splits} is invalid; use >= 1")
-    random_split(int(labelled.numel()), train_ratio, valid_ratio, 0)  # validates the ratios
+    check_ratios(train_ratio, valid_ratio, name)
     n = data.num_nodes
 
     def split_fn(run: int) -> Dict[str, Tensor]:

@@ -98,10 +98,12 @@ def stratified_folds(
     return folds
 
 
-def _check_ratios(train_ratio: float, valid_ratio: float) -> None:
+def check_ratios(train_ratio: float, valid_ratio: float, name: str = "random_split") -> None:
+    r"""Raises a :class:`ConfigError` unless :math:`0 < r_{train} < 1`,
+    :math:`0 \le r_{valid}` and :math:`r_{train} + r_{valid} < 1`."""
     if not (0 < train_ratio < 1 and 0 <= valid_ratio < 1 and train_ratio + valid_ratio < 1):
         raise ConfigError(
-            f"split ratios train={train_ratio}, valid={valid_ratio} are invalid; use "
+            f"{name}: split ratios train={train_ratio}, valid={valid_ratio} are invalid; use "
             f"0 < train < 1, 0 <= valid and train + valid < 1 (the rest is test)")
 
 
@@ -124,7 +126,7 @@ def random_split(
         candidates (Tensor, optional): The nodes to split (e.g. the labelled ones).
             (default: :obj:`None`)
     """
-    _check_ratios(train_ratio, valid_ratio)
+    check_ratios(train_ratio, valid_ratio)
     nodes = torch.arange(num_nodes) if candidates is None else candidates.view(-1).long()
     perm = nodes[torch.randperm(nodes.numel(), generator=_generator(seed))]
     n_train = int(train_ratio * nodes.numel())
