@@ -117,13 +117,19 @@ class GraphGNN(torch.nn.Module):
             batch = edge_index.new_zeros(data.num_nodes)
         num_graphs = getattr(data, "num_graphs", None) or int(batch.max()) + 1
 
-        edge_attr = data.edge_attr if self.uses_edge_attr else None
-        if edge_attr is not None and edge_attr.dim() == 1:
-            edge_attr = edge_attr.view(-1, 1)
-        if edge_attr is not None and self.edge_encoders is None:
-            edge_attr = edge_attr.float()
+        edge_attr = getattr(data, "edge_attr", None) if self.uses_edge_attr else None
+        if self.uses_edge_attr and edge_attr is None:
+            raise ConfigError("the model uses edge features (edge_dim or ogb_mol) "
+                              "but the batch has no edge_attr: build it without them")
+        if edge_attr is not None and self.edge_encoders is None:  # continuous
+            edge_attr = edge_attr.view(-1, 1) if edge_attr.dim() == 1 else edge_attr
+            if not edge_attr.is_floating_point():
+                edge_attr = edge_attr.to(self.head.weight.dtype)
 
-        h = self.node_encoder(data.x)
+        x = data.x
+        if isinstance(self.node_encoder, torch.nn.Linear) and not x.is_floating_point():
+            x = x.to(self.head.weight.dtype)
+        h = self.node_encoder(x)
         state = self.virtual_node.initial(num_graphs) if self.virtual_node is not None else None
         hs: List[Tensor] = []
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):

@@ -219,3 +219,19 @@ def test_reset_parameters():
     changed = sum(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
     assert changed > 0
     assert torch.count_nonzero(model.virtual_node.embedding.weight) == 0
+
+
+def test_integer_node_features_are_cast():
+    batch = make_batch()
+    batch.x = (batch.x > 0).long()
+    assert small("gin")(batch).shape == (len(SIZES), C_OUT)
+
+
+def test_missing_edge_attr_is_a_clear_error():
+    from pyg_ham.errors import ConfigError
+
+    batch = make_batch()
+    del batch.edge_attr
+    with pytest.raises(ConfigError, match="edge_attr"):
+        small("gin", edge_dim=E_DIM)(batch)
+    assert small("gin")(batch).shape == (len(SIZES), C_OUT)
