@@ -81,12 +81,15 @@ def load_folder(
             f"{name}: no data under {where} (expected raw files in {where / raw_sub}) and "
             f"downloading is disabled; download it on a connected machine into that folder "
             f"or pass --root pointing to a data root that has it")
-    target = dataset_dir(loader_root.parent, group, folder)
-    existed = target.exists()
+    # the highest folder the loader may create; removed again if a failed load leaves it empty
+    created = dataset_dir(loader_root.parent, group, folder)
+    while not created.parent.exists() and created.parent != created.parent.parent:
+        created = created.parent
+    existed = created.exists()
     try:
         with guarded_load(name, where, present):
             return make(str(loader_root))
     except DatasetError:
         if not existed:
-            remove_empty_dirs(target)
+            remove_empty_dirs(created)
         raise

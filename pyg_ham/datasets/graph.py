@@ -4,9 +4,9 @@
 * **TU datasets** (``TUDataset``): evaluated by stratified 10-fold cross-validation
   (:meth:`GraphTask.folds`, Errica et al. 2020) with accuracy.  Continuous node
   attributes are used where the dataset has them (``use_node_attr=True``, e.g.
-  PROTEINS, ENZYMES), concatenated with the one-hot node labels.  Edge labels /
-  attributes are dropped by default (``use_edge_attr=False``) as in the standard
-  protocols.  Datasets without node features (IMDB-*, COLLAB, REDDIT-*) get one-hot
+  PROTEINS, ENZYMES), concatenated with the one-hot node labels.  One-hot edge
+  labels are kept as :obj:`edge_attr` (PyG's default, e.g. MUTAG: 4 bond types),
+  continuous edge attributes are dropped unless ``use_edge_attr=True``.  Datasets without node features (IMDB-*, COLLAB, REDDIT-*) get one-hot
   node degrees (``OneHotDegree``) with the maximum degree found in the data, capped
   at ``degree_cap`` (default 512: only the REDDIT sets exceed it; larger degrees share
   the last slot).

@@ -101,6 +101,8 @@ def mirror(src: Path, dst: Path) -> None:
         elif not target.exists() and not target.is_symlink():
             try:
                 target.symlink_to(entry.resolve())
+            except FileExistsError:  # created concurrently by another process
+                pass
             except OSError:
                 shutil.copyfile(entry, target)
 
