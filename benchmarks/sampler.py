@@ -1,0 +1,200 @@
+"""Throughput of pyg-ham's plain-PyTorch neighbour sampler (and PyG's, when pyg-lib is present).
+
+Measures, per graph and device, the seconds to sample one epoch through PyG's ``NodeLoader``
+(including its gather of 128-dimensional node features) and the sampled edges per second
+(sum of ``num_sampled_edges`` over the batches / epoch time).
+
+Graphs: a synthetic graph of ogbn-arxiv's size (169,343 nodes, ~2.3M directed edges after
+symmetrisation, power-law degrees), and the largest real graphs in ``../shared/data``
+(Tolokers, LINKX cornell5), loaded from a temporary copy.
+
+Examples::
+
+    python benchmarks/sampler.py                 # full run on the CPU (+ GPU when present)
+    python benchmarks/sampler.py --quick         # small graph, one epoch, seconds
+    python benchmarks/sampler.py --device cuda --graphs arxiv-like
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Optional
+
+import torch
+from torch_geometric.data import Data
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from pyg_ham.sampling import TorchNeighborLoader, clear_csc_cache  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+ARXIV_NODES, ARXIV_UNDIRECTED, ARXIV_SEEDS = 169_343, 1_166_243, 90_941
+
+
+def power_law_graph(num_nodes: int, num_undirected: int, exponent: float = 0.9,
+                    seed: int = 0) -> torch.Tensor:
+    r"""Symmetric graph whose degrees follow a power law: one endpoint of each
+    edge is drawn with probability :math:`\propto (i + 1)^{-\text{exponent}}`
+    (Zipf), the other uniformly; self-loops and duplicates are dropped."""
+    g = torch.Generator().manual_seed(seed)
+    w = torch.arange(1, num_nodes + 1, dtype=torch.float64).pow(-exponent)
+    m = int(num_undirected * 1.03)  # a few duplicates get dropped below
+    src = torch.multinomial(w, m, replacement=True, generator=g)
+    src = torch.randperm(num_nodes, generator=g)[src]  # hubs at random ids
+    dst = torch.randint(0, num_nodes, (m,), generator=g)
+    keep = src != dst
+    src, dst = src[keep], dst[keep]
+    key = torch.unique(torch.minimum(src, dst) * num_nodes + torch.maximum(src, dst))
+    key = key[torch.randperm(key.numel(), generator=g)[:num_undirected]]
+    a, b = key // num_nodes, key % num_nodes
+    return torch.stack([torch.cat([a, b]), torch.cat([b, a])])
+
+
+def _staged(*rel: str) -> Path:
+    tmp = Path(tempfile.mkdtemp(prefix="pyg_ham_bench_"))
+    dst = tmp.joinpath(*rel)
+    shutil.copytree(DATA.joinpath(*rel), dst, copy_function=shutil.copyfile)
+    for p in [dst, *dst.rglob("*")]:
+        if p.is_dir():
+            p.chmod(0o755)
+    return tmp
+
+
+def load_real(name: str) -> Optional[torch.Tensor]:
+    r"""``edge_index`` of a real graph from ``../shared/data`` (None if absent)."""
+    try:
+        if name == "tolokers":
+            from torch_geometric.datasets import HeterophilousGraphDataset
+            tmp = _staged("HeterophilousGraphDataset", "tolokers")
+            ds = HeterophilousGraphDataset(root=str(tmp / "HeterophilousGraphDataset"), name="Tolokers")
+        elif name == "cornell5":
+            from torch_geometric.datasets import LINKXDataset
+            tmp = _staged("LINKX", "cornell5")
+            ds = LINKXDataset(root=str(tmp / "LINKX"), name="cornell5")
+        else:
+            raise ValueError(name)
+    except (FileNotFoundError, ImportError) as e:
+        print(f"[skip] {name}: {e}", file=sys.stderr)
+        return None
+    edge_index, num_nodes = ds[0].edge_index, ds[0].num_nodes
+    shutil.rmtree(tmp, ignore_errors=True)
+    return edge_index, num_nodes
+
+
+def make_graph(name: str, quick: bool, feat_dim: int) -> Optional[Data]:
+    if name == "arxiv-like":
+        if quick:
+            n, m = 20_000, 140_000
+        else:
+            n, m = ARXIV_NODES, ARXIV_UNDIRECTED
+        edge_index = power_law_graph(n, m)
+    else:
+        loaded = load_real(name)
+        if loaded is None:
+            return None
+        edge_index, n = loaded
+    x = torch.randn(n, feat_dim)
+    return Data(x=x, edge_index=edge_index, y=torch.zeros(n, dtype=torch.long), num_nodes=n)
+
+
+def make_loader(backend: str, data: Data, fanout: List[int], batch_size: int,
+                seeds: torch.Tensor, device: str, seed: int):
+    if backend == "pyg_ham":
+        return TorchNeighborLoader(data, fanout, input_nodes=seeds, batch_size=batch_size,
+                                   shuffle=True, device=device, seed=seed)
+    from torch_geometric.loader import NeighborLoader
+    return NeighborLoader(data, fanout, input_nodes=seeds, batch_size=batch_size, shuffle=True)
+
+
+def time_epochs(loader, epochs: int, sync: Callable[[], None]) -> Dict[str, float]:
+    best, edges, batches = float("inf"), 0, 0
+    for _ in range(epochs):
+        sync()
+        t0 = time.perf_counter()
+        edges, batches = 0, 0
+        for batch in loader:
+            edges += sum(batch.num_sampled_edges)
+            batches += 1
+        sync()
+        best = min(best, time.perf_counter() - t0)
+    return {"seconds": best, "edges": edges, "batches": batches}
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--graphs", nargs="+", default=["arxiv-like", "tolokers", "cornell5"],
+                   choices=["arxiv-like", "tolokers", "cornell5"], help="graphs to sample from")
+    p.add_argument("--device", nargs="+", default=["cpu", "cuda"],
+                   help="devices to sample on (cuda is skipped when absent) [default: cpu cuda]")
+    p.add_argument("--fanout", type=int, nargs="+", default=[15, 10, 5], help="fanout per hop")
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--num-seeds", type=int, default=ARXIV_SEEDS,
+                   help="seed nodes per epoch (capped at the graph's node count) [default: 90941]")
+    p.add_argument("--feat-dim", type=int, default=128, help="node feature dimension gathered per batch")
+    p.add_argument("--epochs", type=int, default=2, help="timed epochs per setting; the best is kept")
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 20k-node synthetic graph only, one epoch")
+    args = p.parse_args(argv)
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    graphs = ["arxiv-like"] if args.quick else args.graphs
+    epochs = 1 if args.quick else args.epochs
+    devices = []
+    for d in args.device:
+        if d.startswith("cuda") and not torch.cuda.is_available():
+            print(f"[skip] device {d}: CUDA is not available", file=sys.stderr)
+            continue
+        devices.append(d)
+    import torch_geometric.typing as pyg_typing
+    backends = ["pyg_ham"] + (["pyg"] if pyg_typing.WITH_PYG_LIB else [])
+
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, fanout {args.fanout}, "
+          f"batch {args.batch_size}, features {args.feat_dim}, pyg-lib {'yes' if 'pyg' in backends else 'no'}")
+    header = (f"{'graph':<11} {'nodes':>8} {'edges':>9} {'backend':<8} {'device':<7} {'seeds':>7} "
+              f"{'csc_s':>6} {'epoch_s':>8} {'batches':>7} {'sampled_edges':>13} {'Medges/s':>8}")
+    print(header)
+    print("-" * len(header))
+    rates: Dict[tuple, float] = {}
+    for name in graphs:
+        data = make_graph(name, args.quick, args.feat_dim)
+        if data is None:
+            continue
+        g = torch.Generator().manual_seed(args.seed)
+        seeds = torch.randperm(data.num_nodes, generator=g)[:min(args.num_seeds, data.num_nodes)]
+        for device in devices:
+            d = data.to(device) if device != "cpu" else data
+            sync = (lambda: torch.cuda.synchronize()) if device.startswith("cuda") else (lambda: None)
+            for backend in backends:
+                if backend == "pyg" and device != "cpu":
+                    continue
+                clear_csc_cache()
+                sync()
+                t0 = time.perf_counter()
+                loader = make_loader(backend, d, args.fanout, args.batch_size, seeds, device, args.seed)
+                sync()
+                csc_s = time.perf_counter() - t0
+                next(iter(loader))  # warm-up
+                r = time_epochs(loader, epochs, sync)
+                rate = r["edges"] / r["seconds"]
+                rates[(name, backend, device)] = rate
+                print(f"{name:<11} {data.num_nodes:>8} {data.num_edges:>9} {backend:<8} {device:<7} "
+                      f"{seeds.numel():>7} {csc_s:>6.2f} {r['seconds']:>8.2f} {r['batches']:>7} "
+                      f"{r['edges']:>13} {rate / 1e6:>8.2f}", flush=True)
+    for name in graphs:
+        cpu = rates.get((name, "pyg_ham", "cpu"))
+        for (gname, backend, device), rate in rates.items():
+            if gname == name and backend == "pyg_ham" and device != "cpu" and cpu:
+                print(f"{name}: {device}/cpu speed ratio = {rate / cpu:.1f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,130 @@
+"""Compressed sparse column (CSC) view of a graph, built once per graph and cached."""
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+from typing import Dict, Optional, Tuple, Union
+
+import torch
+from torch import Tensor
+
+_INT32_MAX = 2**31 - 1
+
+
+@dataclass(frozen=True)
+class CSCGraph:
+    r"""A graph in compressed sparse column (CSC) layout, *i.e.* grouped by
+    target node, so that the in-neighbours of node :math:`v` are
+    :obj:`row[colptr[v]:colptr[v + 1]]`.
+
+    For an :obj:`edge_index` whose messages flow from :obj:`edge_index[0]`
+    (source) to :obj:`edge_index[1]` (target), the in-neighbourhood of
+    :math:`v` is :math:`\{ u : (u, v) \in \mathcal{E} \}`; in directed graphs
+    these are the nodes that send messages to :math:`v`.
+
+    Args:
+        colptr (torch.Tensor): Offsets of shape :obj:`[num_nodes + 1]`
+            (:obj:`torch.int64`).
+        row (torch.Tensor): Source node of every edge, sorted by target, of
+            shape :obj:`[num_edges]` (:obj:`torch.int32` when node and edge
+            counts fit, else :obj:`torch.int64`).
+        perm (torch.Tensor, optional): Original edge id of every CSC position
+            (same dtype as :obj:`row`), or :obj:`None` if the edges were
+            already sorted by target.
+        num_nodes (int): The number of nodes.
+    """
+
+    colptr: Tensor
+    row: Tensor
+    perm: Optional[Tensor]
+    num_nodes: int
+
+    @property
+    def num_edges(self) -> int:
+        return self.row.numel()
+
+    @property
+    def device(self) -> torch.device:
+        return self.row.device
+
+    def in_degree(self) -> Tensor:
+        r"""In-degree of every node, shape :obj:`[num_nodes]`."""
+        return self.colptr[1:] - self.colptr[:-1]
+
+    def edge_id(self, pos: Tensor) -> Tensor:
+        r"""Maps CSC positions to edge ids of the original :obj:`edge_index`."""
+        if self.perm is None:
+            return pos
+        return self.perm.index_select(0, pos).to(torch.int64)
+
+    def to(self, device: Union[str, torch.device]) -> "CSCGraph":
+        device = torch.device(device)
+        if device == self.device:
+            return self
+        perm = None if self.perm is None else self.perm.to(device)
+        return CSCGraph(self.colptr.to(device), self.row.to(device), perm, self.num_nodes)
+
+    @classmethod
+    def from_edge_index(cls, edge_index: Tensor, num_nodes: int) -> "CSCGraph":
+        r"""Builds the CSC layout of :obj:`edge_index` on its own device with a
+        stable sort by target, so that parallel edges keep their order."""
+        src, dst = edge_index[0], edge_index[1]
+        num_edges = src.numel()
+        dtype = torch.int32 if max(num_nodes, num_edges) < _INT32_MAX else torch.int64
+        if num_edges > 1 and bool((dst[1:] >= dst[:-1]).all()):
+            perm = None
+            row = src.to(dtype)
+        else:
+            order = torch.sort(dst, stable=True).indices
+            perm = order.to(dtype)
+            row = src.index_select(0, order).to(dtype)
+        count = torch.bincount(dst, minlength=num_nodes) if num_edges > 0 else (
+            torch.zeros(num_nodes, dtype=torch.int64, device=src.device))
+        colptr = torch.zeros(num_nodes + 1, dtype=torch.int64, device=src.device)
+        torch.cumsum(count, 0, out=colptr[1:])
+        return cls(colptr, row.contiguous(), perm, num_nodes)
+
+
+# id(edge_index) -> (weak reference, tensor version, num_nodes, {device: CSCGraph})
+_CACHE: Dict[int, Tuple[weakref.ref, int, int, Dict[torch.device, CSCGraph]]] = {}
+
+
+def get_csc(
+    edge_index: Tensor,
+    num_nodes: int,
+    device: Optional[Union[str, torch.device]] = None,
+) -> CSCGraph:
+    r"""Returns the (cached) CSC layout of :obj:`edge_index` on :obj:`device`.
+
+    The layout is built once per :obj:`edge_index` tensor and device; the
+    cache entry is dropped when the tensor is garbage-collected and rebuilt if
+    the tensor was modified in place or :obj:`num_nodes` changed.
+
+    Args:
+        edge_index (torch.Tensor): Edge indices of shape :obj:`[2, num_edges]`.
+        num_nodes (int): The number of nodes.
+        device (torch.device, optional): Where the layout should live.
+            (default: the device of :obj:`edge_index`)
+    """
+    device = torch.device(device) if device is not None else edge_index.device
+    key = id(edge_index)
+    entry = _CACHE.get(key)
+    version = edge_index._version
+    if entry is None or entry[0]() is not edge_index or entry[1] != version or entry[2] != num_nodes:
+        if entry is None or entry[0]() is not edge_index:
+            weakref.finalize(edge_index, _CACHE.pop, key, None)
+        entry = (weakref.ref(edge_index), version, num_nodes, {})
+        _CACHE[key] = entry
+    per_device = entry[3]
+    if device not in per_device:
+        if per_device:  # Move an existing layout instead of sorting again.
+            csc = next(iter(per_device.values())).to(device)
+        else:
+            csc = CSCGraph.from_edge_index(edge_index.to(device), num_nodes)
+        per_device[device] = csc
+    return per_device[device]
+
+
+def clear_csc_cache() -> None:
+    r"""Drops every cached CSC layout."""
+    _CACHE.clear()

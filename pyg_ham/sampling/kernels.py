@@ -1,0 +1,109 @@
+"""Vectorised one-hop neighbour sampling on a :class:`CSCGraph` (no loop over nodes)."""
+from __future__ import annotations
+
+from typing import Optional, Tuple
+
+import torch
+from torch import Tensor
+
+from pyg_ham.sampling.csc import CSCGraph
+
+
+def _uniform_below(rand: Tensor, bound: Tensor) -> Tensor:
+    # floor(rand * bound) for rand in [0, 1); the clamp guards the rounding of
+    # rand * bound up to bound itself.
+    return torch.minimum((rand * bound).to(torch.int64), bound - 1)
+
+
+def floyd_sample(deg: Tensor, k: int, rand: Tensor) -> Tensor:
+    r"""Draws, for every row :math:`r`, a uniformly random subset of
+    :math:`\min(\deg_r, k)` distinct offsets from :math:`\{0, \ldots,
+    \deg_r - 1\}`, with Robert Floyd's algorithm run on all rows at once:
+
+    .. math::
+        \text{for } j = \deg - k, \ldots, \deg - 1: \quad
+        t \sim \mathcal{U}\{0, \ldots, j\}, \quad
+        S \leftarrow S \cup \{ j \text{ if } t \in S \text{ else } t \}
+
+    Slots with :math:`j < 0` (rows with :math:`\deg < k`) are left out, so
+    such rows get all of their :math:`\deg` offsets. Exactly :math:`k` vector
+    steps, no rejection, :math:`O(n k^2)` work.
+
+    Args:
+        deg (torch.Tensor): Degrees of shape :obj:`[n]` (:obj:`torch.int64`).
+        k (int): The number of offsets to draw per row (:obj:`k >= 1`).
+        rand (torch.Tensor): Uniform :math:`[0, 1)` numbers of shape
+            :obj:`[n, k]`.
+
+    Returns:
+        A :obj:`[n, k]` tensor of offsets, :obj:`-1` (or below) in left-out
+        slots.
+    """
+    n = deg.numel()
+    picks = torch.empty((n, k), dtype=torch.int64, device=deg.device)
+    for i in range(k):
+        j = deg + (i - k)  # for i = k - 1 this is deg - 1
+        # t = floor(rand * (j + 1)) for j >= 0; any value < 0 marks a skipped slot.
+        t = torch.minimum((rand[:, i] * (j + 1)).to(torch.int64), j)
+        if i > 0:
+            dup = (picks[:, :i] == t.unsqueeze(1)).any(dim=1)
+            t = torch.where(dup, j, t)
+        picks[:, i] = t
+    return picks
+
+
+def sample_one_hop(
+    csc: CSCGraph,
+    nodes: Tensor,
+    k: int,
+    replace: bool = False,
+    generator: Optional[torch.Generator] = None,
+) -> Tuple[Tensor, Tensor]:
+    r"""Samples up to :obj:`k` in-neighbours of every node in :obj:`nodes`.
+
+    * :obj:`k = -1`: all in-neighbours.
+    * :obj:`replace=False`: :math:`\min(\deg, k)` distinct neighbours, each
+      :math:`k`-subset equally likely (:meth:`floyd_sample`).
+    * :obj:`replace=True`: :math:`k` independent uniform draws (none for
+      isolated nodes).
+
+    Args:
+        csc (CSCGraph): The graph.
+        nodes (torch.Tensor): Global ids of the target nodes, shape :obj:`[n]`.
+        k (int): The fanout (:obj:`-1` for all neighbours).
+        replace (bool, optional): Sample with replacement.
+            (default: :obj:`False`)
+        generator (torch.Generator, optional): Random number generator on
+            :obj:`csc.device`. (default: :obj:`None`)
+
+    Returns:
+        :obj:`(pos, tgt)`: CSC positions of the sampled edges and, for each,
+        the index into :obj:`nodes` of the node it was sampled for. Edges are
+        grouped by :obj:`tgt` in increasing order.
+    """
+    device = csc.device
+    n = nodes.numel()
+    if n == 0 or k == 0:
+        empty = torch.empty(0, dtype=torch.int64, device=device)
+        return empty, empty
+    start = csc.colptr.index_select(0, nodes)
+    deg = csc.colptr.index_select(0, nodes + 1) - start
+
+    if k < 0:  # all neighbours
+        total = int(deg.sum())
+        tgt = torch.repeat_interleave(torch.arange(n, device=device), deg, output_size=total)
+        shift = start - (torch.cumsum(deg, 0) - deg)  # first position minus first output slot
+        pos = torch.arange(total, device=device) + shift.index_select(0, tgt)
+        return pos, tgt
+
+    rand = torch.rand((n, k), dtype=torch.float64, device=device, generator=generator)
+    if replace:
+        picks = _uniform_below(rand, deg.unsqueeze(1))  # -1 for isolated nodes
+    else:
+        picks = floyd_sample(deg, k, rand)
+    flat = picks.view(-1)
+    keep = (flat >= 0).nonzero().view(-1)
+    picks.add_(start.unsqueeze(1))
+    if keep.numel() == flat.numel():
+        return flat, torch.arange(n, device=device).repeat_interleave(k)
+    return flat.index_select(0, keep), keep.div_(k, rounding_mode="floor")

@@ -1,0 +1,178 @@
+"""Mini-batch neighbour loaders: :class:`TorchNeighborLoader` and the
+:func:`neighbor_loader` factory that picks PyG's or ours."""
+from __future__ import annotations
+
+from typing import Any, Callable, List, Literal, Optional, Union
+
+import torch
+import torch_geometric.typing
+from torch_geometric.data import Data
+from torch_geometric.loader import NodeLoader
+from torch_geometric.typing import InputNodes
+
+from pyg_ham.errors import ConfigError, MissingDependencyError
+from pyg_ham.sampling.sampler import TorchNeighborSampler
+from pyg_ham.sampling.validate import (
+    check_backend,
+    check_batch_size,
+    check_device,
+    check_num_neighbors,
+)
+
+Backend = Literal["auto", "pyg_ham", "pyg"]
+
+
+def _shuffle_generator(seed: Optional[int], generator: Optional[torch.Generator]) -> Optional[torch.Generator]:
+    # A CPU generator for the DataLoader's shuffling, derived from seed/generator.
+    if seed is None and generator is None:
+        return None
+    if seed is None:
+        seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
+    return torch.Generator().manual_seed(int(seed))
+
+
+class TorchNeighborLoader(NodeLoader):
+    r"""A :class:`~torch_geometric.loader.NeighborLoader` replacement that
+    samples with :class:`~pyg_ham.sampling.TorchNeighborSampler`: plain
+    PyTorch, no :obj:`pyg-lib` / :obj:`torch-sparse`, on the graph's own
+    device (or :obj:`device`).
+
+    Mini-batches are :class:`~torch_geometric.data.Data` objects built by
+    :class:`~torch_geometric.loader.NodeLoader`, holding the sampled nodes'
+    features and labels plus :obj:`n_id`, :obj:`input_id`, :obj:`batch_size`,
+    :obj:`num_sampled_nodes`, :obj:`num_sampled_edges` and (with edge
+    features) :obj:`e_id`; the first :obj:`batch_size` nodes are the seeds.
+
+    Args:
+        data (torch_geometric.data.Data): The graph.
+        num_neighbors (List[int]): Fanout per hop (:obj:`-1`: all).
+        input_nodes (torch.Tensor, optional): Seed node indices or a boolean
+            mask. (default: :obj:`None`: all nodes)
+        replace (bool, optional): Sample with replacement.
+            (default: :obj:`False`)
+        device (torch.device or str, optional): Where sampling runs; the CSC
+            layout is moved there once. (default: the graph's device)
+        seed (int, optional): Makes sampling and shuffling reproducible.
+            (default: :obj:`None`)
+        generator (torch.Generator, optional): Sampling generator on
+            :obj:`device`, instead of :obj:`seed`. (default: :obj:`None`)
+        with_edge_id (bool, optional): Return :obj:`e_id` and edge features.
+            (default: :obj:`None`: when :obj:`data` has edge features)
+        transform (callable, optional): Applied to every mini-batch.
+            (default: :obj:`None`)
+        filter_per_worker (bool, optional): See
+            :class:`~torch_geometric.loader.NodeLoader`. (default: :obj:`None`)
+        **kwargs (optional): Arguments of :class:`torch.utils.data.DataLoader`
+            such as :obj:`batch_size`, :obj:`shuffle`, :obj:`num_workers`.
+    """
+
+    def __init__(
+        self,
+        data: Data,
+        num_neighbors: List[int],
+        input_nodes: InputNodes = None,
+        replace: bool = False,
+        device: Optional[Union[str, torch.device]] = None,
+        seed: Optional[int] = None,
+        generator: Optional[torch.Generator] = None,
+        with_edge_id: Optional[bool] = None,
+        transform: Optional[Callable] = None,
+        filter_per_worker: Optional[bool] = None,
+        **kwargs: Any,
+    ):
+        sampler = TorchNeighborSampler(data, num_neighbors, replace=replace, device=device,
+                                       seed=seed, generator=generator, with_edge_id=with_edge_id)
+        if sampler.device.type != "cpu" and kwargs.get("num_workers", 0) > 0:
+            raise ConfigError(f"num_workers must be 0 when sampling on {sampler.device} "
+                              f"(GPU sampling is fast and cannot run in worker processes)")
+        if kwargs.get("generator") is None:
+            kwargs["generator"] = _shuffle_generator(seed, sampler.generator)
+        super().__init__(data, node_sampler=sampler, input_nodes=input_nodes, transform=transform,
+                         filter_per_worker=filter_per_worker, **kwargs)
+
+
+def has_pyg_neighbor_sampling() -> bool:
+    r"""Whether PyG's own :class:`~torch_geometric.loader.NeighborLoader` can
+    sample here (it needs :obj:`pyg-lib` or :obj:`torch-sparse`)."""
+    return bool(torch_geometric.typing.WITH_PYG_LIB or torch_geometric.typing.WITH_TORCH_SPARSE)
+
+
+def choose_backend(data: Data, device: Optional[Union[str, torch.device]] = None,
+                   force: Backend = "auto") -> str:
+    r"""Returns :obj:`"pyg"` or :obj:`"pyg_ham"`: :obj:`"auto"` picks PyG's
+    loader when :obj:`pyg-lib` is installed and the graph (or :obj:`device`)
+    is on the CPU, ours otherwise."""
+    force = check_backend(force)
+    device = check_device(device)
+    if force != "auto":
+        return force
+    edge_index = getattr(data, "edge_index", None)
+    on_cpu = (device or (edge_index.device if edge_index is not None else torch.device("cpu"))).type == "cpu"
+    return "pyg" if torch_geometric.typing.WITH_PYG_LIB and on_cpu else "pyg_ham"
+
+
+def neighbor_loader(
+    data: Data,
+    num_neighbors: List[int],
+    batch_size: int,
+    input_nodes: InputNodes = None,
+    shuffle: bool = False,
+    replace: bool = False,
+    device: Optional[Union[str, torch.device]] = None,
+    *,
+    seed: Optional[int] = None,
+    generator: Optional[torch.Generator] = None,
+    force: Backend = "auto",
+    **loader_kwargs: Any,
+) -> NodeLoader:
+    r"""Builds a neighbour-sampling mini-batch loader over :obj:`data`.
+
+    Returns PyG's :class:`~torch_geometric.loader.NeighborLoader` when
+    :obj:`pyg-lib` is installed and the graph is on the CPU, and a
+    :class:`TorchNeighborLoader` otherwise; :obj:`force` overrides the choice.
+    Both yield the same kind of mini-batch (see :class:`TorchNeighborLoader`).
+
+    Args:
+        data (torch_geometric.data.Data): The graph.
+        num_neighbors (List[int]): Fanout per hop (:obj:`-1`: all neighbours).
+        batch_size (int): Seed nodes per mini-batch.
+        input_nodes (torch.Tensor, optional): Seed node indices or a boolean
+            mask. (default: :obj:`None`: all nodes)
+        shuffle (bool, optional): Shuffle the seeds every epoch.
+            (default: :obj:`False`)
+        replace (bool, optional): Sample with replacement.
+            (default: :obj:`False`)
+        device (torch.device or str, optional): Sample on this device (ours
+            only). (default: :obj:`None`: the graph's device)
+        seed (int, optional): Reproducible shuffling and (ours) sampling; PyG's
+            loader samples from torch's global generator. (default: :obj:`None`)
+        generator (torch.Generator, optional): Sampling generator on
+            :obj:`device` (ours only). (default: :obj:`None`)
+        force (str, optional): :obj:`"auto"`, :obj:`"pyg_ham"` or
+            :obj:`"pyg"`. (default: :obj:`"auto"`)
+        **loader_kwargs (optional): Passed on to the loader, *e.g.*
+            :obj:`num_workers`, :obj:`drop_last`, :obj:`transform`.
+    """
+    check_num_neighbors(num_neighbors)
+    check_batch_size(batch_size)
+    backend = choose_backend(data, device, force)
+    if backend == "pyg_ham":
+        return TorchNeighborLoader(data, num_neighbors, input_nodes=input_nodes, replace=replace,
+                                   device=device, seed=seed, generator=generator,
+                                   batch_size=batch_size, shuffle=shuffle, **loader_kwargs)
+
+    if not has_pyg_neighbor_sampling():
+        raise MissingDependencyError("force='pyg' needs pyg-lib or torch-sparse installed; "
+                                     "use force='auto' or 'pyg_ham'")
+    device = check_device(device)
+    if device is not None and device.type != "cpu":
+        raise ConfigError(f"device={str(device)!r} needs force='pyg_ham' or 'auto' "
+                          f"(PyG's NeighborLoader samples on the CPU)")
+    if generator is not None:
+        raise ConfigError("generator is only used by force='pyg_ham'; pass seed instead")
+    from torch_geometric.loader import NeighborLoader
+
+    if loader_kwargs.get("generator") is None and seed is not None:
+        loader_kwargs["generator"] = _shuffle_generator(seed, None)
+    return NeighborLoader(data, num_neighbors, input_nodes=input_nodes, replace=replace,
+                          batch_size=batch_size, shuffle=shuffle, **loader_kwargs)
