@@ -197,7 +197,7 @@ def ogbn(name: str, root: Path, download: bool, undirected: bool = True) -> Node
             labels = pred.argmax(dim=-1) if pred.dim() == 2 else pred.view(-1)
             return ogb_eval(evaluator, metric, y.view(-1, 1), labels.view(-1, 1))
 
-    return _task(name, data, metric, num_classes, lambda run: dict(split_idx), 1, "; ".join(notes),
+    return _task(name, data, metric, num_classes, lambda run: {k: v.clone() for k, v in split_idx.items()}, 1, "; ".join(notes),
                  eval_fn=eval_fn, loss_fn="bce" if metric == "rocauc" else "cross_entropy")
 
 
