@@ -1,0 +1,98 @@
+"""neighbor_loader's backend choice, argument errors, and the CSC cache."""
+import pytest
+import torch
+import torch_geometric.typing
+from sampling_brute import in_neighbours, random_graph
+from torch_geometric.data import HeteroData
+
+from pyg_ham.errors import ConfigError, MissingDependencyError
+from pyg_ham.sampling import (
+    CSCGraph,
+    TorchNeighborLoader,
+    choose_backend,
+    get_csc,
+    neighbor_loader,
+)
+
+
+def test_auto_uses_pyg_only_with_pyg_lib_on_cpu(monkeypatch):
+    data = random_graph(30, 60, seed=0)
+    monkeypatch.setattr(torch_geometric.typing, "WITH_PYG_LIB", False)
+    assert choose_backend(data) == "pyg_ham"
+    assert isinstance(neighbor_loader(data, [2], batch_size=4), TorchNeighborLoader)
+    monkeypatch.setattr(torch_geometric.typing, "WITH_PYG_LIB", True)
+    assert choose_backend(data) == "pyg"
+    assert choose_backend(data, force="pyg_ham") == "pyg_ham"
+    if torch.cuda.is_available():
+        assert choose_backend(data, device="cuda") == "pyg_ham"
+        assert choose_backend(data.to("cuda")) == "pyg_ham"
+
+
+def test_force_pyg_without_pyg_lib_or_torch_sparse(monkeypatch):
+    monkeypatch.setattr(torch_geometric.typing, "WITH_PYG_LIB", False)
+    monkeypatch.setattr(torch_geometric.typing, "WITH_TORCH_SPARSE", False)
+    with pytest.raises(MissingDependencyError, match="pyg-lib"):
+        neighbor_loader(random_graph(30, 60, seed=0), [2], batch_size=4, force="pyg")
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(num_neighbors=[2, -2]), "num_neighbors"),
+    (dict(num_neighbors=[2.5]), "num_neighbors"),
+    (dict(num_neighbors="10,5"), "num_neighbors"),
+    (dict(num_neighbors={("a", "to", "b"): [2]}), "num_neighbors"),
+    (dict(batch_size=0), "batch_size"),
+    (dict(force="torch"), "force"),
+    (dict(device="tpu:x"), "device"),
+    (dict(seed=1, generator=torch.Generator()), "seed or generator"),
+    (dict(input_nodes=torch.tensor([0, 30])), "seed nodes"),
+])
+def test_bad_arguments_raise_config_error(kwargs, match):
+    args = dict(data=random_graph(30, 60, seed=0), num_neighbors=[2], batch_size=4, force="pyg_ham")
+    args.update(kwargs)
+    with pytest.raises(ConfigError, match=match) as info:
+        list(neighbor_loader(**args))
+    assert "\n" not in str(info.value)
+
+
+def test_hetero_and_missing_edges_raise_config_error():
+    with pytest.raises(ConfigError, match="Data"):
+        TorchNeighborLoader(HeteroData(), [2], batch_size=2)
+    data = random_graph(10, 20, seed=0)
+    del data.edge_index
+    with pytest.raises(ConfigError, match="edge_index"):
+        TorchNeighborLoader(data, [2], batch_size=2)
+
+
+def test_csc_lists_in_neighbours_and_is_cached():
+    data = random_graph(70, 300, seed=3, num_isolated=4)
+    csc = get_csc(data.edge_index, 70)
+    assert isinstance(csc, CSCGraph) and csc.row.dtype == torch.int32
+    assert get_csc(data.edge_index, 70) is csc
+    nbrs = in_neighbours(data.edge_index)
+    for v in range(70):
+        lo, hi = int(csc.colptr[v]), int(csc.colptr[v + 1])
+        assert sorted(csc.row[lo:hi].tolist()) == sorted(nbrs.get(v, ()))
+        pos = torch.arange(lo, hi)
+        assert torch.equal(data.edge_index[1, csc.edge_id(pos)], torch.full((hi - lo,), v))
+        assert torch.equal(data.edge_index[0, csc.edge_id(pos)], csc.row[lo:hi].long())
+    # Rebuilt after an in-place change of the graph.
+    data.edge_index[0] = (data.edge_index[0] + 1) % 70
+    fresh = get_csc(data.edge_index, 70)
+    assert fresh is not csc
+    assert sorted(fresh.row[fresh.colptr[5]:fresh.colptr[6]].tolist()) == sorted(
+        in_neighbours(data.edge_index).get(5, ()))
+
+
+def test_sorted_edge_index_needs_no_permutation():
+    data = random_graph(40, 200, seed=4)
+    order = torch.argsort(data.edge_index[1], stable=True)
+    csc = get_csc(data.edge_index[:, order], 40)
+    assert csc.perm is None
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_gpu_sampling_stays_on_the_gpu():
+    data = random_graph(100, 600, seed=5, edge_dim=2).to("cuda")
+    batch = next(iter(neighbor_loader(data, [3, 2], batch_size=10, seed=0)))
+    assert batch.n_id.is_cuda and batch.edge_index.is_cuda and batch.x.is_cuda
+    assert torch.equal(data.edge_index[:, batch.e_id], batch.n_id[batch.edge_index])
