@@ -1,0 +1,118 @@
+r"""``build_optimizer``: the one constructor that trainers, adapters and the CLI use."""
+from __future__ import annotations
+
+import inspect
+import math
+from typing import Any, Dict, Iterable, List, Optional, Type, Union
+
+import torch
+from torch import Tensor
+from torch.optim import Optimizer
+
+from pyg_ham.errors import ConfigError
+from pyg_ham.optim.groups import Selector, ham_param_groups
+from pyg_ham.optim.ham import HAM, HAM_DEFAULTS
+
+__all__ = ["build_optimizer", "optimizer_class", "OPTIMIZER_NAMES"]
+
+_ALIASES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
+
+
+def _torch_optimizers() -> Dict[str, Type[Optimizer]]:
+    return {name.lower(): cls for name, cls in vars(torch.optim).items()
+            if inspect.isclass(cls) and issubclass(cls, Optimizer) and cls is not Optimizer}
+
+
+#: Names accepted by :func:`build_optimizer` (any ``torch.optim`` class, case-insensitive).
+OPTIMIZER_NAMES = tuple(sorted(_torch_optimizers()))
+
+
+def optimizer_class(name: str) -> Type[Optimizer]:
+    """The ``torch.optim`` class called :obj:`name` (case-insensitive, e.g. ``"adamw"``)."""
+    classes = _torch_optimizers()
+    cls = classes.get(str(name).lower())
+    if cls is None:
+        raise ConfigError(f"unknown optimizer {name!r}; choose one of: {', '.join(sorted(classes))}")
+    return cls
+
+
+def _check_number(name: str, value: Any, allow_negative: bool = False) -> None:
+    if isinstance(value, Tensor):
+        return  # a tensor lr (for torch.compile) is the caller's responsibility
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+            or (value < 0 and not allow_negative):
+        raise ConfigError(f"{name} must be a finite number >= 0, got {value!r}")
+
+
+def build_optimizer(
+    model_or_params: Union[torch.nn.Module, Iterable[Any]],
+    name: str = "adamw",
+    lr: Union[float, Tensor] = 1e-3,
+    weight_decay: float = 0.0,
+    ham: bool = True,
+    alpha: float = HAM_DEFAULTS["ham_alpha"],
+    beta: float = HAM_DEFAULTS["ham_beta"],
+    *,
+    select: Selector = None,
+    exclude: Selector = None,
+    decay: Selector = None,
+    max_exponent: Optional[float] = None,
+    implementation: Optional[str] = None,
+    **kwargs: Any,
+) -> Optimizer:
+    r"""Build a base optimizer, wrapped in :class:`~pyg_ham.optim.HAM` when :obj:`ham` is set.
+
+    Given a model, the tensors with ``ndim >= 2`` (weight matrices and kernels) get the
+    hyperbolic step and weight decay; biases and normalisation parameters get neither
+    (override with :obj:`select`, :obj:`exclude`, :obj:`decay`). Given an iterable of
+    parameters the same ``ndim`` rule applies; given param-group dicts they are used as they
+    are (a group's own ``weight_decay``, ``ham``, ``alpha``, ``beta`` win).
+
+    Args:
+        model_or_params (Module or iterable): the model, its parameters, ``(name, param)``
+            pairs or param-group dicts.
+        name (str): ``"sgd"``, ``"adam"``, ``"adamw"`` or any ``torch.optim`` class name.
+            (default: :obj:`"adamw"`)
+        lr (float or Tensor): learning rate. (default: :obj:`1e-3`)
+        weight_decay (float): weight decay of the decayed tensors. (default: :obj:`0.0`)
+        ham (bool): wrap the base in HAM. (default: :obj:`True`)
+        alpha (float): HAM's :math:`\alpha`. (default: :obj:`200.0`)
+        beta (float): HAM's :math:`\beta`. (default: :obj:`1e-3`)
+        select, exclude, decay (Selector): see :func:`~pyg_ham.optim.ham_param_groups`.
+        max_exponent (float, optional): see :class:`~pyg_ham.optim.HAM`.
+        implementation (str, optional): see :func:`~pyg_ham.optim.hyperbolic_step_`.
+        **kwargs: passed to the base optimizer (e.g. ``momentum=0.9``, ``nesterov=True``,
+            ``betas=(0.9, 0.999)``, ``foreach=True``, ``fused=True``).
+    """
+    cls = optimizer_class(name)
+    _check_number("lr", lr)
+    _check_number("weight_decay", weight_decay)
+    if ham:
+        _check_number("alpha", alpha)
+        _check_number("beta", beta)
+    if isinstance(model_or_params, torch.nn.Module):
+        groups: List[Dict[str, Any]] = ham_param_groups(model_or_params, weight_decay,
+                                                        select=select, exclude=exclude, decay=decay)
+    else:
+        items = list(model_or_params)
+        if not items:
+            raise ConfigError("build_optimizer: got an empty parameter list")
+        if isinstance(items[0], dict):
+            groups = [{"weight_decay": weight_decay, **g} for g in items]
+        elif isinstance(items[0], tuple):
+            groups = ham_param_groups(items, weight_decay, select=select, exclude=exclude, decay=decay)
+        else:
+            groups = ham_param_groups([(str(i), p) for i, p in enumerate(items)], weight_decay,
+                                      select=select, exclude=exclude, decay=decay)
+            for g in groups:
+                g.pop("param_names")
+    try:
+        base = cls(groups, lr=lr, **kwargs)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"cannot build optimizer {name!r}: {exc}") from None
+    if not ham:
+        return base
+    try:
+        return HAM(base, alpha=alpha, beta=beta, max_exponent=max_exponent, implementation=implementation)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
