@@ -1,4 +1,5 @@
 """Run records, aggregation over seeds, comparisons and result files."""
 from pyg_ham.results.io import provenance, read_json, write_json
+from pyg_ham.results.records import RunResult, mean_std, result_document, summarize
 
-__all__ = ["provenance", "read_json", "write_json"]
+__all__ = ["provenance", "read_json", "write_json", "RunResult", "mean_std", "summarize", "result_document"]

@@ -1,0 +1,84 @@
+"""Run records and their aggregation over seeds, as the OGB leaderboards report them."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Dict, List, Optional, Sequence, Union
+
+import torch
+
+from pyg_ham.results.io import provenance
+
+__all__ = ["RunResult", "mean_std", "summarize", "result_document"]
+
+
+@dataclass
+class RunResult:
+    """One training run: the scores at the best-validation epoch and its per-epoch history.
+
+    Args:
+        seed (int): the run's seed.
+        best_epoch (int): the epoch chosen on the validation metric (1-based; 0 = no epoch).
+        train, valid, test (float): the metric at :obj:`best_epoch`.
+        history (list of dict): one record per epoch (loss, metrics, time, HAM diagnostics).
+        extra (dict): task-specific keys (``fold``, ``repeat``, ``split``, ``sparsity``...),
+            written at the top level of the record.
+    """
+
+    seed: int
+    best_epoch: int
+    train: float
+    valid: float
+    test: float
+    history: List[Dict[str, Any]] = field(default_factory=list)
+    extra: Dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> Dict[str, Any]:
+        out = asdict(self)
+        extra = out.pop("extra")
+        return {**out, **extra}
+
+    @classmethod
+    def from_dict(cls, record: Dict[str, Any]) -> "RunResult":
+        keys = {"seed", "best_epoch", "train", "valid", "test", "history"}
+        return cls(**{k: record[k] for k in keys if k in record},
+                   extra={k: v for k, v in record.items() if k not in keys})
+
+
+def mean_std(values: Sequence[float]) -> tuple:
+    """Mean and unbiased (``n - 1``) standard deviation, as OGB reports; std is 0 for one value."""
+    values = [float(v) for v in values]
+    if not values:
+        return math.nan, math.nan
+    t = torch.tensor(values, dtype=torch.float64)
+    return float(t.mean()), float(t.std(unbiased=True)) if len(values) > 1 else 0.0
+
+
+def summarize(runs: Sequence[Union[RunResult, Dict[str, Any]]], num_params: Optional[int] = None) -> Dict[str, Any]:
+    """``test_mean``, ``test_std``, ``valid_mean``, ``valid_std`` (and train) over runs.
+
+    When the records carry ``repeat`` keys (repeated cross-validation), the std is taken over
+    the per-repeat means, the mean over all runs (Errica et al.'s reporting).
+    """
+    records = [r.to_dict() if isinstance(r, RunResult) else r for r in runs]
+    out: Dict[str, Any] = {"runs": len(records)}
+    repeats = sorted({r["repeat"] for r in records if "repeat" in r})
+    for key in ("test", "valid", "train"):
+        values = [r[key] for r in records]
+        if len(repeats) > 1:
+            per_repeat = [mean_std([r[key] for r in records if r.get("repeat") == k])[0] for k in repeats]
+            out[f"{key}_mean"], out[f"{key}_std"] = mean_std(per_repeat)[0], mean_std(per_repeat)[1]
+        else:
+            out[f"{key}_mean"], out[f"{key}_std"] = mean_std(values)
+    if num_params is not None:
+        out["num_params"] = int(num_params)
+    return out
+
+
+def result_document(dataset: str, task: str, metric: str, config: Dict[str, Any],
+                    runs: Sequence[Union[RunResult, Dict[str, Any]]], num_params: Optional[int] = None,
+                    device: Any = None, **extra: Any) -> Dict[str, Any]:
+    """The JSON document every task writes: dataset, task, metric, config, runs, summary, provenance."""
+    records = [r.to_dict() if isinstance(r, RunResult) else r for r in runs]
+    return {"dataset": dataset, "task": task, "metric": metric, "config": config, "runs": records,
+            "summary": summarize(records, num_params), **extra, "provenance": provenance(device)}
