@@ -17,6 +17,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -24,8 +25,11 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
-import torch
-from torch_geometric.data import Data
+if "--thp" in sys.argv:  # read by PyTorch's CPU allocator at its first allocation
+    os.environ["THP_MEM_ALLOC_ENABLE"] = "1"
+
+import torch  # noqa: E402
+from torch_geometric.data import Data  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -139,6 +143,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--epochs", type=int, default=2, help="timed epochs per setting; the best is kept")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--thp", action="store_true",
+                   help="set THP_MEM_ALLOC_ENABLE=1: PyTorch backs large CPU tensors with huge "
+                        "pages, which makes the per-batch feature gather fault in fewer pages")
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 20k-node synthetic graph only, one epoch")
     args = p.parse_args(argv)
@@ -156,7 +163,9 @@ def main(argv: Optional[List[str]] = None) -> int:
     import torch_geometric.typing as pyg_typing
     backends = ["pyg_ham"] + (["pyg"] if pyg_typing.WITH_PYG_LIB else [])
 
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, fanout {args.fanout}, "
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
+          f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', '0')}, "
+          f"load average {os.getloadavg()[0]:.1f}, fanout {args.fanout}, "
           f"batch {args.batch_size}, features {args.feat_dim}, pyg-lib {'yes' if 'pyg' in backends else 'no'}")
     header = (f"{'graph':<11} {'nodes':>8} {'edges':>9} {'backend':<8} {'device':<7} {'seeds':>7} "
               f"{'csc_s':>6} {'epoch_s':>8} {'batches':>7} {'sampled_edges':>13} {'Medges/s':>8}")

@@ -99,11 +99,14 @@ def sample_one_hop(
     rand = torch.rand((n, k), dtype=torch.float64, device=device, generator=generator)
     if replace:
         picks = _uniform_below(rand, deg.unsqueeze(1))  # -1 for isolated nodes
+        count = (deg > 0).to(torch.int64) * k
     else:
         picks = floyd_sample(deg, k, rand)
-    flat = picks.view(-1)
-    keep = (flat >= 0).nonzero().view(-1)
-    picks.add_(start.unsqueeze(1))
-    if keep.numel() == flat.numel():
-        return flat, torch.arange(n, device=device).repeat_interleave(k)
-    return flat.index_select(0, keep), keep.div_(k, rounding_mode="floor")
+        count = deg.clamp(max=k)
+    # Row r's valid draws are its last count[r] slots; gather them without a mask.
+    total = int(count.sum())
+    tgt = torch.repeat_interleave(torch.arange(n, device=device), count, output_size=total)
+    shift = torch.arange(0, n * k, k, device=device) + (k - count) - (torch.cumsum(count, 0) - count)
+    src = torch.arange(total, device=device) + shift.index_select(0, tgt)
+    pos = picks.add_(start.unsqueeze(1)).view(-1).index_select(0, src)
+    return pos, tgt

@@ -1,8 +1,10 @@
 """neighbor_loader's backend choice, argument errors, and the CSC cache."""
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch_geometric.typing
-from sampling_brute import in_neighbours, random_graph
 from torch_geometric.data import HeteroData
 
 from pyg_ham.errors import ConfigError, MissingDependencyError
@@ -13,6 +15,9 @@ from pyg_ham.sampling import (
     get_csc,
     neighbor_loader,
 )
+
+sys.path.insert(0, str(Path(__file__).parent))  # the brute-force helpers next to this file
+from sampling_brute import in_neighbours, random_graph  # noqa: E402
 
 
 def test_auto_uses_pyg_only_with_pyg_lib_on_cpu(monkeypatch):

@@ -1,14 +1,17 @@
 """The NeighborLoader contract, checked against brute force on small random graphs."""
 import _socket
 import socket
+import sys
+from pathlib import Path
 
 import pytest
 import torch
-from sampling_brute import bfs_in, edge_set, hop_slices, in_neighbours, random_graph
 from torch_geometric.utils import k_hop_subgraph
 
 from pyg_ham.sampling import TorchNeighborLoader, neighbor_loader
 
+sys.path.insert(0, str(Path(__file__).parent))  # the brute-force helpers next to this file
+from sampling_brute import bfs_in, edge_set, hop_slices, in_neighbours, random_graph  # noqa: E402
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

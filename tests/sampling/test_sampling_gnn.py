@@ -1,10 +1,15 @@
 """Mini-batches feed PyG GNNs: trim_to_layer works and full fanouts reproduce full-graph outputs."""
+import sys
+from pathlib import Path
+
 import torch
-from sampling_brute import random_graph
 from torch_geometric.nn.models import GraphSAGE
 from torch_geometric.utils import trim_to_layer
 
 from pyg_ham.sampling import neighbor_loader
+
+sys.path.insert(0, str(Path(__file__).parent))  # the brute-force helpers next to this file
+from sampling_brute import random_graph  # noqa: E402
 
 
 def test_trim_to_layer_keeps_what_each_layer_needs():
