@@ -1,0 +1,137 @@
+"""``pyg-ham train`` and ``pyg-ham datasets``: parse flags into an ExperimentConfig, run it."""
+from __future__ import annotations
+
+import sys
+from typing import Any, Callable, List, Optional
+
+import click
+
+from pyg_ham.errors import ConfigError
+
+__all__ = ["train", "datasets", "experiment_options", "config_from_cli"]
+
+
+def _int_list(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[List[int]]:
+    if value is None:
+        return None
+    try:
+        return [int(v) for v in value.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"expected comma-separated integers such as 15,10,5, got {value!r}") from None
+
+
+def _key_values(ctx: click.Context, param: click.Parameter, values: Any) -> dict:
+    out = {}
+    for item in values:
+        if "=" not in item:
+            raise click.BadParameter(f"expected KEY=VALUE, got {item!r}")
+        key, value = item.split("=", 1)
+        out[key.strip()] = value.strip()
+    return out
+
+
+def experiment_options(func: Callable) -> Callable:
+    """The flags shared by ``train``, ``compare`` and ``sweep`` (each overrides the config)."""
+    options = [
+        click.option("--dataset", "-d", help="Dataset name (see `pyg-ham datasets`); default: synthetic."),
+        click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
+                     help="YAML experiment config (flags override it)."),
+        click.option("--root", help="Data root laid out like shared/data (default: $PYG_HAM_DATA or ~/.cache/pyg_ham/data)."),
+        click.option("--option", "-o", "dataset_options", multiple=True, callback=_key_values,
+                     help="Dataset option KEY=VALUE (e.g. -o num_nodes=5000); repeatable."),
+        click.option("--model", "-m", help="gcn, sage, gat, gin, mlp (node) / gin, gcn, sage, gat (graph)."),
+        click.option("--hidden", type=int, help="Hidden channels."),
+        click.option("--layers", type=int, help="Number of GNN layers."),
+        click.option("--dropout", type=float, help="Dropout probability."),
+        click.option("--norm", help="batch_norm, layer_norm or none."),
+        click.option("--jk", help="Jumping knowledge: last, cat, max, lstm."),
+        click.option("--heads", type=int, help="Attention heads (gat)."),
+        click.option("--pool", help="Graph pooling: sum, mean, max."),
+        click.option("--virtual-node/--no-virtual-node", default=None, help="Virtual node (graph models)."),
+        click.option("--optimizer", help="sgd, adam, adamw or any torch.optim name."),
+        click.option("--lr", type=float, help="Learning rate."),
+        click.option("--weight-decay", type=float, help="Weight decay (weight matrices only)."),
+        click.option("--momentum", type=float, help="SGD momentum."),
+        click.option("--ham/--no-ham", default=None, help="Wrap the optimizer in HAM (default: on)."),
+        click.option("--alpha", type=float, help="HAM alpha (default 200)."),
+        click.option("--beta", type=float, help="HAM beta (default 1e-3)."),
+        click.option("--max-exponent", type=float, help="Clamp HAM's exponent to ±this (default: no clamp)."),
+        click.option("--scheduler", help="none, cosine, step, plateau."),
+        click.option("--epochs", type=int, help="Training epochs."),
+        click.option("--runs", type=int, help="Seeds 0..R-1 (node tasks and OGB graph tasks)."),
+        click.option("--seed", type=int, help="First seed."),
+        click.option("--batch-size", type=int, help="Mini-batch size (node: seed nodes, enables sampling)."),
+        click.option("--fanout", callback=_int_list, help="Neighbours per layer, e.g. 15,10,5 (-1 = all)."),
+        click.option("--eval-mode", help="full or layerwise evaluation (node tasks)."),
+        click.option("--eval-every", type=int, help="Evaluate every N epochs."),
+        click.option("--patience", type=int, help="Early stopping after N evaluations without gain."),
+        click.option("--device", help="auto, cpu, cuda, cuda:N."),
+        click.option("--protocol", help="Graph tasks: cv (Errica et al.), official (OGB) or gin (optimistic)."),
+        click.option("--folds", type=int, help="Cross-validation folds (default 10)."),
+        click.option("--repeats", type=int, help="Cross-validation repeats (default 1)."),
+        click.option("--sparsity", type=float, help="Target sparsity of the weight matrices, e.g. 0.9."),
+        click.option("--sparsifier", help="random, erk, magnitude, gmp, acdc, rigl."),
+        click.option("--quiet", "-q", is_flag=True, default=None, help="No progress bars."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def config_from_cli(config_path: Optional[str], **flags: Any) -> "ExperimentConfig":  # noqa: F821
+    """Config file (if any) overridden by the flags that were given."""
+    from pyg_ham.train.config import ExperimentConfig, load_config
+
+    cfg = load_config(config_path) if config_path else ExperimentConfig()
+    options = flags.pop("dataset_options", None) or {}
+    norm = flags.pop("norm", None)
+    cfg = cfg.replace(**flags)  # unset flags (None) keep the config's values
+    if norm is not None:
+        cfg.norm = None if norm.lower() == "none" else norm
+    if options:
+        cfg.dataset_options = {**cfg.dataset_options, **options}
+    return cfg
+
+
+@click.command()
+@experiment_options
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the result JSON here (after every run).")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False), help="Per-epoch checkpoints (default: OUT.ckpt/).")
+@click.option("--resume", is_flag=True, default=None, help="Skip finished runs and continue an interrupted one.")
+def train(config_path: Optional[str], **flags: Any) -> None:
+    """Train a GNN with (or without) HAM and report test at best validation, mean ± std over runs.
+
+    \b
+    Examples:
+      pyg-ham train                                   # synthetic graph, offline
+      pyg-ham train --dataset Cora --root ../shared/data --runs 10
+      pyg-ham train --config configs/ogbn-arxiv-sage.yaml --no-ham
+      pyg-ham train --dataset MUTAG --root ../shared/data   # 10-fold CV
+    """
+    from pyg_ham.train.runner import run_experiment, summary_line
+
+    cfg = config_from_cli(config_path, **flags)
+    try:
+        doc = run_experiment(cfg, log=lambda msg: click.echo(msg, err=True))
+    except KeyboardInterrupt:
+        where = f"finished runs are in {cfg.out}; rerun with --resume to continue" if cfg.out else \
+            "nothing was saved (no --out)"
+        click.echo(f"\ninterrupted: {where}", err=True)
+        sys.exit(130)
+    if cfg.out:
+        click.echo(f"wrote {cfg.out}", err=True)
+    click.echo(summary_line(doc))
+
+
+@click.command()
+@click.option("--root", help="Data root to check (default: $PYG_HAM_DATA or ~/.cache/pyg_ham/data).")
+def datasets(root: Optional[str]) -> None:
+    """List the known datasets, their task and metric, and whether each is present under ROOT."""
+    from pyg_ham.datasets import data_root, list_datasets
+
+    rows = list_datasets(root)
+    click.echo(f"data root: {data_root(root)}")
+    width = max(len(r["name"]) for r in rows)
+    for r in rows:
+        mark = "present" if r["present"] else "-"
+        click.echo(f"{r['name']:<{width}}  {r['task']:<5}  {r['metric']:<6}  {mark}")

@@ -1,0 +1,187 @@
+r"""``ExperimentConfig``: one experiment, from YAML, CLI flags or Python, validated eagerly."""
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Union
+
+import yaml
+
+from pyg_ham.errors import ConfigError
+
+__all__ = ["ExperimentConfig", "load_config", "resolve_device"]
+
+PROTOCOLS = ("default", "cv", "official", "gin")
+EVAL_MODES = ("full", "layerwise")
+
+
+@dataclass
+class ExperimentConfig:
+    r"""Everything that defines a training experiment (node or graph task).
+
+    ``None`` means "the task's default": e.g. :obj:`model` is ``gcn`` for node tasks and
+    ``gin`` for graph tasks, :obj:`batch_size` is full-batch for node tasks and 32 graphs
+    for graph tasks. See ``configs/`` for the published recipes.
+    """
+
+    # data
+    dataset: str = "synthetic"
+    root: Optional[str] = None
+    dataset_options: Dict[str, Any] = field(default_factory=dict)
+    # model
+    model: Optional[str] = None
+    hidden: int = 64
+    layers: int = 2
+    dropout: float = 0.5
+    norm: Optional[str] = "batch_norm"
+    jk: Optional[str] = None
+    heads: int = 1
+    pool: str = "mean"
+    virtual_node: bool = False
+    # optimizer
+    optimizer: str = "adam"
+    lr: float = 0.01
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    ham: bool = True
+    alpha: float = 200.0
+    beta: float = 1e-3
+    max_exponent: Optional[float] = None
+    scheduler: str = "none"
+    # training
+    epochs: int = 100
+    runs: int = 1
+    seed: int = 0
+    batch_size: Optional[int] = None
+    fanout: Optional[List[int]] = None
+    eval_mode: str = "full"
+    eval_every: int = 1
+    eval_train: bool = True
+    patience: Optional[int] = None
+    device: str = "auto"
+    # graph-level protocol
+    protocol: str = "default"
+    folds: int = 10
+    repeats: int = 1
+    # sparse training
+    sparsity: float = 0.0
+    sparsifier: Optional[str] = None
+    # output
+    out: Optional[str] = None
+    checkpoint_dir: Optional[str] = None
+    resume: bool = False
+    quiet: bool = False
+
+    @classmethod
+    def field_names(cls) -> List[str]:
+        return [f.name for f in dataclasses.fields(cls)]
+
+    @classmethod
+    def from_dict(cls, values: Dict[str, Any], source: str = "config") -> "ExperimentConfig":
+        unknown = sorted(set(values) - set(cls.field_names()))
+        if unknown:
+            raise ConfigError(f"{source}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(cls.field_names())}")
+        return cls(**values)
+
+    def replace(self, **overrides: Any) -> "ExperimentConfig":
+        """A copy with :obj:`overrides` (``None`` values are ignored, as unset CLI flags)."""
+        values = {k: v for k, v in overrides.items() if v is not None}
+        unknown = sorted(set(values) - set(self.field_names()))
+        if unknown:
+            raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(self.field_names())}")
+        return dataclasses.replace(self, **values)
+
+    def to_dict(self) -> Dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def validate(self) -> "ExperimentConfig":
+        """Check every value; raise :class:`~pyg_ham.errors.ConfigError` naming the bad one."""
+
+        def number(name: str, low: float, high: float = math.inf, *, low_open: bool = False,
+                   integer: bool = False) -> None:
+            value = getattr(self, name)
+            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+            ok = ok and (value > low if low_open else value >= low) and value <= high
+            ok = ok and (not integer or float(value).is_integer())
+            if not ok:
+                bound = f"> {low}" if low_open else f">= {low}"
+                kind = "an integer" if integer else "a finite number"
+                upper = f" and <= {high}" if high != math.inf else ""
+                raise ConfigError(f"{name} must be {kind} {bound}{upper}, got {value!r}")
+
+        number("lr", 0, low_open=True)
+        number("weight_decay", 0)
+        number("momentum", 0, 1)
+        number("alpha", 0)
+        number("beta", 0)
+        number("dropout", 0, 1)
+        for name in ("epochs", "runs", "hidden", "layers", "heads", "eval_every", "folds", "repeats"):
+            number(name, 1, integer=True)
+        number("seed", 0, integer=True)
+        number("sparsity", 0, 0.999999)
+        if self.max_exponent is not None:
+            number("max_exponent", 0, low_open=True)
+        if self.batch_size is not None:
+            number("batch_size", 1, integer=True)
+        if self.patience is not None:
+            number("patience", 1, integer=True)
+        if self.folds < 2:
+            raise ConfigError(f"folds must be >= 2, got {self.folds}")
+        if self.protocol not in PROTOCOLS:
+            raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.eval_mode not in EVAL_MODES:
+            raise ConfigError(f"eval_mode must be one of {', '.join(EVAL_MODES)}, got {self.eval_mode!r}")
+        from pyg_ham.train.engine import SCHEDULERS
+
+        if self.scheduler not in SCHEDULERS:
+            raise ConfigError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
+        if self.fanout is not None:
+            if not all(isinstance(k, int) and (k > 0 or k == -1) for k in self.fanout):
+                raise ConfigError(f"fanout must be positive integers or -1 (all neighbours), got {self.fanout}")
+            if len(self.fanout) != self.layers:
+                raise ConfigError(f"fanout has {len(self.fanout)} hops but the model has {self.layers} layers; "
+                                  f"give one fanout per layer (e.g. --fanout {','.join(['10'] * self.layers)})")
+        if self.sparsity > 0 and not self.sparsifier:
+            raise ConfigError("sparsity > 0 needs a sparsifier (--sparsifier random|erk|magnitude|gmp|acdc|rigl)")
+        from pyg_ham.optim import optimizer_class
+
+        optimizer_class(self.optimizer)
+        resolve_device(self.device)
+        return self
+
+
+def load_config(path: Union[str, Path]) -> ExperimentConfig:
+    """Read a YAML experiment config (keys are :class:`ExperimentConfig` fields)."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file {path} does not exist")
+    try:
+        values = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"config file {path} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(values, dict):
+        raise ConfigError(f"config file {path} must hold a mapping of settings, got {type(values).__name__}")
+    values.pop("description", None)  # free text for people
+    return ExperimentConfig.from_dict(values, source=str(path))
+
+
+def resolve_device(name: str) -> "torch.device":  # noqa: F821
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``; errors if absent."""
+    import torch
+
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} requested but CUDA is not available here; use --device cpu or auto")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(f"device {name!r} does not exist (this machine has {torch.cuda.device_count()} GPU(s))")
+    elif device.type != "cpu":
+        raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {name!r}")
+    return device

@@ -1,0 +1,219 @@
+r"""The task-independent epoch loop shared by the node, graph and vision trainers.
+
+It owns what every trainer needs: seeding, best-validation model selection (the test
+metric is read at the best-validation epoch, as the OGB leaderboards require), the
+per-epoch history with HAM's weight diagnostics, early stopping, the LR schedule, a
+progress bar, and checkpoints so that an interrupted run resumes exactly where it stopped.
+A task supplies two callables: ``train_epoch() -> loss`` and ``evaluate() -> scores``.
+"""
+from __future__ import annotations
+
+import math
+import os
+import random
+import time
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Union
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from pyg_ham.results import RunResult
+from pyg_ham.train.diagnostics import WeightDiagnostics
+
+__all__ = ["seed_everything", "is_better", "best_epoch", "fit", "build_scheduler", "SCHEDULERS"]
+
+Scores = Dict[str, float]
+#: Learning-rate schedules by name (stepped once per epoch).
+SCHEDULERS = ("none", "cosine", "step", "plateau")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch (all devices)."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def is_better(value: float, best: Optional[float], higher_is_better: bool = True) -> bool:
+    """Strictly better than :obj:`best` (ties keep the earlier epoch; NaN is never better)."""
+    if value is None or math.isnan(value):
+        return False
+    if best is None or math.isnan(best):
+        return True
+    return value > best if higher_is_better else value < best
+
+
+def best_epoch(history: List[Dict[str, Any]], higher_is_better: bool = True, key: str = "valid") -> int:
+    """The 1-based epoch of the best :obj:`key` score in :obj:`history` (0 if none)."""
+    best, chosen = None, 0
+    for record in history:
+        if key in record and is_better(record[key], best, higher_is_better):
+            best, chosen = record[key], record["epoch"]
+    return chosen
+
+
+def build_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int,
+                    higher_is_better: bool = True) -> Optional[Any]:
+    """A per-epoch LR scheduler: ``none``, ``cosine`` (to 0 over :obj:`epochs`), ``step``
+    (halve every ``epochs // 4``) or ``plateau`` (halve after 10 epochs without validation gain)."""
+    if name == "none":
+        return None
+    if name == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=max(epochs, 1))
+    if name == "step":
+        return torch.optim.lr_scheduler.StepLR(optimizer, step_size=max(epochs // 4, 1), gamma=0.5)
+    if name == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, mode="max" if higher_is_better else "min", factor=0.5, patience=10)
+    from pyg_ham.errors import ConfigError
+    raise ConfigError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULERS)}")
+
+
+def _save_atomic(obj: Any, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def _rng_state() -> Dict[str, Any]:
+    state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: Dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    np.random.set_state(state["numpy"])
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def fit(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    train_epoch: Callable[[], float],
+    evaluate: Callable[[], Scores],
+    epochs: int,
+    *,
+    seed: int = 0,
+    higher_is_better: bool = True,
+    scheduler: Optional[Any] = None,
+    patience: Optional[int] = None,
+    eval_every: int = 1,
+    checkpoint: Optional[Union[str, Path]] = None,
+    resume: bool = False,
+    stateful: Optional[Dict[str, Any]] = None,
+    progress: bool = True,
+    desc: str = "",
+    extra: Optional[Dict[str, Any]] = None,
+) -> RunResult:
+    r"""Train for :obj:`epochs` epochs and return the scores at the best-validation epoch.
+
+    Every :obj:`eval_every` epochs (and at the last) :obj:`evaluate` returns ``{"train",
+    "valid", "test"}`` scores; the run keeps the epoch with the best ``valid`` (ties keep the
+    earlier one) and reports ``test`` at that epoch. The history records, per epoch, the
+    loss, the scores, the epoch time, the learning rate, and for the weights HAM acts on the
+    fraction of near-zero weights, their L1 norm and the fraction of signs flipped since the
+    previous epoch. A non-finite loss ends the run (``"diverged": True`` in the record).
+
+    Args:
+        model (Module): the model (its state is checkpointed).
+        optimizer (Optimizer): the optimizer, HAM-wrapped or not.
+        train_epoch (callable): trains one epoch, returns the mean training loss.
+        evaluate (callable): returns ``{"train": ..., "valid": ..., "test": ...}``.
+        epochs (int): number of epochs.
+        seed (int): seed set before training (and the run's ``seed`` field). (default: :obj:`0`)
+        higher_is_better (bool): direction of the metric. (default: :obj:`True`)
+        scheduler (optional): an LR scheduler stepped once per epoch (``ReduceLROnPlateau``
+            with the validation score).
+        patience (int, optional): stop after this many evaluations without validation gain.
+        eval_every (int): evaluate every this many epochs. (default: :obj:`1`)
+        checkpoint (str or Path, optional): file written after every epoch.
+        resume (bool): continue from :obj:`checkpoint` if it exists. (default: :obj:`False`)
+        stateful (dict, optional): more objects with ``state_dict``/``load_state_dict`` to
+            checkpoint (e.g. a sparsifier, a sampling generator wrapper).
+        progress (bool): show a tqdm progress bar. (default: :obj:`True`)
+        desc (str): the progress bar's label.
+        extra (dict, optional): keys added to the returned record (``fold``, ``split``...).
+    """
+    stateful = dict(stateful or {})
+    if scheduler is not None:
+        stateful["scheduler"] = scheduler
+    path = Path(checkpoint) if checkpoint is not None else None
+    history: List[Dict[str, Any]] = []
+    start = 1
+    diagnostics = WeightDiagnostics.from_optimizer(model, optimizer)
+    seed_everything(seed)
+    if resume and path is not None and path.exists():
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        model.load_state_dict(ck["model"])
+        optimizer.load_state_dict(ck["optimizer"])
+        for name, obj in stateful.items():
+            obj.load_state_dict(ck["stateful"][name])
+        diagnostics.load_state_dict(ck["diagnostics"])
+        history, start = ck["history"], ck["epoch"] + 1
+        _set_rng_state(ck["rng"])
+
+    best_valid: Optional[float] = None
+    stale = 0  # evaluations since the best one (restored on resume)
+    for record in history:
+        if "valid" in record:
+            if is_better(record["valid"], best_valid, higher_is_better):
+                best_valid, stale = record["valid"], 0
+            else:
+                stale += 1
+    diverged = False
+    bar = tqdm(range(start, epochs + 1), desc=desc or "train", disable=not progress, leave=False,
+               initial=start - 1, total=epochs, dynamic_ncols=True)
+    for epoch in bar:
+        t0 = time.perf_counter()
+        model.train()
+        loss = float(train_epoch())
+        train_time = time.perf_counter() - t0
+        record: Dict[str, Any] = {"epoch": epoch, "loss": loss, "time": train_time,
+                                  "lr": float(optimizer.param_groups[0]["lr"])}
+        if not math.isfinite(loss):
+            record["diverged"] = True
+            history.append(record)
+            diverged = True
+            break
+        if epoch % eval_every == 0 or epoch == epochs:
+            model.eval()
+            with torch.no_grad():
+                record.update({k: float(v) for k, v in evaluate().items()})
+            if is_better(record["valid"], best_valid, higher_is_better):
+                best_valid, stale = record["valid"], 0
+            else:
+                stale += 1
+        record.update(diagnostics.step())
+        history.append(record)
+        if scheduler is not None:
+            if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+                if "valid" in record:
+                    scheduler.step(record["valid"])
+            else:
+                scheduler.step()
+        if progress:
+            bar.set_postfix(loss=f"{loss:.4f}", valid=f"{record.get('valid', float('nan')):.4f}",
+                            best=f"{best_valid if best_valid is not None else float('nan'):.4f}")
+        if path is not None:
+            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                          "stateful": {n: o.state_dict() for n, o in stateful.items()},
+                          "diagnostics": diagnostics.state_dict(), "history": history, "epoch": epoch,
+                          "rng": _rng_state()}, path)
+        if patience is not None and stale >= patience:
+            break
+    bar.close()
+
+    chosen = best_epoch(history, higher_is_better)
+    best = next((r for r in history if r["epoch"] == chosen), {})
+    out_extra = dict(extra or {})
+    if diverged:
+        out_extra["diverged"] = True
+    return RunResult(seed=seed, best_epoch=chosen, train=best.get("train", math.nan),
+                     valid=best.get("valid", math.nan), test=best.get("test", math.nan),
+                     history=history, extra=out_extra)

@@ -1,0 +1,153 @@
+r"""Run a whole experiment: every seed (node tasks, OGB graph tasks) or every fold (TU
+cross-validation), writing the result JSON after each finished run so nothing is lost."""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Tuple
+
+import torch
+
+from pyg_ham.datasets import GraphTask, NodeTask, load_dataset
+from pyg_ham.errors import ConfigError
+from pyg_ham.results import RunResult, read_json, result_document, write_json
+from pyg_ham.train.config import ExperimentConfig, resolve_device
+
+__all__ = ["run_experiment", "run_specs", "summary_line", "GIN_PROTOCOL_NOTE"]
+
+GIN_PROTOCOL_NOTE = ("gin (optimistic): one epoch chosen by the mean accuracy on the held-out folds, "
+                     "which are also the reported ones (Xu et al., 2019)")
+#: Settings that do not change results (ignored when checking that --resume continues the same experiment).
+_NON_RESULT_KEYS = {"out", "checkpoint_dir", "resume", "quiet", "device", "root"}
+
+
+def _protocol(task: Any, cfg: ExperimentConfig) -> str:
+    if isinstance(task, NodeTask):
+        return "seeds"
+    protocol = task.default_protocol if cfg.protocol == "default" else cfg.protocol
+    if protocol in ("cv", "gin") and task.task_type != "multiclass":
+        raise ConfigError(f"{task.name}: protocol {protocol!r} needs single-label classes; use --protocol official")
+    if protocol == "official" and task.default_protocol != "official":
+        raise ConfigError(f"{task.name} has no official split; use --protocol cv (default) or gin")
+    return protocol
+
+
+def run_specs(task: Any, cfg: ExperimentConfig) -> Tuple[str, List[Dict[str, Any]]]:
+    """The runs of an experiment: ``(protocol, [spec, ...])``; each spec has a ``key``, a
+    ``seed``, record fields (``run`` or ``repeat``/``fold``) and, for graph tasks, its split."""
+    protocol = _protocol(task, cfg)
+    if protocol in ("seeds", "official"):
+        split = task.official_split() if protocol == "official" else None
+        return protocol, [{"key": f"run{r}", "seed": cfg.seed + r, "fields": {"run": r}, "split": split}
+                          for r in range(cfg.runs)]
+    specs = []
+    for repeat in range(cfg.repeats):
+        for fold, split in enumerate(task.folds(cfg.folds, seed=cfg.seed + repeat)):
+            if protocol == "gin":  # the held-out fold also selects the epoch
+                split = {"train": torch.cat([split["train"], split["valid"]]).sort().values,
+                         "valid": split["test"], "test": split["test"]}
+            specs.append({"key": f"repeat{repeat}_fold{fold}", "seed": cfg.seed + repeat * cfg.folds + fold,
+                          "fields": {"repeat": repeat, "fold": fold}, "split": split})
+    return protocol, specs
+
+
+def _apply_gin_protocol(records: List[Dict[str, Any]], higher_is_better: bool) -> int:
+    """Choose one epoch by the mean held-out score over folds; report every fold there."""
+    length = min(len(r["history"]) for r in records)
+    means = [sum(r["history"][e]["valid"] for r in records) / len(records) for e in range(length)]
+    best = max(range(length), key=lambda e: means[e] if higher_is_better else -means[e])
+    for r in records:
+        r["best_epoch"] = r["history"][best]["epoch"]
+        r["valid"] = r["test"] = r["history"][best]["valid"]
+        r["train"] = r["history"][best].get("train", math.nan)
+    return best + 1
+
+
+def _comparable(config: Dict[str, Any]) -> Dict[str, Any]:
+    return {k: v for k, v in config.items() if k not in _NON_RESULT_KEYS}
+
+
+def _load_previous(cfg: ExperimentConfig, out: Optional[Path]) -> Dict[str, Dict[str, Any]]:
+    if not (cfg.resume and out is not None and out.exists()):
+        return {}
+    previous = read_json(out)
+    if _comparable(previous.get("config", {})) != _comparable(cfg.to_dict()):
+        raise ConfigError(f"{out} holds results of a different configuration; choose another --out "
+                          f"or drop --resume to start afresh")
+    return {r["key"]: r for r in previous.get("runs", []) if "key" in r}
+
+
+def summary_line(doc: Dict[str, Any]) -> str:
+    """``dataset model optimizer(+HAM): test metric mean ± std (valid ...) over N runs, P params``."""
+    cfg, s = doc["config"], doc["summary"]
+    opt = cfg["optimizer"] + (f"+HAM(alpha={cfg['alpha']:g}, beta={cfg['beta']:g})" if cfg["ham"] else "")
+    params = f", {s['num_params']:,} params" if "num_params" in s else ""
+    return (f"{doc['dataset']} {doc.get('model', '')} {opt}: test {doc['metric']} {s['test_mean']:.4f} ± "
+            f"{s['test_std']:.4f} (valid {s['valid_mean']:.4f} ± {s['valid_std']:.4f}) over {s['runs']} "
+            f"{'folds' if doc.get('protocol') in ('cv', 'gin') else 'runs'}{params}")
+
+
+def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
+                   task: Optional[Any] = None) -> Dict[str, Any]:
+    r"""Train every run of :obj:`cfg` and return the result document (also written to
+    ``cfg.out`` after each run). With ``cfg.resume`` finished runs are skipped and an
+    interrupted run continues from its last epoch checkpoint."""
+    cfg.validate()
+    device = resolve_device(cfg.device)
+    task = task if task is not None else load_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
+    protocol, specs = run_specs(task, cfg)
+    out = Path(cfg.out) if cfg.out else None
+    ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else (out.with_suffix(".ckpt") if out else None)
+    previous = _load_previous(cfg, out)
+    is_node = isinstance(task, NodeTask)
+    if is_node:
+        task.data = task.data.to(device)
+    model_name = (cfg.model or ("gcn" if is_node else "gin")).lower()
+
+    records: List[Dict[str, Any]] = []
+
+    def document(complete: bool) -> Dict[str, Any]:
+        num_params = records[0].get("num_params") if records else None
+        extra: Dict[str, Any] = {"model": model_name, "protocol": GIN_PROTOCOL_NOTE if protocol == "gin" else protocol,
+                                 "complete": complete}
+        if protocol in ("cv", "gin"):
+            extra["splits"] = [{"key": s["key"], "valid": s["split"]["valid"].tolist(),
+                                "test": s["split"]["test"].tolist()} for s in specs]
+        return result_document(task.name, "node" if is_node else "graph", task.metric, cfg.to_dict(), records,
+                               num_params=num_params, device=device, **extra)
+
+    for spec in specs:
+        if spec["key"] in previous:
+            records.append(previous[spec["key"]])
+            continue
+        checkpoint = ckpt_dir / f"{spec['key']}.pt" if ckpt_dir else None
+        if checkpoint is not None:
+            checkpoint.parent.mkdir(parents=True, exist_ok=True)
+        if is_node:
+            from pyg_ham.train.node import train_node_run
+
+            result = train_node_run(task, cfg, spec["fields"]["run"], device, checkpoint=checkpoint,
+                                    resume=cfg.resume)
+        else:
+            from pyg_ham.train.graph import train_graph_run
+
+            result = train_graph_run(task, cfg, spec["split"], spec["seed"], device, checkpoint=checkpoint,
+                                     resume=cfg.resume, extra=dict(spec["fields"]),
+                                     desc=f"{task.name} {spec['key']}")
+        result.extra["key"] = spec["key"]
+        records.append(result.to_dict())
+        if out is not None:
+            write_json(out, document(complete=False))
+        if checkpoint is not None and checkpoint.exists():
+            checkpoint.unlink()
+        if not cfg.quiet:
+            log(f"{spec['key']}: best epoch {result.best_epoch}, valid {result.valid:.4f}, test {result.test:.4f}"
+                + (" (diverged)" if result.extra.get("diverged") else ""))
+    if protocol == "gin":
+        _apply_gin_protocol(records, task.higher_is_better)
+    doc = document(complete=True)
+    if out is not None:
+        write_json(out, doc)
+        if ckpt_dir is not None and ckpt_dir.exists() and not any(ckpt_dir.iterdir()):
+            ckpt_dir.rmdir()
+    return doc
