@@ -39,16 +39,13 @@ def floyd_sample(deg: Tensor, k: int, rand: Tensor) -> Tensor:
         A :obj:`[n, k]` tensor of offsets, :obj:`-1` (or below) in left-out
         slots.
     """
-    n = deg.numel()
-    picks = torch.empty((n, k), dtype=torch.int64, device=deg.device)
-    for i in range(k):
-        j = deg + (i - k)  # for i = k - 1 this is deg - 1
-        # t = floor(rand * (j + 1)) for j >= 0; any value < 0 marks a skipped slot.
-        t = torch.minimum((rand[:, i] * (j + 1)).to(torch.int64), j)
-        if i > 0:
-            dup = (picks[:, :i] == t.unsqueeze(1)).any(dim=1)
-            t = torch.where(dup, j, t)
-        picks[:, i] = t
+    # Column i holds j = deg - k + i and the draw t ~ U{0, ..., j} (negative: skipped slot).
+    j = (deg - k).unsqueeze(1) + torch.arange(k, device=deg.device)
+    picks = torch.minimum((rand * (j + 1)).to(torch.int64), j)
+    for i in range(1, k):
+        t = picks[:, i]
+        dup = (picks[:, :i] == t.unsqueeze(1)).any(dim=1)
+        picks[:, i] = torch.where(dup, j[:, i], t)
     return picks
 
 

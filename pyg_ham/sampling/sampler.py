@@ -123,10 +123,11 @@ class TorchNeighborSampler(BaseSampler):
         :obj:`device` without :obj:`metadata`.
         """
         device, csc, gen = self.device, self.csc, self._generator()
-        seeds = seeds.to(device=device, dtype=torch.int64)
-        if seeds.numel() and (int(seeds.min()) < 0 or int(seeds.max()) >= self.num_nodes):
-            raise ConfigError(f"seed nodes must lie in [0, {self.num_nodes}) "
-                              f"(got range [{int(seeds.min())}, {int(seeds.max())}])")
+        if seeds.device.type == "cpu" and seeds.numel():  # checked before the copy: no GPU sync
+            lo, hi = int(seeds.min()), int(seeds.max())
+            if lo < 0 or hi >= self.num_nodes:
+                raise ConfigError(f"seed nodes must lie in [0, {self.num_nodes}) (got range [{lo}, {hi}])")
+        seeds = seeds.to(device=device, dtype=torch.int64, non_blocking=True)
         node_map = self._get_node_map()
         num_seeds = seeds.numel()
         # Duplicate seeds keep their own slots; later hops link to the last copy.
