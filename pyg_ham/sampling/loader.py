@@ -21,6 +21,12 @@ from pyg_ham.sampling.validate import (
 
 Backend = Literal["auto", "pyg_ham", "pyg"]
 
+# NeighborLoader options that TorchNeighborLoader accepts only at their default value.
+_PYG_ONLY_DEFAULTS = {
+    "input_time": None, "time_attr": None, "temporal_strategy": "uniform", "weight_attr": None,
+    "disjoint": False, "subgraph_type": "directional", "directed": True, "neighbor_sampler": None,
+}
+
 
 def _shuffle_generator(seed: Optional[int], generator: Optional[torch.Generator]) -> Optional[torch.Generator]:
     # A CPU generator for the DataLoader's shuffling, derived from seed/generator.
@@ -80,6 +86,14 @@ class TorchNeighborLoader(NodeLoader):
         filter_per_worker: Optional[bool] = None,
         **kwargs: Any,
     ):
+        kwargs.pop("is_sorted", None)  # sortedness is detected
+        for key, default in _PYG_ONLY_DEFAULTS.items():
+            if key in kwargs:
+                value = kwargs.pop(key)
+                value = getattr(value, "value", value)  # SubgraphType.directional -> "directional"
+                if isinstance(value, torch.Tensor) or value != default:
+                    raise ConfigError(f"{key}={value!r} is not supported by the pyg_ham sampler "
+                                      f"(only {key}={default!r}); use force='pyg' with pyg-lib")
         sampler = TorchNeighborSampler(data, num_neighbors, replace=replace, device=device,
                                        seed=seed, generator=generator, with_edge_id=with_edge_id)
         if sampler.device.type != "cpu" and kwargs.get("num_workers", 0) > 0:

@@ -101,3 +101,13 @@ def test_gpu_sampling_stays_on_the_gpu():
     batch = next(iter(neighbor_loader(data, [3, 2], batch_size=10, seed=0)))
     assert batch.n_id.is_cuda and batch.edge_index.is_cuda and batch.x.is_cuda
     assert torch.equal(data.edge_index[:, batch.e_id], batch.n_id[batch.edge_index])
+
+
+@pytest.mark.parametrize("kwargs", [dict(disjoint=True), dict(time_attr="t"),
+                                    dict(subgraph_type="induced"), dict(weight_attr="w")])
+def test_pyg_only_options_are_refused_unless_default(kwargs):
+    data = random_graph(30, 60, seed=0)
+    with pytest.raises(ConfigError, match=next(iter(kwargs))):
+        neighbor_loader(data, [2], batch_size=4, force="pyg_ham", **kwargs)
+    defaults = dict(disjoint=False, subgraph_type="directional", time_attr=None, is_sorted=True)
+    assert next(iter(neighbor_loader(data, [2], batch_size=4, force="pyg_ham", **defaults))).batch_size == 4
