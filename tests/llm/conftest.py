@@ -88,12 +88,13 @@ def blocks(text_file):
 
 @pytest.fixture
 def make_trainer(tmp_path):
-    """``make_trainer(model_dir, train_blocks, ham_args, lora_r=4, **training_args)``: a HAMTrainer
+    """``make_trainer(model_dir, train_blocks, ham_args, lora_r=4, model=None, **training_args)``: a HAMTrainer
     on a freshly loaded model (same initial weights every time), one batch = all blocks."""
     from pyg_ham.llm import BlockDataset, HAMTrainer, apply_lora
 
-    def make(model_dir, train_blocks, ham_args, lora_r=4, optimizers=(None, None), **kwargs):
-        model = transformers.AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True)
+    def make(model_dir, train_blocks, ham_args, lora_r=4, optimizers=(None, None), model=None, **kwargs):
+        if model is None:
+            model = transformers.AutoModelForCausalLM.from_pretrained(str(model_dir), local_files_only=True)
         if lora_r:
             model = apply_lora(model, lora_r)
         settings = dict(output_dir=str(tmp_path / "out"), use_cpu=True, report_to="none", save_strategy="no",
