@@ -72,3 +72,13 @@ def make_optimizer():
 @pytest.fixture
 def train():
     return _train
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """These tensors are tiny: intra-op threads only add contention on a shared 2-core box
+    (10x slower under load). Restored after each test."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
