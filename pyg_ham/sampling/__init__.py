@@ -1,11 +1,32 @@
-"""Mini-batch neighbour sampling in plain PyTorch (no pyg-lib / torch-sparse),
+r"""Mini-batch neighbour sampling in plain PyTorch (no pyg-lib / torch-sparse),
 on whatever device the graph lives on.
 
-* :class:`TorchNeighborSampler`: a PyG :class:`~torch_geometric.sampler.BaseSampler`.
+* :class:`TorchNeighborSampler`: a PyG :class:`~torch_geometric.sampler.BaseSampler`
+  (vectorised; one loop over hops and fanout slots, none over nodes).
 * :class:`TorchNeighborLoader`: PyG's :class:`~torch_geometric.loader.NodeLoader`
-  driven by that sampler (same mini-batches as PyG's ``NeighborLoader``).
+  driven by that sampler, yielding the same mini-batches as PyG's ``NeighborLoader``
+  (``x``, ``y``, ``n_id``, ``input_id``, ``batch_size``, ``num_sampled_nodes``,
+  ``num_sampled_edges``, ``e_id`` with edge features; seeds first).
 * :func:`neighbor_loader`: returns PyG's ``NeighborLoader`` when pyg-lib is
-  installed and the graph is on the CPU, a :class:`TorchNeighborLoader` otherwise.
+  installed and the graph is on the CPU, a :class:`TorchNeighborLoader` otherwise
+  (``force="pyg_ham"`` / ``"pyg"`` overrides).
+
+Example::
+
+    from pyg_ham.sampling import neighbor_loader
+
+    loader = neighbor_loader(data, [15, 10, 5], batch_size=1024,
+                             input_nodes=data.train_mask, shuffle=True, seed=0)
+    for batch in loader:
+        out = model(batch.x, batch.edge_index,
+                    num_sampled_nodes_per_hop=batch.num_sampled_nodes,
+                    num_sampled_edges_per_hop=batch.num_sampled_edges)[:batch.batch_size]
+        loss = F.cross_entropy(out, batch.y[:batch.batch_size])
+
+With the graph on a GPU (``data.to("cuda")``, or ``device="cuda"``), sampling and
+the feature gather run there. On the CPU, most of an epoch is PyG's per-batch
+feature gather; ``THP_MEM_ALLOC_ENABLE=1`` (a PyTorch allocator setting: huge pages
+for large tensors) makes it markedly faster.
 """
 from pyg_ham.sampling.csc import CSCGraph, clear_csc_cache, get_csc
 from pyg_ham.sampling.kernels import floyd_sample, sample_one_hop

@@ -110,8 +110,10 @@ class TorchNeighborSampler(BaseSampler):
         return self.generator
 
     def _get_node_map(self) -> Tensor:
+        # Global -> local id of the nodes in the current batch, -1 elsewhere; int32
+        # whenever the graph's indices are (halves its memory on large graphs).
         if self._node_map is None or self._node_map.device != self.device:
-            self._node_map = torch.full((self.num_nodes,), -1, dtype=torch.int64,
+            self._node_map = torch.full((self.num_nodes,), -1, dtype=self.csc.row.dtype,
                                         device=self.device)
         return self._node_map
 
@@ -131,7 +133,8 @@ class TorchNeighborSampler(BaseSampler):
         node_map = self._get_node_map()
         num_seeds = seeds.numel()
         # Duplicate seeds keep their own slots; later hops link to the last copy.
-        node_map.scatter_reduce_(0, seeds, torch.arange(num_seeds, device=device), reduce="amax")
+        node_map.scatter_reduce_(0, seeds, torch.arange(num_seeds, device=device, dtype=node_map.dtype),
+                                 reduce="amax")
 
         nodes, rows, cols, edges = [seeds], [], [], []
         num_sampled_nodes, num_sampled_edges = [num_seeds], []
@@ -159,7 +162,7 @@ class TorchNeighborSampler(BaseSampler):
         empty = torch.empty(0, dtype=torch.int64, device=device)
         return SamplerOutput(
             node=node,
-            row=torch.cat(rows) if rows else empty,
+            row=torch.cat(rows).to(torch.int64) if rows else empty,
             col=torch.cat(cols) if cols else empty,
             edge=(torch.cat(edges) if edges else empty) if self.with_edge_id else None,
             num_sampled_nodes=num_sampled_nodes,
@@ -178,10 +181,11 @@ class TorchNeighborSampler(BaseSampler):
             return local, new_at
         cand = nbr.index_select(0, new_at).to(torch.int64)
         # One winner per node, its first occurrence (largest m - 1 - i); unseen entries hold -1.
-        rank = torch.arange(m - 1, -1, -1, device=nbr.device)
+        rank = torch.arange(m - 1, -1, -1, device=nbr.device, dtype=node_map.dtype)
         node_map.scatter_reduce_(0, cand, rank, reduce="amax")
         uniq = cand.index_select(0, (node_map.index_select(0, cand) == rank).nonzero().view(-1))
-        node_map.index_copy_(0, uniq, torch.arange(offset, offset + uniq.numel(), device=nbr.device))
+        node_map.index_copy_(0, uniq, torch.arange(offset, offset + uniq.numel(), device=nbr.device,
+                                                    dtype=node_map.dtype))
         local.index_copy_(0, new_at, node_map.index_select(0, cand))
         return local, uniq
 

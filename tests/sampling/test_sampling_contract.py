@@ -179,3 +179,12 @@ def test_workers_are_reproducible_and_valid(unix_sockets):
     assert _batches(first) == _batches(make())
     # Workers draw different streams: two batches with the same seeds would be an accident.
     assert len({tuple(b.n_id[b.batch_size:].tolist()) for b in first}) == len(first)
+
+
+def test_repeated_seeds_in_one_batch_each_get_their_own_sample():
+    data = random_graph(60, 400, seed=13)
+    seeds = torch.tensor([5, 9, 5, 12, 9, 5])
+    batch = next(iter(neighbor_loader(data, [3, 2], batch_size=6, input_nodes=seeds, seed=0,
+                                      force="pyg_ham")))
+    assert torch.equal(batch.n_id[:6], seeds)
+    check_batch(batch, data, [3, 2])
