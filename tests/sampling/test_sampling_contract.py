@@ -45,8 +45,8 @@ def check_batch(batch, data, fanouts, replace=False):
             deg = len(nbrs.get(int(n_id[local]), ()))
             want = deg if k < 0 else (k if deg > 0 else 0) if replace else min(deg, k)
             assert c == want, (h, int(n_id[local]), deg, k, c)
-        if not replace:  # no neighbour twice for the same target
-            pairs = glob[:, e0:e1]
+        if not replace:  # no neighbour twice for the same target (a repeated seed is its own target)
+            pairs = torch.stack([glob[0, e0:e1], col])
             assert pairs.unique(dim=1).size(1) == pairs.size(1)
         # The next hop's new nodes are exactly the unseen nodes reached here.
         new = set(n_id[node_hops[h + 1][0]:n_end].tolist())
