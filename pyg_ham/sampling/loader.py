@@ -29,12 +29,13 @@ _PYG_ONLY_DEFAULTS = {
 
 
 def _shuffle_generator(seed: Optional[int], generator: Optional[torch.Generator]) -> Optional[torch.Generator]:
-    # A CPU generator for the DataLoader's shuffling, derived from seed/generator.
+    # A CPU generator for the DataLoader's shuffling, derived from seed/generator but
+    # not seeded identically to the sampling generator (their streams stay unrelated).
     if seed is None and generator is None:
         return None
     if seed is None:
         seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
-    return torch.Generator().manual_seed(int(seed))
+    return torch.Generator().manual_seed(int(seed) ^ 0x5DEECE66D)
 
 
 class TorchNeighborLoader(NodeLoader):
