@@ -13,7 +13,7 @@ from pyg_ham.errors import ConfigError
 from pyg_ham.results import RunResult, read_json, result_document, write_json
 from pyg_ham.train.config import ExperimentConfig, resolve_device
 
-__all__ = ["run_experiment", "run_specs", "summary_line", "GIN_PROTOCOL_NOTE"]
+__all__ = ["run_experiment", "run_specs", "load_task", "summary_line", "GIN_PROTOCOL_NOTE"]
 
 GIN_PROTOCOL_NOTE = ("gin (optimistic): one epoch chosen by the mean accuracy on the held-out folds, "
                      "which are also the reported ones (Xu et al., 2019)")
@@ -21,8 +21,27 @@ GIN_PROTOCOL_NOTE = ("gin (optimistic): one epoch chosen by the mean accuracy on
 _NON_RESULT_KEYS = {"out", "checkpoint_dir", "resume", "quiet", "device", "root"}
 
 
-def _protocol(task: Any, cfg: ExperimentConfig) -> str:
+def _task_kind(task: Any) -> str:
     if isinstance(task, NodeTask):
+        return "node"
+    if isinstance(task, GraphTask):
+        return "graph"
+    return getattr(task, "kind", "vision")
+
+
+def load_task(cfg: ExperimentConfig) -> Any:
+    """The task named by ``cfg.dataset``: a graph dataset, or an image dataset (vision adapter)."""
+    try:
+        from pyg_ham.vision import is_vision_dataset, load_vision_task
+    except ImportError:  # the vision adapter is optional
+        is_vision_dataset = None
+    if is_vision_dataset is not None and is_vision_dataset(cfg.dataset):
+        return load_vision_task(cfg.dataset, cfg.root, **cfg.dataset_options)
+    return load_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
+
+
+def _protocol(task: Any, cfg: ExperimentConfig) -> str:
+    if not isinstance(task, GraphTask):
         return "seeds"
     protocol = task.default_protocol if cfg.protocol == "default" else cfg.protocol
     if protocol in ("cv", "gin") and task.task_type != "multiclass":
@@ -94,15 +113,15 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
     interrupted run continues from its last epoch checkpoint."""
     cfg.validate()
     device = resolve_device(cfg.device)
-    task = task if task is not None else load_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
+    task = task if task is not None else load_task(cfg)
+    kind = _task_kind(task)
     protocol, specs = run_specs(task, cfg)
     out = Path(cfg.out) if cfg.out else None
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else (out.with_suffix(".ckpt") if out else None)
     previous = _load_previous(cfg, out)
-    is_node = isinstance(task, NodeTask)
-    if is_node:
+    if kind == "node":
         task.data = task.data.to(device)
-    model_name = (cfg.model or ("gcn" if is_node else "gin")).lower()
+    model_name = (cfg.model or {"node": "gcn", "graph": "gin"}.get(kind, "cnn")).lower()
 
     records: List[Dict[str, Any]] = []
 
@@ -113,7 +132,7 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
         if protocol in ("cv", "gin"):
             extra["splits"] = [{"key": s["key"], "valid": s["split"]["valid"].tolist(),
                                 "test": s["split"]["test"].tolist()} for s in specs]
-        return result_document(task.name, "node" if is_node else "graph", task.metric, cfg.to_dict(), records,
+        return result_document(task.name, kind, task.metric, cfg.to_dict(), records,
                                num_params=num_params, device=device, **extra)
 
     for spec in specs:
@@ -123,11 +142,16 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
         checkpoint = ckpt_dir / f"{spec['key']}.pt" if ckpt_dir else None
         if checkpoint is not None:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        if is_node:
+        if kind == "node":
             from pyg_ham.train.node import train_node_run
 
             result = train_node_run(task, cfg, spec["fields"]["run"], device, checkpoint=checkpoint,
                                     resume=cfg.resume)
+        elif kind == "vision":
+            from pyg_ham.vision import train_vision_run
+
+            result = train_vision_run(task, cfg, spec["fields"]["run"], device, checkpoint=checkpoint,
+                                      resume=cfg.resume)
         else:
             from pyg_ham.train.graph import train_graph_run
 
