@@ -72,6 +72,11 @@ class Sparsifier:
     Between mask updates the hooks launch a few ``foreach`` kernels and never synchronise
     the device with the host; a mask update (every so many steps) may.
 
+    With :class:`~torch.amp.GradScaler`, call :meth:`before_step` before
+    ``scaler.unscale_``/``scaler.step`` (RiGL ranks gradients, which scaling does not change)
+    and :meth:`after_step` after ``scaler.update()``; a step the scaler skips still advances
+    the schedule. With gradient accumulation, call each hook once per optimizer step.
+
     Subclasses set their options and then call ``super().__init__``, which builds the
     initial masks through :meth:`_init_masks`; :meth:`_update` runs after every step.
 
@@ -160,7 +165,7 @@ class Sparsifier:
             if m.shape != p.shape:
                 raise ValueError(f"mask for {n!r} has shape {tuple(m.shape)}, the parameter {tuple(p.shape)}")
             self.masks[n] = m.to(device=p.device, dtype=torch.bool)
-        full = torch.stack([m.all().cpu() for m in self.masks.values()]).tolist()
+        full = [bool(m.all()) for m in self.masks.values()]
         self._masked = [(self.params[n], m) for (n, m), dense in zip(self.masks.items(), full) if not dense]
         self._apply(state=True)
 
