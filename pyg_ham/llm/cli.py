@@ -33,7 +33,8 @@ __all__ = ["llm"]
 @click.option("--optim", default="adamw_torch", show_default=True, help="TrainingArguments.optim (the base optimizer).")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(PRECISIONS),
               help="Mixed precision (fp16 needs a CUDA GPU).")
-@click.option("--block-size", default=128, show_default=True, type=int, help="Tokens per example.")
+@click.option("--block-size", default=None, type=int,
+              help="Tokens per example [default: 128, or the model's context if shorter].")
 @click.option("--eval-fraction", default=0.1, show_default=True, type=float)
 @click.option("--ham/--no-ham", default=True, show_default=True, help="HAM on, or the plain base optimizer.")
 @click.option("--alpha", default=200.0, show_default=True, type=float, help="HAM's alpha.")

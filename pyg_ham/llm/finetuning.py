@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 import os
+import socket
 import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
+from urllib.parse import urlparse
 
 import torch
 
@@ -47,7 +49,8 @@ class LLMConfig:
         optim: as in ``TrainingArguments`` (``optim`` is its optimizer name, e.g.
             ``"adamw_torch"``, ``"adamw_torch_fused"``, ``"sgd"``).
         precision (str): ``"fp32"``, ``"bf16"`` or ``"fp16"`` (``fp16`` needs a CUDA GPU).
-        block_size (int): tokens per example. (default: :obj:`128`)
+        block_size (int, optional): tokens per example (default: 128, or the model's context
+            if shorter).
         eval_fraction (float): share of blocks held out (the file's tail). (default: :obj:`0.1`)
         ham (bool): HAM on or off (the baseline). (default: :obj:`True`)
         alpha, beta, max_exponent: HAM's knobs.
@@ -75,7 +78,7 @@ class LLMConfig:
     warmup_steps: int = 0
     optim: str = "adamw_torch"
     precision: str = "fp32"
-    block_size: int = 128
+    block_size: Optional[int] = None
     eval_fraction: float = 0.1
     ham: bool = True
     alpha: float = 200.0
@@ -97,7 +100,10 @@ class LLMConfig:
             (self.batch_size >= 1 and self.grad_accum >= 1, "--batch-size and --grad-accum must be >= 1"),
             (self.alpha >= 0 and self.beta >= 0, f"--alpha and --beta must be >= 0, got {self.alpha}, {self.beta}"),
             (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
-            (self.block_size >= 2, f"--block-size must be >= 2, got {self.block_size}"),
+            (self.block_size is None or self.block_size >= 2, f"--block-size must be >= 2, got {self.block_size}"),
+            (not (self.precision == "fp16" and self.use_cpu()),
+             "--precision fp16 needs a CUDA GPU (the Trainer's fp16 path uses a gradient scaler); use bf16 or "
+             "fp32 on the CPU"),
             (0.0 < self.eval_fraction < 1.0, f"--eval-fraction must be in (0, 1), got {self.eval_fraction}"),
             (len(self.seeds) > 0, "give at least one seed"),
             (self.log_every >= 1, f"--log-every must be >= 1, got {self.log_every}"),
@@ -105,6 +111,10 @@ class LLMConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+    def use_cpu(self) -> bool:
+        """Whether training runs on the CPU (:obj:`cpu` set, or no CUDA GPU)."""
+        return self.cpu or not torch.cuda.is_available()
 
     def ham_arguments(self) -> HAMArguments:
         return HAMArguments(enabled=self.ham, alpha=self.alpha, beta=self.beta, max_exponent=self.max_exponent,
@@ -116,33 +126,67 @@ def _first_line(exc: BaseException) -> str:
     return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
 
 
+def _hub_unreachable(timeout: float = 3.0) -> Optional[str]:
+    """Why the Hub endpoint cannot be reached (``None`` if it can, or if a proxy is configured).
+
+    One quick TCP connect instead of ``huggingface_hub``'s retries with back-off (about a
+    minute per file when there is no network).
+    """
+    if any(os.environ.get(k) for k in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None
+    from huggingface_hub import constants
+
+    url = urlparse(constants.ENDPOINT)
+    host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+    except OSError as exc:
+        return f"cannot reach {constants.ENDPOINT} ({exc.strerror or exc})"
+    return None
+
+
+def _from_pretrained(transformers: Any, source: str, dtype: Optional[torch.dtype], **kwargs: Any) -> Tuple[Any, Any]:
+    tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    return transformers.AutoModelForCausalLM.from_pretrained(source, **kwargs), tokenizer
+
+
 def load_model_and_tokenizer(model: str, dtype: Optional[torch.dtype] = None) -> Tuple[Any, Any]:
     r"""Load a causal LM and its tokenizer from a local directory (offline) or a Hub id.
 
-    A path that does not exist, a directory that holds no model, and a Hub id that cannot be
-    downloaded (no network, unknown id) each raise a one-line
+    A Hub id is first looked up in the local cache, then downloaded. A path that does not
+    exist, a directory that holds no model, and a Hub id that cannot be downloaded (no
+    network, offline mode, unknown id) each raise a one-line
     :class:`~pyg_ham.errors.ConfigError`.
     """
     transformers = require("transformers")
     path = Path(model).expanduser()
-    local = path.is_dir()
+    if path.is_dir():
+        try:
+            return _from_pretrained(transformers, str(path), dtype, local_files_only=True)
+        except Exception as exc:  # OSError, ValueError, KeyError... from a directory without a model
+            raise ConfigError(f"cannot load a causal LM from local directory {str(path)!r}: {_first_line(exc)}") from None
     # Hub ids are "name" or "org/name"; anything else that is not a directory is a bad path.
-    looks_like_path = path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model
-    if looks_like_path and not local:
+    if path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model:
         raise ConfigError(f"model directory {model!r} does not exist (or is not a directory)")
-    source = str(path) if local else model
-    kwargs: Dict[str, Any] = {"local_files_only": True} if local else {}
-    where = f"local directory {source!r}" if local else f"Hugging Face Hub id {model!r}"
     try:
-        tokenizer = transformers.AutoTokenizer.from_pretrained(source, **kwargs)
-        model_kwargs = dict(kwargs)
-        if dtype is not None:
-            model_kwargs["dtype"] = dtype
-        lm = transformers.AutoModelForCausalLM.from_pretrained(source, **model_kwargs)
-    except Exception as exc:  # transformers/huggingface_hub raise OSError, ValueError, HTTP errors...
-        hint = "" if local else " (no network? use a local model directory)"
-        raise ConfigError(f"cannot load a causal LM from {where}{hint}: {_first_line(exc)}") from None
-    return lm, tokenizer
+        return _from_pretrained(transformers, model, dtype, local_files_only=True)  # the local cache
+    except Exception:
+        pass
+    from huggingface_hub import constants
+
+    where = f"Hugging Face Hub id {model!r}"
+    if constants.HF_HUB_OFFLINE:
+        raise ConfigError(f"{where} is not in the local cache and offline mode is on (HF_HUB_OFFLINE); "
+                          f"use a local model directory")
+    reason = _hub_unreachable()
+    if reason is not None:
+        raise ConfigError(f"cannot download {where}: {reason}; use a local model directory")
+    try:
+        return _from_pretrained(transformers, model, dtype)
+    except Exception as exc:  # unknown id, gated repo, HTTP errors, not a causal LM
+        raise ConfigError(f"cannot load a causal LM from {where}: {_first_line(exc)}") from None
 
 
 def apply_lora(model: Any, r: int, lora_alpha: Optional[float] = None, dropout: float = 0.0,
@@ -160,13 +204,9 @@ def apply_lora(model: Any, r: int, lora_alpha: Optional[float] = None, dropout: 
 
 def _training_arguments(config: LLMConfig, output_dir: str, seed: int) -> Any:
     transformers = require("transformers")
-    use_cpu = config.cpu or not torch.cuda.is_available()
-    if config.precision == "fp16" and use_cpu:
-        raise ConfigError("--precision fp16 needs a CUDA GPU (the Trainer's fp16 path uses a gradient scaler); "
-                          "use bf16 or fp32 on the CPU")
     try:
         return transformers.TrainingArguments(
-            output_dir=output_dir, seed=seed, use_cpu=use_cpu,
+            output_dir=output_dir, seed=seed, use_cpu=config.use_cpu(),
             num_train_epochs=config.epochs, max_steps=config.max_steps,
             learning_rate=config.lr, weight_decay=config.weight_decay,
             per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
@@ -178,6 +218,15 @@ def _training_arguments(config: LLMConfig, output_dir: str, seed: int) -> Any:
         )
     except ValueError as exc:
         raise ConfigError(f"invalid training settings: {_first_line(exc)}") from None
+
+
+def _block_size(requested: Optional[int], model: Any) -> int:
+    limit = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
+    if requested is None:
+        return min(128, limit) if limit else 128
+    if limit is not None and requested > limit:
+        raise ConfigError(f"--block-size {requested} exceeds the model's context of {limit} tokens")
+    return requested
 
 
 def _jsonable(record: Dict[str, Any]) -> Dict[str, Any]:
@@ -204,11 +253,8 @@ def finetune(config: LLMConfig) -> Dict[str, Any]:
         transformers.set_seed(seed)
         # weights stay in float32; --precision bf16/fp16 is autocast mixed precision
         model, tokenizer = load_model_and_tokenizer(config.model)
-        limit = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
-        if limit is not None and config.block_size > limit:
-            raise ConfigError(f"--block-size {config.block_size} exceeds the model's context of {limit} tokens")
-        train_blocks, eval_blocks = split_blocks(tokenize_blocks(tokenizer, text, config.block_size),
-                                                 config.eval_fraction)
+        block_size = _block_size(config.block_size, model)
+        train_blocks, eval_blocks = split_blocks(tokenize_blocks(tokenizer, text, block_size), config.eval_fraction)
         if config.lora_r > 0:
             model = apply_lora(model, config.lora_r, config.lora_alpha, config.lora_dropout, config.lora_targets)
         num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -237,7 +283,7 @@ def finetune(config: LLMConfig) -> Dict[str, Any]:
             extra={"perplexity": math.exp(final), "eval_loss_initial": float(initial),
                    "perplexity_initial": math.exp(initial), "train_loss_running": float(output.training_loss),
                    "steps": steps, "epochs": epoch, "train_blocks": len(train_blocks),
-                   "eval_blocks": len(eval_blocks), "ham_tensors": len(selected)},
+                   "eval_blocks": len(eval_blocks), "block_size": block_size, "ham_tensors": len(selected)},
         ))
     doc = result_document(Path(config.data).name, "llm", "eval_loss", _config_dict(config), runs,
                           num_params=num_params, device=device, model=config.model,
