@@ -1,5 +1,4 @@
 """Layer-wise densities (ERK by hand), exact kept counts, magnitude masks, selection."""
-import math
 
 import pytest
 import torch

@@ -176,3 +176,18 @@ def test_acdc_alternates_dense_and_compressed_phases(make_mlp, make_optimizer, t
 def test_acdc_without_warmup_prunes_at_init(make_mlp):
     sp = build_sparsifier("acdc", make_mlp(), None, 0.5, 20, warmup=0.0)
     assert sp.compressed and sp.report()["overall"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_erk_dense_layer_is_left_unmasked(make_mlp, make_optimizer, train):
+    # At 50%: ratios 44/384, 56/768, 27/72; eps = 612 / (44 + 56 + 27) makes the last layer's
+    # density 27/72 * 612/127 = 1.8 > 1, so it is dense and eps = (612 - 72) / (44 + 56).
+    model = make_mlp(sizes=(12, 32, 24, 3))
+    opt = make_optimizer(model, "sgd", ham=True)
+    sp = build_sparsifier("erk", model, opt, 0.5, 10)
+    eps = (612 - 72) / 100
+    assert int(sp.masks["layers.0.weight"].sum()) == round(eps * 44)
+    assert int(sp.masks["layers.1.weight"].sum()) == round(eps * 56)
+    assert sp.masks["layers.2.weight"].all()
+    assert [p for p, _ in sp._masked] == [model.layers[0].weight, model.layers[1].weight]
+    train(model, opt, sp, 10)
+    assert int((model.layers[2].weight == 0).sum()) == 0
