@@ -28,7 +28,8 @@ _WHERE = {
     "get_ham_trainer_class": "trainer", "unwrap_optimizer": "trainer",
     "llm_ham_selector": "selection", "embedding_tensors": "selection", "split_param_groups": "selection",
     "build_llm_optimizer": "optim",
-    "LLMConfig": "finetuning", "finetune": "finetuning", "load_model_and_tokenizer": "finetuning", "apply_lora": "finetuning",
+    "LLMConfig": "finetuning", "finetune": "finetuning", "load_model_and_tokenizer": "finetuning",
+    "apply_lora": "finetuning",
     "read_text": "data", "tokenize_blocks": "data", "split_blocks": "data", "BlockDataset": "data",
 }
 

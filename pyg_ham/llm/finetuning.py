@@ -99,7 +99,10 @@ class LLMConfig:
             (self.lr > 0 and math.isfinite(self.lr), f"--lr must be > 0, got {self.lr}"),
             (self.batch_size >= 1 and self.grad_accum >= 1, "--batch-size and --grad-accum must be >= 1"),
             (self.alpha >= 0 and self.beta >= 0, f"--alpha and --beta must be >= 0, got {self.alpha}, {self.beta}"),
-            (self.precision in PRECISIONS, f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
+            (self.max_exponent is None or self.max_exponent > 0,
+             f"--max-exponent must be > 0, got {self.max_exponent}"),
+            (self.precision in PRECISIONS,
+             f"--precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}"),
             (self.block_size is None or self.block_size >= 2, f"--block-size must be >= 2, got {self.block_size}"),
             (not (self.precision == "fp16" and self.use_cpu()),
              "--precision fp16 needs a CUDA GPU (the Trainer's fp16 path uses a gradient scaler); use bf16 or "
@@ -166,7 +169,8 @@ def load_model_and_tokenizer(model: str, dtype: Optional[torch.dtype] = None) ->
         try:
             return _from_pretrained(transformers, str(path), dtype, local_files_only=True)
         except Exception as exc:  # OSError, ValueError, KeyError... from a directory without a model
-            raise ConfigError(f"cannot load a causal LM from local directory {str(path)!r}: {_first_line(exc)}") from None
+            raise ConfigError(f"cannot load a causal LM from local directory {str(path)!r}: "
+                              f"{_first_line(exc)}") from None
     # Hub ids are "name" or "org/name"; anything else that is not a directory is a bad path.
     if path.exists() or model.startswith((".", "/", "~")) or model.count("/") > 1 or "\\" in model:
         raise ConfigError(f"model directory {model!r} does not exist (or is not a directory)")
@@ -229,6 +233,11 @@ def _block_size(requested: Optional[int], model: Any) -> int:
     return requested
 
 
+def _perplexity(loss: float) -> float:
+    """``exp(loss)``, ``inf`` where that overflows."""
+    return math.exp(loss) if loss < 700 else math.inf
+
+
 def _jsonable(record: Dict[str, Any]) -> Dict[str, Any]:
     return {k: v for k, v in record.items() if isinstance(v, (int, float, str, bool)) or v is None}
 
@@ -280,8 +289,8 @@ def finetune(config: LLMConfig) -> Dict[str, Any]:
         runs.append(RunResult(
             seed=seed, best_epoch=max(1, math.ceil(epoch - 1e-9)) if steps else 0,
             train=float(train_loss), valid=float(final), test=float(final), history=history,
-            extra={"perplexity": math.exp(final), "eval_loss_initial": float(initial),
-                   "perplexity_initial": math.exp(initial), "train_loss_running": float(output.training_loss),
+            extra={"perplexity": _perplexity(final), "eval_loss_initial": float(initial),
+                   "perplexity_initial": _perplexity(initial), "train_loss_running": float(output.training_loss),
                    "steps": steps, "epochs": epoch, "train_blocks": len(train_blocks),
                    "eval_blocks": len(eval_blocks), "block_size": block_size, "ham_tensors": len(selected)},
         ))
