@@ -1,12 +1,14 @@
 """Fixtures for the LLM adapter tests: a tiny random Llama and GPT-2, saved offline with a
-tokenizer trained on the test's own text."""
+tokenizer trained on the test's own text. (Without the ``llm`` extra the fixtures skip.)"""
 import random
 
 import pytest
 
-transformers = pytest.importorskip("transformers")
-pytest.importorskip("peft")
-pytest.importorskip("tokenizers")
+
+def _hf():
+    for name in ("peft", "tokenizers"):
+        pytest.importorskip(name)
+    return pytest.importorskip("transformers")
 
 SUBJECTS = ["the cat", "a dog", "the bird", "my friend", "the teacher", "a child"]
 VERBS = ["sees", "likes", "follows", "hears", "finds", "helps"]
@@ -20,7 +22,8 @@ def corpus(sentences: int = 600, seed: int = 0) -> str:
     return "\n".join(lines) + "\n"
 
 
-def save_tokenizer(text: str, directory) -> "transformers.PreTrainedTokenizerFast":
+def save_tokenizer(text: str, directory):
+    transformers = _hf()
     from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
@@ -43,6 +46,7 @@ def text_file(tmp_path_factory):
 
 
 def _build(directory, arch: str, vocab_size: int):
+    transformers = _hf()
     transformers.set_seed(0)
     if arch == "llama":
         config = transformers.LlamaConfig(vocab_size=vocab_size, hidden_size=32, intermediate_size=64,
@@ -75,6 +79,7 @@ def tiny_gpt2(tmp_path_factory, text_file):
 @pytest.fixture(scope="session")
 def blocks(text_file):
     """``blocks(model_dir, n, block_size=32)``: the first ``n`` token blocks of the corpus."""
+    transformers = _hf()
     from pyg_ham.llm import tokenize_blocks
 
     def make(model_dir, n=8, block_size=32):
@@ -90,6 +95,7 @@ def blocks(text_file):
 def make_trainer(tmp_path):
     """``make_trainer(model_dir, train_blocks, ham_args, lora_r=4, model=None, **training_args)``: a HAMTrainer
     on a freshly loaded model (same initial weights every time), one batch = all blocks."""
+    transformers = _hf()
     from pyg_ham.llm import BlockDataset, HAMTrainer, apply_lora
 
     def make(model_dir, train_blocks, ham_args, lora_r=4, optimizers=(None, None), model=None, **kwargs):
