@@ -1,0 +1,179 @@
+r"""Training an image classifier with (or without) HAM on the shared epoch engine.
+
+:func:`train_vision_run` is to images what :func:`~pyg_ham.train.node.train_node_run` is
+to graphs: it builds the model and the optimizer (:func:`~pyg_ham.train.common.make_optimizer`,
+so the same HAM core and param-group rule), and hands the epoch loop to
+:func:`~pyg_ham.train.engine.fit` (seeding, best-validation selection, history with HAM's
+weight diagnostics, progress bar, checkpoints and resume).
+:func:`~pyg_ham.train.runner.run_experiment` calls it once per seed and writes the result JSON.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Dict, Optional, Union
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, TensorDataset
+
+from pyg_ham.models import count_parameters
+from pyg_ham.results import RunResult
+from pyg_ham.train.common import make_optimizer, make_sparsifier, update
+from pyg_ham.train.config import ExperimentConfig, resolve_device
+from pyg_ham.train.engine import build_scheduler, fit, seed_everything
+from pyg_ham.vision.data import ImageTensorDataset, VisionTask
+from pyg_ham.vision.models import build_vision_model
+
+__all__ = ["VISION_DEFAULTS", "DEFAULT_VISION_BATCH_SIZE", "vision_config", "build_model_for", "make_loader",
+           "train_vision_run", "fit_classifier"]
+
+DEFAULT_VISION_BATCH_SIZE = 64
+#: The defaults of ``pyg-ham vision`` and :func:`fit_classifier` (where they differ from
+#: :class:`~pyg_ham.train.config.ExperimentConfig`'s graph-oriented ones).
+VISION_DEFAULTS: Dict[str, Any] = {"dataset": "digits", "model": "cnn", "optimizer": "adam", "lr": 1e-3,
+                                   "epochs": 30, "batch_size": DEFAULT_VISION_BATCH_SIZE, "hidden": 32,
+                                   "dropout": 0.0}
+
+ModelSpec = Union[None, nn.Module, Callable[[], nn.Module]]
+
+
+def vision_config(**overrides: Any) -> ExperimentConfig:
+    """An :class:`~pyg_ham.train.config.ExperimentConfig` with :data:`VISION_DEFAULTS` and :obj:`overrides`."""
+    return ExperimentConfig().replace(**{**VISION_DEFAULTS, **overrides})
+
+
+def build_model_for(task: VisionTask, cfg: ExperimentConfig) -> nn.Module:
+    """The model named by ``cfg.model`` (default ``cnn``) for :obj:`task`, with ``cfg.hidden``,
+    ``cfg.dropout`` and ``cfg.layers``."""
+    return build_vision_model(cfg.model or "cnn", task.in_channels, task.num_classes, task.image_size,
+                              hidden=cfg.hidden, dropout=cfg.dropout, layers=cfg.layers)
+
+
+def _batch_indexable(dataset: Dataset) -> bool:
+    return isinstance(dataset, (ImageTensorDataset, TensorDataset))
+
+
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, num_workers: int = 0) -> DataLoader:
+    r"""A loader of ``(images, labels)`` batches.
+
+    In-memory datasets (:class:`~pyg_ham.vision.ImageTensorDataset`, ``TensorDataset``) are
+    indexed a whole batch at a time (no per-item collation); any other dataset goes through
+    a standard :class:`~torch.utils.data.DataLoader`. Shuffling draws from the global torch
+    RNG, which :func:`~pyg_ham.train.engine.fit` seeds and checkpoints, so a resumed run
+    sees the same batches.
+    """
+    if _batch_indexable(dataset):
+        sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+        return DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None,
+                          num_workers=num_workers)
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers)
+
+
+def _resolve_model(model: ModelSpec, task: VisionTask, cfg: ExperimentConfig) -> nn.Module:
+    if model is None:
+        return build_model_for(task, cfg)
+    if isinstance(model, nn.Module):
+        return model
+    if callable(model):
+        built = model()
+        if not isinstance(built, nn.Module):
+            raise TypeError(f"the model factory must return an nn.Module, got {type(built).__name__}")
+        return built
+    raise TypeError(f"model must be None, an nn.Module or a callable returning one, got {type(model).__name__}")
+
+
+def train_vision_run(task: VisionTask, cfg: ExperimentConfig, run: int, device: torch.device, *,
+                     checkpoint: Optional[Path] = None, resume: bool = False, model: ModelSpec = None) -> RunResult:
+    r"""Train and evaluate one run (seed ``cfg.seed + run``) of an image classifier.
+
+    Mini-batches of ``cfg.batch_size`` (default 64) shuffled training images (with the
+    task's ``train_transform`` applied on the device); every ``cfg.eval_every`` epochs the
+    accuracy on valid and test (and train, without augmentation, if ``cfg.eval_train``);
+    the test accuracy is read at the best-validation epoch.
+
+    Args:
+        task (VisionTask): the data.
+        cfg (ExperimentConfig): model (``cfg.model`` or ``"cnn"``, ``hidden``, ``dropout``,
+            ``layers``), optimizer and HAM settings, epochs, schedule, sparsity...
+        run (int): the run index (seed ``cfg.seed + run``).
+        device (torch.device): where to train.
+        checkpoint (Path, optional): per-epoch checkpoint file.
+        resume (bool): continue from :obj:`checkpoint` if it exists. (default: :obj:`False`)
+        model (nn.Module or callable, optional): train this model instead of ``cfg.model``
+            (a factory is called after seeding, so each run gets its own initialisation).
+    """
+    seed = cfg.seed + run
+    seed_everything(seed)
+    model = _resolve_model(model, task, cfg).to(device)
+    optimizer = make_optimizer(model, cfg)
+    batch_size = cfg.batch_size or DEFAULT_VISION_BATCH_SIZE
+    train_loader = make_loader(task.train, batch_size, shuffle=True)
+    eval_splits = ("train", "valid", "test") if cfg.eval_train else ("valid", "test")
+    eval_loaders = {k: make_loader(getattr(task, k), max(batch_size, 256)) for k in eval_splits}
+    sparsifier = make_sparsifier(model, optimizer, cfg, cfg.epochs * len(train_loader), seed)
+
+    def train_epoch() -> float:
+        total = torch.zeros((), device=device)
+        count = 0
+        for x, y in train_loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            if task.train_transform is not None:
+                x = task.train_transform(x)
+            loss = task.loss(model(x), y)
+            update(loss, optimizer, sparsifier)
+            total += loss.detach() * y.numel()
+            count += y.numel()
+        return float(total) / max(count, 1)  # one host sync per epoch
+
+    def evaluate() -> Dict[str, float]:
+        scores = {}
+        for key, loader in eval_loaders.items():
+            preds, targets = [], []
+            for x, y in loader:
+                preds.append(model(x.to(device, non_blocking=True)))
+                targets.append(y.to(device, non_blocking=True))
+            scores[key] = task.evaluate(torch.cat(preds), torch.cat(targets))
+        return scores
+
+    result = fit(model, optimizer, train_epoch, evaluate, cfg.epochs, seed=seed,
+                 higher_is_better=task.higher_is_better,
+                 scheduler=build_scheduler(cfg.scheduler, optimizer, cfg.epochs, task.higher_is_better),
+                 patience=cfg.patience, eval_every=cfg.eval_every, checkpoint=checkpoint, resume=resume,
+                 stateful={"sparsifier": sparsifier} if sparsifier is not None else None,
+                 progress=not cfg.quiet, desc=f"{task.name} run {run}", extra={"run": run})
+    result.extra["num_params"] = count_parameters(model)
+    if sparsifier is not None:
+        result.extra["sparsity"] = sparsifier.report()
+    return result
+
+
+def fit_classifier(model: Union[nn.Module, Callable[[], nn.Module]], train: Dataset, valid: Dataset, test: Dataset,
+                   cfg: Optional[ExperimentConfig] = None, *, num_classes: int, name: str = "custom",
+                   checkpoint: Optional[Union[str, Path]] = None, resume: bool = False,
+                   train_transform: Optional[Callable[[Tensor], Tensor]] = None, **overrides: Any) -> RunResult:
+    r"""Train any ``nn.Module`` on any datasets of ``(image, label)`` pairs with HAM: one run.
+
+    .. code-block:: python
+
+        from pyg_ham.vision import fit_classifier
+
+        result = fit_classifier(my_net, train_ds, valid_ds, test_ds, num_classes=10,
+                                epochs=20, lr=1e-3, ham=True)
+        result.test, result.history[-1]["near_zero"]
+
+    Args:
+        model (nn.Module or callable): the model, or a factory called after seeding.
+        train, valid, test (Dataset): ``(image [C, H, W], label)`` pairs.
+        cfg (ExperimentConfig, optional): the settings (default: :func:`vision_config`).
+        num_classes (int): number of classes.
+        name (str): the task's name (progress bar). (default: :obj:`"custom"`)
+        checkpoint (str or Path, optional): per-epoch checkpoint file.
+        resume (bool): continue from :obj:`checkpoint`. (default: :obj:`False`)
+        train_transform (callable, optional): batch augmentation applied on the device.
+        **overrides: config fields to override (``epochs=5``, ``ham=False``, ``device="cpu"``...).
+    """
+    cfg = (cfg or vision_config()).replace(**overrides).validate()
+    task = VisionTask.from_datasets(name, train, valid, test, num_classes, train_transform=train_transform)
+    device = resolve_device(cfg.device)
+    return train_vision_run(task, cfg, 0, device, checkpoint=Path(checkpoint) if checkpoint else None,
+                            resume=resume, model=model)
