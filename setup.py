@@ -35,7 +35,7 @@ setup(
     extras_require={
         "test": ["pytest>=7", "pytest-timeout"],
         "plots": ["matplotlib"],
-        "llm": ["transformers>=4.40", "peft>=0.10", "accelerate>=0.26", "tokenizers"],
+        "llm": ["transformers>=4.46", "peft>=0.10", "accelerate>=0.26", "tokenizers"],
     },
     entry_points={"console_scripts": ["pyg-ham=pyg_ham.cli:main"]},
 )
