@@ -1,0 +1,278 @@
+r"""``compare``: run optimizer variants on identical seeds and splits, then compare them paired.
+
+Every variant's result document is written to ``OUT/<variant>.json`` by
+:func:`~pyg_ham.train.runner.run_experiment` after each finished seed/fold (``resume=True``),
+so an interrupted comparison loses at most the run in progress (which continues from its
+epoch checkpoint) and a rerun skips what is done. A variant that crashes is reported with its
+error (``OUT/<variant>.error.txt`` holds the traceback); the others go on.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+import shutil
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+
+from pyg_ham.compare.leaderboards import reference_rows
+from pyg_ham.compare.stats import cv_test_train_ratio, higher_is_better, is_cv, pair_runs, paired_difference
+from pyg_ham.compare.table import comparison_csv_rows, comparison_markdown, csv_text, CSV_COLUMNS
+from pyg_ham.compare.variants import PAIRING_KEYS, Variant, baseline_of, default_variants, parse_variants
+from pyg_ham.errors import ConfigError, PygHamError
+from pyg_ham.results import read_json, write_json
+from pyg_ham.train.config import ExperimentConfig
+
+__all__ = ["VariantOutcome", "run_variants", "build_comparison", "write_comparison", "compare",
+           "time_per_epoch", "as_variants"]
+
+VariantLike = Union[str, Variant]
+
+
+@dataclass
+class VariantOutcome:
+    r"""What running one variant produced.
+
+    Attributes:
+        variant (Variant): the variant.
+        path (Path): its result JSON.
+        doc (dict, optional): its result document (partial when it failed midway).
+        error (str, optional): one line saying why it failed.
+        skipped (bool): every run was already finished (nothing was trained).
+    """
+
+    variant: Variant
+    path: Path
+    doc: Optional[Dict[str, Any]] = None
+    error: Optional[str] = None
+    skipped: bool = False
+
+
+def as_variants(variants: Optional[Sequence[VariantLike]], cfg: ExperimentConfig) -> List[Variant]:
+    """Parse strings (each may hold several space-separated variants); default: without/with HAM."""
+    if not variants:
+        return default_variants(cfg)
+    out: List[Variant] = []
+    for v in variants:
+        for parsed in ([v] if isinstance(v, Variant) else parse_variants([v])):
+            if any(w.label == parsed.label for w in out):
+                raise ConfigError(f"variant {parsed.label!r} is listed twice")
+            out.append(parsed)
+    return out
+
+
+def _comparable(config: Dict[str, Any]) -> Dict[str, Any]:
+    from pyg_ham.train.runner import _NON_RESULT_KEYS  # the runner's own notion of "same experiment"
+
+    return {k: v for k, v in config.items() if k not in _NON_RESULT_KEYS}
+
+
+def _existing(path: Path, vcfg: ExperimentConfig, fresh_hint: str) -> Optional[Dict[str, Any]]:
+    """The finished document at :obj:`path` (``None`` if absent or unfinished); a config clash is an error."""
+    if not path.exists():
+        return None
+    doc = read_json(path)
+    old, new = _comparable(doc.get("config", {})), _comparable(vcfg.to_dict())
+    if old != new:
+        keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        raise ConfigError(f"{path} holds results of a different configuration (differs in {', '.join(keys)}); "
+                          f"{fresh_hint}")
+    return doc if doc.get("complete") else None
+
+
+def run_variants(cfg: ExperimentConfig, variants: Sequence[VariantLike], out_dir: Union[str, Path], *,
+                 log: Callable[[str], None] = print, task: Optional[Any] = None, fresh: bool = False,
+                 fresh_hint: str = "use another --out folder or --fresh") -> List[VariantOutcome]:
+    r"""Run every variant of :obj:`cfg` on the same seeds/folds, resumably.
+
+    Args:
+        cfg (ExperimentConfig): the shared settings (data, seeds, runs/folds, model...).
+        variants (sequence): :class:`Variant` objects or variant strings.
+        out_dir (str or Path): one ``<variant>.json`` per variant is written here.
+        log (callable): progress messages. (default: :func:`print`)
+        task (optional): a loaded task to reuse (default: loaded once, only if something runs).
+        fresh (bool): delete this comparison's earlier results first. (default: :obj:`False`)
+
+    Raises:
+        ConfigError: a bad variant, or earlier results in :obj:`out_dir` from another config.
+        KeyboardInterrupt: passed on; everything finished so far is on disk.
+    """
+    from pyg_ham.train.runner import load_task, run_experiment
+
+    out_dir = Path(out_dir)
+    parsed = as_variants(variants, cfg)
+    plans = []
+    for v in parsed:  # validate everything before training anything
+        bad = [k for k in v.overrides if k in PAIRING_KEYS]
+        if bad:
+            raise ConfigError(f"variant {v.label!r}: {', '.join(bad)} cannot differ between variants")
+        path = out_dir / f"{v.slug}.json"
+        vcfg = dataclasses.replace(v.apply(cfg), out=str(path), resume=True, checkpoint_dir=None)
+        plans.append((v, path, vcfg))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    outcomes: List[VariantOutcome] = []
+    for i, (v, path, vcfg) in enumerate(plans, 1):
+        error_file = out_dir / f"{v.slug}.error.txt"
+        if fresh:
+            path.unlink(missing_ok=True)
+            error_file.unlink(missing_ok=True)
+            shutil.rmtree(path.with_suffix(".ckpt"), ignore_errors=True)
+        done = _existing(path, vcfg, fresh_hint)
+        if done is not None:
+            log(f"[{i}/{len(plans)}] {v.label}: done already ({path.name}), skipped")
+            outcomes.append(VariantOutcome(v, path, done, skipped=True))
+            continue
+        if task is None:
+            task = load_task(cfg)
+        log(f"[{i}/{len(plans)}] {v.label}")
+        try:
+            doc = run_experiment(vcfg, log=log, task=task)
+        except PygHamError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a crashed variant is reported, not fatal
+            message = (f"{type(exc).__name__}: {exc}".splitlines() or [type(exc).__name__])[0]
+            error_file.write_text(traceback.format_exc())
+            log(f"[{i}/{len(plans)}] {v.label} FAILED: {message} (traceback in {error_file})")
+            partial = read_json(path) if path.exists() else None
+            outcomes.append(VariantOutcome(v, path, partial, error=message))
+            continue
+        error_file.unlink(missing_ok=True)
+        outcomes.append(VariantOutcome(v, path, doc))
+    return outcomes
+
+
+def time_per_epoch(doc: Optional[Dict[str, Any]]) -> Optional[float]:
+    """Median training seconds per epoch over every epoch of every run (robust to warm-up)."""
+    times = sorted(h["time"] for r in (doc or {}).get("runs", []) for h in r.get("history", [])
+                   if isinstance(h.get("time"), (int, float)))
+    if not times:
+        return None
+    mid = len(times) // 2
+    return times[mid] if len(times) % 2 else (times[mid - 1] + times[mid]) / 2
+
+
+def _status(outcome: VariantOutcome) -> str:
+    if outcome.error:
+        return "failed"
+    if outcome.doc is None:
+        return "missing"
+    return "complete" if outcome.doc.get("complete") else "incomplete"
+
+
+def _pairwise(base: VariantOutcome, other: VariantOutcome, ratio: Optional[float], metric: str,
+              confidence: float) -> Dict[str, Any]:
+    head = {"variant": other.variant.label, "baseline": base.variant.label, "confidence": confidence}
+    missing = [o.variant.label for o in (base, other) if not (o.doc and o.doc.get("runs"))]
+    if missing:
+        return {**head, "error": f"no finished runs for {', '.join(missing)}", "n": 0}
+    out: Dict[str, Any] = dict(head)
+    for key in ("test", "valid"):
+        pairs = pair_runs(base.doc, other.doc, key)
+        if pairs["same_seeds"] is False or pairs["same_splits"] is False:
+            return {**head, "n": 0, "error": "runs are not paired (seeds or splits differ); rerun with --fresh"}
+        result = paired_difference(pairs["baseline"], pairs["variant"], test_train_ratio=ratio, metric=metric,
+                                   confidence=confidence)
+        result.update(keys=pairs["keys"], excluded=pairs["excluded"], unpaired=pairs["unpaired"],
+                      same_seeds=pairs["same_seeds"], same_splits=pairs["same_splits"],
+                      baseline_scores=pairs["baseline"], variant_scores=pairs["variant"])
+        if key == "test":
+            out.update(result)
+        else:
+            out["valid"] = {k: result[k] for k in ("mean", "ci_low", "ci_high", "t", "df", "p", "wilcoxon_p", "n",
+                                                   "verdict")}
+    return out
+
+
+def build_comparison(outcomes: Sequence[VariantOutcome], cfg: Optional[ExperimentConfig] = None, *,
+                     references: bool = True, all_references: bool = False,
+                     confidence: float = 0.95) -> Dict[str, Any]:
+    r"""The comparison document of finished (or partly finished) variants.
+
+    Returns:
+        dict: ``dataset``, ``task``, ``metric``, ``higher_is_better``, ``model``, ``protocol``,
+        ``cv``, ``num_runs``, ``config``, ``variants`` (label, status, error, summary,
+        time_per_epoch, file, provenance), ``comparisons`` (per non-first variant: its
+        baseline, the paired test difference ``mean`` with ``ci_low``/``ci_high``, ``t``,
+        ``df``, ``p``, ``test`` (which t-test), ``wilcoxon_p``, ``verdict``, the paired
+        scores, and the same for ``valid``), ``references`` and the first result's
+        ``provenance``.
+    """
+    docs = [o.doc for o in outcomes if o.doc]
+    first = docs[0] if docs else {}
+    config = cfg.to_dict() if cfg is not None else dict(first.get("config") or {})
+    metric = first.get("metric", "?")
+    cv = bool(first) and is_cv(first)
+    ratio = None
+    if cv:
+        ratio = cv_test_train_ratio(first)
+        if ratio is None:
+            ratio = 1.0 / max(int(config.get("folds", 10)) - 1, 1)
+    variants = []
+    for o in outcomes:
+        doc = o.doc or {}
+        runs = doc.get("runs", [])
+        variants.append({"label": o.variant.label, "optimizer": o.variant.optimizer, "ham": o.variant.ham,
+                         "overrides": dict(o.variant.overrides), "file": o.path.name, "status": _status(o),
+                         "error": o.error, "skipped": o.skipped, "summary": doc.get("summary"),
+                         "time_per_epoch": time_per_epoch(doc),
+                         "diverged": sum(1 for r in runs if r.get("diverged")),
+                         "provenance": doc.get("provenance")})
+    base_of = baseline_of([o.variant for o in outcomes])
+    by_label = {o.variant.label: o for o in outcomes}
+    comparisons = [_pairwise(by_label[b], o, ratio, metric, confidence)
+                   for o in outcomes if (b := base_of[o.variant.label]) is not None]
+    model = first.get("model") or (cfg.model if cfg is not None else None)
+    dataset = first.get("dataset") or (cfg.dataset if cfg is not None else "?")
+    refs = reference_rows(dataset, model, all_models=all_references) if references else []
+    return {"kind": "pyg-ham comparison", "dataset": dataset, "task": first.get("task"), "metric": metric,
+            "higher_is_better": higher_is_better(metric), "model": model, "protocol": first.get("protocol"),
+            "cv": cv, "test_train_ratio": ratio, "num_runs": max((len(d.get("runs", [])) for d in docs), default=0),
+            "config": config, "variants": variants, "comparisons": comparisons, "references": refs,
+            "provenance": first.get("provenance")}
+
+
+def write_comparison(comparison: Dict[str, Any], out_dir: Union[str, Path], *, plot: bool = False,
+                     docs: Optional[Dict[str, Dict[str, Any]]] = None, name: str = "comparison") -> List[Path]:
+    r"""Write ``comparison.json``, ``.csv`` and ``.md`` (and the PNG figures with :obj:`plot`,
+    which need the variants' result documents :obj:`docs`, keyed by label)."""
+    out_dir = Path(out_dir)
+    paths = [write_json(out_dir / f"{name}.json", comparison)]
+    for suffix, text in ((".csv", csv_text(comparison_csv_rows(comparison), CSV_COLUMNS)),
+                         (".md", comparison_markdown(comparison))):
+        path = out_dir / f"{name}{suffix}"
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+        paths.append(path)
+    if plot:
+        from pyg_ham.compare.plots import write_plots
+
+        paths += write_plots(comparison, docs or {}, out_dir)
+    return paths
+
+
+def compare(cfg: ExperimentConfig, variants: Optional[Sequence[VariantLike]] = None,
+            out_dir: Union[str, Path] = "compare", *, plot: bool = False, log: Callable[[str], None] = print,
+            fresh: bool = False, all_references: bool = False, confidence: float = 0.95,
+            task: Optional[Any] = None) -> Dict[str, Any]:
+    r"""Run :obj:`variants` of :obj:`cfg` paired (same seeds, same splits) and compare them.
+
+    Writes ``OUT/<variant>.json`` (the train results), ``OUT/comparison.{json,csv,md}`` and,
+    with :obj:`plot`, ``OUT/*.png``; returns the comparison document
+    (see :func:`build_comparison`).
+
+    Example:
+        >>> cfg = ExperimentConfig(dataset="Cora", root="data", runs=10, epochs=200)
+        >>> doc = compare(cfg, ["adam", "adam+ham:alpha=100"], "out/cora")
+        >>> doc["comparisons"][0]["mean"], doc["comparisons"][0]["p"]
+    """
+    if plot:
+        from pyg_ham.compare.plots import require_matplotlib
+
+        require_matplotlib()  # fail before training, not after
+    outcomes = run_variants(cfg, as_variants(variants, cfg), out_dir, log=log, task=task, fresh=fresh)
+    comparison = build_comparison(outcomes, cfg, all_references=all_references, confidence=confidence)
+    comparison["config"] = {**comparison["config"], "out": str(out_dir)}
+    write_comparison(comparison, out_dir, plot=plot, docs={o.variant.label: o.doc for o in outcomes if o.doc})
+    return comparison
