@@ -257,7 +257,10 @@ def build_graph_model(
     uses_edges = name in EDGE_MODELS and (ogb_mol or edge_dim is not None)
     edge_encoders: Optional[List[torch.nn.Module]] = None
     if ogb_mol:
-        from ogb.graphproppred.mol_encoder import AtomEncoder, BondEncoder
+        from pyg_ham.datasets import import_ogb  # offline-safe: no version-check thread
+
+        mol_encoder = import_ogb("ogb.graphproppred.mol_encoder")
+        AtomEncoder, BondEncoder = mol_encoder.AtomEncoder, mol_encoder.BondEncoder
 
         node_encoder: torch.nn.Module = AtomEncoder(hidden_channels)
         if uses_edges:

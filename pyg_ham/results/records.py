@@ -72,6 +72,10 @@ def summarize(runs: Sequence[Union[RunResult, Dict[str, Any]]], num_params: Opti
             out[f"{key}_mean"], out[f"{key}_std"] = mean_std(values)
     if num_params is not None:
         out["num_params"] = int(num_params)
+    sparsity = [r["sparsity"]["overall"] for r in records if isinstance(r.get("sparsity"), dict)]
+    if sparsity:  # achieved sparsity of the masked weights (sparse training)
+        out["sparsity"] = sum(sparsity) / len(sparsity)
+        out["sparsity_layers"] = records[0]["sparsity"].get("layers", {})
     return out
 
 

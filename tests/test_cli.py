@@ -1,0 +1,70 @@
+"""The ``pyg-ham`` command line, end to end with click's CliRunner."""
+import json
+
+import pytest
+from click.testing import CliRunner
+
+import pyg_ham
+from pyg_ham.cli import main
+
+
+def invoke(*args):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+def test_help_and_version():
+    assert "train" in invoke("--help").output
+    assert pyg_ham.__version__ in invoke("--version").output
+
+
+def test_train_writes_the_result_json(tmp_path):
+    out = tmp_path / "r.json"
+    result = invoke("train", "-o", "num_nodes=300", "--epochs", "3", "--runs", "2", "--hidden", "8", "-q",
+                    "--out", str(out))
+    assert result.exit_code == 0, result.output
+    doc = json.loads(out.read_text())
+    assert {"dataset", "task", "metric", "config", "runs", "summary", "provenance"} <= set(doc)
+    assert {"seed", "best_epoch", "train", "valid", "test", "history"} <= set(doc["runs"][0])
+    assert {"test_mean", "test_std", "valid_mean", "valid_std", "num_params"} <= set(doc["summary"])
+    assert {"torch", "torch_geometric", "ogb", "pyg_ham", "git_commit", "device", "date"} <= set(doc["provenance"])
+    assert doc["config"]["dataset_options"] == {"num_nodes": "300"}
+    assert "test acc" in result.output.splitlines()[-1]
+
+
+def test_config_file_with_flag_override(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("dataset: synthetic\ndataset_options: {num_nodes: 200}\nhidden: 8\nepochs: 4\nalpha: 50.0\n")
+    out = tmp_path / "r.json"
+    assert invoke("train", "-c", str(cfg), "--epochs", "2", "-q", "--out", str(out)).exit_code == 0
+    doc = json.loads(out.read_text())
+    assert doc["config"]["epochs"] == 2 and doc["config"]["alpha"] == 50.0 and len(doc["runs"][0]["history"]) == 2
+
+
+def test_datasets_lists_presence(shared_data):
+    result = invoke("datasets", "--root", str(shared_data))
+    line = next(l for l in result.output.splitlines() if l.startswith("Cora "))
+    assert "present" in line
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--dataset", "NoSuchGraph"], "NoSuchGraph"),
+    (["--model", "transformer"], "model"),
+    (["--layers", "2", "--batch-size", "32", "--fanout", "10,5,5"], "fanout"),
+    (["--device", "cuda"], "cuda"),
+    (["--lr", "-1"], "lr"),
+    (["--alpha", "nan"], "alpha"),
+    (["--optimizer", "adamm"], "adamm"),
+    (["--config", "missing.yaml"], "missing.yaml"),
+])
+def test_bad_input_is_one_line_with_exit_code_2(args, needle):
+    result = CliRunner().invoke(main, ["train", "-q", "-o", "num_nodes=100", "--epochs", "1", *args])
+    assert result.exit_code == 2, result.output
+    lines = [l for l in result.output.splitlines() if l.strip()]
+    assert len(lines) == 1 and needle in lines[0] and "Traceback" not in result.output
+
+
+def test_unknown_yaml_key_is_named(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("epochz: 3\n")
+    result = CliRunner().invoke(main, ["train", "-c", str(cfg)])
+    assert result.exit_code == 2 and "epochz" in result.output
