@@ -4,7 +4,7 @@ import torch
 from torch import nn
 
 from pyg_ham.train.runner import run_experiment
-from pyg_ham.vision import fit_classifier, load_vision_task, train_vision_run, vision_config
+from pyg_ham.vision import fit_classifier, train_vision_run, vision_config
 
 CPU = torch.device("cpu")
 
