@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
-from typing import Any, Dict, List, Sequence, Tuple, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from pyg_ham.compare.compare import time_per_epoch
 from pyg_ham.compare.stats import higher_is_better
@@ -32,7 +32,8 @@ def collect_results(paths: Sequence[Union[str, Path]]) -> List[Tuple[Path, Dict[
     r"""Read result documents from files and folders (searched recursively for ``*.json``).
 
     Files inside folders that are not result documents (``comparison.json``, ``sweep.json``)
-    are skipped; a file named explicitly must be one.
+    are skipped; a ``comparison.json``/``sweep.json`` named explicitly stands for the result
+    files it lists; any other file named explicitly must be a result document.
 
     Raises:
         ConfigError: a path does not exist, or a named file is not a result document.
@@ -53,12 +54,34 @@ def collect_results(paths: Sequence[Union[str, Path]]) -> List[Tuple[Path, Dict[
                 doc = read_json(path)
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{path} is not valid JSON ({exc.msg} at line {exc.lineno})") from None
+            listed = _listed_files(path, doc)
+            if listed is not None:
+                out += listed
+                continue
             if not is_result_document(doc):
                 raise ConfigError(f"{path} is not a result file (expected the JSON that `pyg-ham train --out` "
                                   f"or `pyg-ham compare` writes, with config, runs and summary)")
             out.append((path, doc))
         else:
             raise ConfigError(f"{path} does not exist")
+    return out
+
+
+def _listed_files(path: Path, doc: Any) -> Optional[List[Tuple[Path, Dict[str, Any]]]]:
+    """The result files a ``comparison.json`` or ``sweep.json`` names (``None`` for other files)."""
+    if not isinstance(doc, dict) or doc.get("kind") not in ("pyg-ham comparison", "pyg-ham sweep"):
+        return None
+    if doc["kind"] == "pyg-ham comparison":
+        names = [v["file"] for v in doc.get("variants", [])]
+    else:
+        names = [r["file"] for arm in doc.get("arms", {}).values() for r in arm.get("results", [])]
+    out = []
+    for name in names:
+        file = path.parent / name
+        if file.is_file():
+            item = read_json(file)
+            if is_result_document(item):
+                out.append((file, item))
     return out
 
 
@@ -121,4 +144,6 @@ def format_report(entries: Sequence[Dict[str, Any]], fmt: str = "md") -> str:
         return csv_text(list(entries), REPORT_COLUMNS)
     if fmt != "md":
         raise ConfigError(f"format must be md or csv, got {fmt!r}")
-    return markdown_table(REPORT_COLUMNS, report_rows(entries)) + "\n"
+    headers = ["file", "dataset", "model", "variant", "protocol", "metric", "test", "valid", "#params", "runs",
+               "s/epoch", "complete"]
+    return markdown_table(headers, report_rows(entries)) + "\n"

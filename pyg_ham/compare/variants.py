@@ -154,7 +154,7 @@ def parse_variant(text: str) -> Variant:
     if not ham:
         stray = [k for k in overrides if k in HAM_KEYS]
         if stray:
-            raise ConfigError(f"variant {original!r}: {', '.join(stray)} only apply with HAM; "
+            raise ConfigError(f"variant {original!r}: {', '.join(stray)}: HAM settings, unused without HAM; "
                               f"write {head}+ham:... or drop them")
     return Variant(head.lower(), ham, overrides)
 
