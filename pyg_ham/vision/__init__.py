@@ -15,8 +15,8 @@ or, for any model and any datasets, :func:`fit_classifier`; from the shell,
 """
 from pyg_ham.vision._torchvision import torchvision_available
 from pyg_ham.vision.data import (
-    TORCHVISION_DATASETS, VISION_DATASETS, ImageTensorDataset, VisionTask, is_vision_dataset, load_vision_task,
-    random_crop_flip,
+    TORCHVISION_DATASETS, VISION_DATASETS, ImageTensorDataset, VisionTask, is_vision_dataset, list_vision_datasets,
+    load_vision_task, random_crop_flip,
 )
 from pyg_ham.vision.models import VISION_MODELS, VisionCNN, VisionMLP, build_vision_model
 from pyg_ham.vision.trainer import (
@@ -25,6 +25,7 @@ from pyg_ham.vision.trainer import (
 
 __all__ = [
     "VISION_DATASETS", "VISION_MODELS", "TORCHVISION_DATASETS", "is_vision_dataset", "load_vision_task",
+    "list_vision_datasets",
     "build_vision_model", "train_vision_run", "fit_classifier", "VisionTask", "ImageTensorDataset", "VisionCNN",
     "VisionMLP", "random_crop_flip", "make_loader", "vision_config", "VISION_DEFAULTS", "DEFAULT_VISION_BATCH_SIZE",
     "torchvision_available",

@@ -6,7 +6,7 @@ optimizer sees the same images; runs differ in initialisation and batch order on
 
 * ``digits``: scikit-learn's 1,797 8x8 digits, scaled to :math:`[0, 1]` (pixel / 16),
   shape ``[1, 8, 8]``; a stratified 60/20/20 train/valid/test split drawn with
-  ``split_seed=0`` (1,077 / 360 / 360 images).
+  ``split_seed=0`` (1,079 / 359 / 359 images).
 * ``mnist``, ``cifar10``, ``cifar100``: the official test set; ``valid_size=5000`` images
   held out of the official training set, stratified by class, with ``split_seed=0``.
   Pixels are scaled to :math:`[0, 1]` and normalised by the usual per-channel mean and
@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
@@ -35,7 +35,7 @@ from pyg_ham.errors import ConfigError, DatasetError
 from pyg_ham.vision import _torchvision
 
 __all__ = ["VISION_DATASETS", "TORCHVISION_DATASETS", "VisionTask", "ImageTensorDataset", "is_vision_dataset",
-           "load_vision_task", "random_crop_flip", "stratified_holdout"]
+           "load_vision_task", "list_vision_datasets", "random_crop_flip", "stratified_holdout"]
 
 ImageSize = Union[int, Tuple[int, int]]
 BatchTransform = Callable[[Tensor], Tensor]
@@ -308,6 +308,21 @@ def _load_torchvision(name: str, root: Path, valid_size: int, split_seed: int, d
                      f"the training set (stratified, split_seed={split_seed}); "
                      f"{'normalised' if normalize else 'in [0, 1]'}"
                      f"{'; crop+flip augmentation' if augment else ''}"))
+
+
+def list_vision_datasets(root: Optional[Union[str, Path]] = None) -> List[Dict[str, Any]]:
+    r"""The image datasets, in the row format of :func:`pyg_ham.datasets.list_datasets`:
+    ``name``, ``task`` (``"vision"``), ``metric``, ``present`` (``digits`` always; the
+    torchvision ones when their folder under the data root holds files) and ``path``."""
+    from pyg_ham.datasets.paths import data_root, has_files
+
+    base = data_root(root)
+    rows = [{"name": "digits", "task": "vision", "metric": "acc", "present": True, "path": ""}]
+    for name, info in TORCHVISION_DATASETS.items():
+        where = base / info["folder"]
+        rows.append({"name": name, "task": "vision", "metric": "acc", "present": has_files(where),
+                     "path": str(where)})
+    return rows
 
 
 def load_vision_task(name: str, root: Optional[Union[str, Path]] = None, **options: Any) -> VisionTask:

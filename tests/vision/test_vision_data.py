@@ -168,3 +168,15 @@ def test_torchvision_dataset_absent(fake_torchvision, tmp_path, monkeypatch):
     with pytest.raises(DatasetError, match=r"download failed \(OSError: network access is disabled in tests\)"):
         load_vision_task("mnist", root=tmp_path)
     assert FakeMNIST.downloads == [str(tmp_path / "MNIST")]
+
+
+def test_list_vision_datasets(tmp_path):
+    from pyg_ham.vision import list_vision_datasets
+
+    (tmp_path / "MNIST" / "raw").mkdir(parents=True)
+    (tmp_path / "MNIST" / "raw" / "train-images-idx3-ubyte").write_bytes(b"x")
+    rows = {r["name"]: r for r in list_vision_datasets(tmp_path)}
+    assert list(rows) == list(VISION_DATASETS)
+    assert rows["digits"]["present"] and rows["mnist"]["present"] and not rows["cifar10"]["present"]
+    assert rows["cifar100"]["path"] == str(tmp_path.resolve() / "cifar-100-python")
+    assert {r["task"] for r in rows.values()} == {"vision"}

@@ -111,3 +111,16 @@ def test_sparse_training_on_vision(digits):
     result = train_vision_run(digits, cfg, 0, CPU)
     assert "sparsity" in result.extra
     assert result.history[-1]["zero"] >= 0.45
+
+
+def test_torchvision_dataset_and_model_through_the_runner(fake_torchvision, tmp_path):
+    """CIFAR-10 (fake files, crop+flip augmentation) with a torchvision-built ResNet, via run_experiment."""
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    cfg = vision_config(dataset="cifar10", root=str(tmp_path), dataset_options={"valid_size": "50"},
+                        model="resnet18", epochs=1, quiet=True, batch_size=128)
+    doc = run_experiment(cfg, log=lambda msg: None)
+    assert (doc["dataset"], doc["task"], doc["model"]) == ("cifar10", "vision", "resnet18")
+    assert fake_torchvision.built == ["resnet18"]
+    (run,) = doc["runs"]
+    assert run["num_params"] == 8 * 3 * 9 + 16 + 8 * 10 + 10  # 3x3 stem, BN, fc
+    assert {"near_zero", "l1", "sign_flips"} <= set(run["history"][0])
