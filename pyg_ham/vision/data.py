@@ -189,8 +189,8 @@ class VisionTask:
         if in_channels is None or image_size is None:
             image = train[0][0]
             if not isinstance(image, Tensor) or image.dim() != 3:
-                raise ConfigError(f"{name}: images must be tensors [C, H, W] (got {type(image).__name__}"
-                                  f"{'' if not isinstance(image, Tensor) else ' of shape ' + str(tuple(image.shape))}); "
+                got = f"a tensor of shape {tuple(image.shape)}" if isinstance(image, Tensor) else type(image).__name__
+                raise ConfigError(f"{name}: images must be tensors [C, H, W] (got {got}); "
                                   "add a ToTensor transform or pass in_channels and image_size")
             in_channels = in_channels if in_channels is not None else int(image.size(0))
             h, w = int(image.size(1)), int(image.size(2))
@@ -221,7 +221,8 @@ def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
     except (TypeError, ValueError):
         number = float("nan")
     if isinstance(value, bool) or not np.isfinite(number) or (isinstance(default, int) and not number.is_integer()):
-        raise ConfigError(f"{name}: option {key}={value!r} is invalid; use {'an integer' if isinstance(default, int) else 'a number'}")
+        kind = "an integer" if isinstance(default, int) else "a number"
+        raise ConfigError(f"{name}: option {key}={value!r} is invalid; use {kind}")
     return int(number) if isinstance(default, int) else number
 
 
