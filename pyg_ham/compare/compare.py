@@ -9,7 +9,6 @@ error (``OUT/<variant>.error.txt`` holds the traceback); the others go on.
 from __future__ import annotations
 
 import dataclasses
-import math
 import shutil
 import traceback
 from dataclasses import dataclass

@@ -14,7 +14,7 @@ r"""Paired statistics of two result documents: the difference, its confidence in
 from __future__ import annotations
 
 import math
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, Optional, Sequence
 
 from scipy import stats as _st
 

@@ -118,11 +118,12 @@ def _arm(name: str, variants: List[Variant], outcomes: List[VariantOutcome], gri
     results = []
     for o in outcomes:
         s = (o.doc or {}).get("summary") or {}
+        status = "failed" if o.error else ("complete" if (o.doc or {}).get("complete") else "incomplete")
         results.append({"variant": o.variant.label, "file": o.path.name, "overrides": dict(o.variant.overrides),
                         "valid_mean": s.get("valid_mean"), "valid_std": s.get("valid_std"),
                         "test_mean": s.get("test_mean"), "test_std": s.get("test_std"),
                         "runs": s.get("runs", 0), "selected": o is best,
-                        "status": "failed" if o.error else ("complete" if (o.doc or {}).get("complete") else "incomplete"),
+                        "status": status,
                         "error": o.error})
     chosen = dict(best.variant.overrides) if best else {}
     return {"name": name, "configurations": len(variants), "grid": grid, "results": results,
@@ -141,7 +142,8 @@ def _markdown(doc: Dict[str, Any]) -> str:
         for r in arm["results"]:
             rows.append([arm["name"], r["variant"], fmt_pm(r["valid_mean"], r["valid_std"]),
                          fmt_pm(r["test_mean"], r["test_std"]) if r["selected"] else "",
-                         "**selected**" if r["selected"] else "", r["status"] + (f": {r['error']}" if r["error"] else "")])
+                         "**selected**" if r["selected"] else "",
+                         r["status"] + (f": {r['error']}" if r["error"] else "")])
     lines.append(markdown_table(["arm", "variant", "valid", "test (selected only)", "", "status"], rows))
     lines += [""] + [f"* {arm['name']}: {arm['tuned'] or 'nothing selected (no complete configuration)'}"
                      for arm in doc["arms"].values()]

@@ -113,8 +113,8 @@ def comparison_markdown(comparison: Dict[str, Any]) -> str:
     if refs:
         out += ["", "### Published numbers (reference, not rerun here)", ""]
         rows = [[r["method"], fmt_pm(r.get("test"), r.get("test_std")), fmt_pm(r.get("valid"), r.get("valid_std")),
-                 _fmt_int(r.get("params")), r.get("protocol", ""), r["source"] + (f" — {r['note']}" if r.get("note") else "")]
-                for r in refs]
+                 _fmt_int(r.get("params")), r.get("protocol", ""),
+                 r["source"] + (f" — {r['note']}" if r.get("note") else "")] for r in refs]
         out.append(markdown_table(["method", "test", "valid", "#params", "protocol", "source"], rows))
     return "\n".join(out) + "\n"
 

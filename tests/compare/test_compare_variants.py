@@ -58,7 +58,8 @@ def test_invalid_values_named_on_apply():
 
 
 def test_baselines():
-    vs = parse_variants(["adamw", "adamw+ham:alpha=100", "sgd:lr=0.1", "sgd", "sgd+ham:lr=0.1", "sgd+ham", "rmsprop+ham"])
+    vs = parse_variants(["adamw", "adamw+ham:alpha=100", "sgd:lr=0.1", "sgd", "sgd+ham:lr=0.1", "sgd+ham",
+                         "rmsprop+ham"])
     assert baseline_of(vs) == {
         "adamw": None,
         "adamw+ham:alpha=100": "adamw",       # its base optimizer without HAM

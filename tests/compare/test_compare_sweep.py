@@ -1,0 +1,95 @@
+"""``sweep``: the equal-budget rule, selection on validation only, best.yaml feeding compare."""
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import pyg_ham.train.runner as runner_mod
+from pyg_ham.cli import main
+from pyg_ham.compare.compare import VariantOutcome
+from pyg_ham.compare.sweep import run_sweep, select_best, sweep_variants, tuned_string, weight_decay_grid
+from pyg_ham.compare.variants import load_variants_file, parse_variants
+from pyg_ham.errors import ConfigError
+from pyg_ham.train.config import ExperimentConfig
+
+
+def test_equal_budget_grids():
+    base, ham = sweep_variants("adam", [10, 100, 1000], [1e-3, 1e-2, 0.1])
+    assert len(base) == len(ham) == 9
+    assert all(not v.ham and set(v.overrides) == {"weight_decay"} for v in base)
+    assert all(v.ham and set(v.overrides) == {"alpha", "beta"} for v in ham)
+    assert [v.overrides["weight_decay"] for v in base] == weight_decay_grid(9)
+    assert weight_decay_grid(9)[0] == 0.0 and weight_decay_grid(9)[1] == 1e-5 and weight_decay_grid(9)[-1] == 0.1
+    assert weight_decay_grid(1) == [0.0] and len(set(weight_decay_grid(4))) == 4
+    # learning rates: both arms get every lr, still equal
+    base, ham = sweep_variants("sgd", [10, 100], [0.01], [0.0, 1e-4], lrs=[0.01, 0.1])
+    assert len(base) == len(ham) == 4
+    assert sorted({v.overrides["lr"] for v in base}) == sorted({v.overrides["lr"] for v in ham}) == [0.01, 0.1]
+    # unequal budgets are refused, naming both counts
+    with pytest.raises(ConfigError, match="equal budget: HAM gets 2 alphas × 2 betas = 4 configurations, "
+                                          "the baseline 3 weight decays"):
+        sweep_variants("adam", [10, 100], [0.01, 0.1], [0.0, 1e-4, 1e-3])
+    with pytest.raises(ConfigError, match="alpha grid is empty"):
+        sweep_variants("adam", [], [0.1])
+    with pytest.raises(ConfigError, match="repeated values"):
+        sweep_variants("adam", [10, 10], [0.1])
+
+
+def _outcome(label, valid, test, complete=True, error=None):
+    doc = {"complete": complete, "summary": {"valid_mean": valid, "test_mean": test}}
+    return VariantOutcome(parse_variants([label])[0], Path(f"{label}.json"), doc, error=error)
+
+
+def test_selection_uses_validation_only():
+    outs = [_outcome("adam:weight_decay=0", 0.70, 0.90),       # best test: must not be chosen
+            _outcome("adam:weight_decay=0.001", 0.80, 0.60),
+            _outcome("adam:weight_decay=0.01", 0.80, 0.99),     # tie on valid: the first wins
+            _outcome("adam:weight_decay=0.1", 0.95, 0.10, complete=False),  # unfinished: not eligible
+            _outcome("adam:weight_decay=1", 0.99, 0.10, error="RuntimeError: boom")]
+    assert select_best(outs, "acc").variant.label == "adam:weight_decay=0.001"
+    assert select_best(outs, "rmse").variant.label == "adam:weight_decay=0"  # lower is better
+    assert tuned_string({"weight_decay": [0.0, 0.001, 0.01]}, {"weight_decay": 0.001}) == \
+        "weight_decay: [0, 0.001*, 0.01]"
+
+
+def test_sweep_end_to_end_resumable_and_feeds_compare(tmp_path, monkeypatch):
+    cfg = ExperimentConfig(dataset="synthetic", dataset_options={"num_nodes": 300}, hidden=8, epochs=2, runs=1,
+                           quiet=True, device="cpu")
+    doc = run_sweep(cfg, tmp_path, alphas=[10.0], betas=[1e-3, 1e-2], log=lambda m: None)
+    assert doc["budget"] == {"baseline": 2, "ham": 2, "epochs": 2, "runs": 1}
+    arms = doc["arms"]
+    assert [r["variant"] for r in arms["baseline"]["results"]] == ["adam:weight_decay=0", "adam:weight_decay=0.001"]
+    for arm in arms.values():
+        chosen = max(arm["results"], key=lambda r: r["valid_mean"])  # first max = first in grid order
+        assert arm["selected"] == chosen["variant"] and chosen["selected"]
+    # every configuration trained the same seeds for the same epochs
+    for arm in arms.values():
+        for r in arm["results"]:
+            d = json.loads((tmp_path / r["file"]).read_text())
+            assert [run["seed"] for run in d["runs"]] == [0] and len(d["runs"][0]["history"]) == 2
+    # test appears only at the selected settings in the human-readable outputs
+    md = (tmp_path / "sweep.md").read_text()
+    assert md.count("**selected**") == 2
+    rows = (tmp_path / "sweep.csv").read_text().splitlines()[1:]
+    assert sum(1 for r in rows if ",,," not in r and r.endswith("True,complete")) == 2
+    # best.yaml feeds compare
+    variants = load_variants_file(tmp_path / "best.yaml")
+    assert variants == doc["variants"] and [v.ham for v in parse_variants(variants)] == [False, True]
+    assert "tuned" in yaml.safe_load((tmp_path / "best.yaml").read_text())
+    # resumable: a rerun trains nothing and does not even load the data
+    monkeypatch.setattr(runner_mod, "load_task", lambda cfg: pytest.fail("retrained"))
+    again = run_sweep(cfg, tmp_path, alphas=[10.0], betas=[1e-3, 1e-2], log=lambda m: None)
+    assert again["variants"] == doc["variants"]
+
+
+def test_sweep_cli_errors(tmp_path):
+    r = CliRunner().invoke(main, ["sweep", "--alphas", "10,100", "--betas", "0.01", "--weight-decays", "0",
+                                  "--out", str(tmp_path / "s")])
+    assert r.exit_code == 2 and "equal budget" in r.output
+    r = CliRunner().invoke(main, ["sweep", "--protocol", "gin", "--out", str(tmp_path / "s")])
+    assert r.exit_code == 2 and "validation folds are the test folds" in r.output
+    r = CliRunner().invoke(main, ["sweep", "--alphas", "ten", "--out", str(tmp_path / "s")])
+    assert r.exit_code == 2 and "comma-separated numbers" in r.output
+    assert not (tmp_path / "s").exists()
