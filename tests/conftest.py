@@ -29,13 +29,20 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.fixture(autouse=True)
 def _no_network(monkeypatch):
-    """Fail any test that tries to open a network connection."""
+    """Fail any test that tries to open a network connection (local Unix sockets, which
+    DataLoader workers use, stay allowed)."""
+    connect = socket.socket.connect
 
-    def guard(*args, **kwargs):
+    def guarded_connect(self, address, *args, **kwargs):
+        if self.family in (socket.AF_INET, socket.AF_INET6):
+            raise OSError("network access is disabled in tests")
+        return connect(self, address, *args, **kwargs)
+
+    def no_connection(*args, **kwargs):
         raise OSError("network access is disabled in tests")
 
-    monkeypatch.setattr(socket.socket, "connect", guard)
-    monkeypatch.setattr(socket, "create_connection", guard)
+    monkeypatch.setattr(socket.socket, "connect", guarded_connect)
+    monkeypatch.setattr(socket, "create_connection", no_connection)
 
 
 @pytest.fixture

@@ -1,0 +1,139 @@
+"""Cost of HAM's hyperbolic step on top of a base optimizer step (interleaved medians).
+
+For two parameter sets — the shapes of OGB's ogbn-arxiv GraphSAGE (218,664 parameters) and a
+25M-parameter transformer-like set — times one optimizer step of:
+
+* the base alone (AdamW ``foreach=True`` and AdamW ``fused=True``),
+* base + HAM on its default path (fused/compiled from 4M selected elements, else foreach),
+* base + HAM forced onto the foreach and the fused (compiled) paths,
+* base + a *naive* HAM written in the structure of the authors' reference wrapper (per-tensor
+  NaN checks that synchronise, a clone for rollback, a masked write, a per-tensor weight-norm
+  clip and a gradient-norm clip after the step) — the peer implementation.
+
+Variants run interleaved (one step of each, repeated) and the table reports medians and ratios
+to the base measured in the same run, so machine noise hits all variants alike.
+
+    python benchmarks/optimizer_step.py            # both sets
+    python benchmarks/optimizer_step.py --quick    # fewer repetitions
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from typing import Callable, Dict, List
+
+import torch
+
+from pyg_ham.models import build_node_model
+from pyg_ham.optim import HAM, ham_param_groups
+
+
+def graphsage_arxiv() -> List[torch.nn.Parameter]:
+    model = build_node_model("sage", 128, 40, hidden_channels=256, num_layers=3, norm="batch_norm")
+    return list(model.parameters())
+
+
+def transformer_25m(d: int = 512, layers: int = 8) -> List[torch.nn.Parameter]:
+    block = lambda: [torch.nn.Linear(d, d), torch.nn.Linear(d, d), torch.nn.Linear(d, d), torch.nn.Linear(d, d),
+                     torch.nn.Linear(d, 4 * d), torch.nn.Linear(4 * d, d), torch.nn.LayerNorm(d), torch.nn.LayerNorm(d)]
+    modules = torch.nn.ModuleList([m for _ in range(layers) for m in block()])
+    return list(modules.parameters())
+
+
+class NaiveHAM:
+    """HAM in the structure of the authors' wrapper (see shared/reference/method.md)."""
+
+    def __init__(self, base: torch.optim.Optimizer, alpha: float = 200.0, beta: float = 1e-3,
+                 max_weight_norm: float = 1000.0, max_grad_norm: float = 20.0) -> None:
+        self.base, self.alpha, self.beta = base, alpha, beta
+        self.max_weight_norm, self.max_grad_norm = max_weight_norm, max_grad_norm
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.base.step()
+        for group in self.base.param_groups:
+            lr = group["lr"]
+            for p in group["params"]:
+                if p.grad is None or p.ndim < 2:
+                    continue
+                if torch.isnan(p).any() or torch.isnan(p.grad).any():  # host sync
+                    print("NaN before HAM step")
+                    continue
+                backup = p.clone()
+                exponent = torch.clamp(lr * (-self.alpha * torch.sign(p) * p.grad - self.beta), -5, 5)
+                mask = p != 0
+                p[mask] = p[mask] * torch.exp(exponent[mask])
+                if torch.isnan(p).any() or torch.isinf(p).any():  # host sync
+                    print("NaN after HAM step, rolling back")
+                    p.copy_(backup)
+            for p in group["params"]:
+                norm = p.norm()
+                if norm > self.max_weight_norm:  # host sync
+                    p.mul_(self.max_weight_norm / norm)
+        params = [p for g in self.base.param_groups for p in g["params"] if p.grad is not None]
+        torch.nn.utils.clip_grad_norm_(params, self.max_grad_norm)
+
+
+def make_variants(params: List[torch.nn.Parameter], fused: bool) -> Dict[str, Callable[[], None]]:
+    """Independent copies of the parameters, each with its optimizer; returns name -> step()."""
+    def copy() -> List[torch.nn.Parameter]:
+        out = []
+        for p in params:
+            q = torch.nn.Parameter(p.detach().clone())
+            q.grad = torch.randn_like(q) * 1e-3
+            out.append(q)
+        return out
+
+    def base(ps):
+        named = [(str(i), p) for i, p in enumerate(ps)]
+        kwargs = {"fused": True} if fused else {"foreach": True}
+        return torch.optim.AdamW(ham_param_groups(named, 0.01), lr=1e-3, **kwargs)
+
+    return {
+        "base": base(copy()).step,
+        "base + HAM (default)": HAM(base(copy())).step,
+        "base + HAM (foreach)": HAM(base(copy()), implementation="foreach").step,
+        "base + HAM (fused, compiled)": HAM(base(copy()), implementation="fused").step,
+        "base + naive HAM (authors' structure)": NaiveHAM(base(copy())).step,
+    }
+
+
+def measure(variants: Dict[str, Callable[[], None]], reps: int, warmup: int) -> Dict[str, float]:
+    for step in variants.values():
+        for _ in range(warmup):
+            step()  # the first fused call compiles
+    times: Dict[str, List[float]] = {name: [] for name in variants}
+    for _ in range(reps):
+        for name, step in variants.items():
+            t0 = time.perf_counter()
+            step()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions")
+    parser.add_argument("--sets", default="graphsage,transformer", help="comma-separated: graphsage,transformer")
+    args = parser.parse_args()
+    sets = {"graphsage": ("ogbn-arxiv GraphSAGE", graphsage_arxiv), "transformer": ("25M transformer-like", transformer_25m)}
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print("| parameter set | #params | base | variant | median step (ms) | ratio to base |")
+    print("|---|---|---|---|---|---|")
+    for key in args.sets.split(","):
+        label, build = sets[key]
+        params = build()
+        numel = sum(p.numel() for p in params)
+        big = numel > 5_000_000
+        reps = (5 if args.quick else 15) if big else (50 if args.quick else 300)
+        for fused in (False, True):
+            result = measure(make_variants(params, fused), reps, warmup=2)
+            base_name = "AdamW fused" if fused else "AdamW foreach"
+            for name, t in result.items():
+                print(f"| {label} | {numel:,} | {base_name} | {name} | {t * 1e3:.3f} | {t / result['base']:.2f} |",
+                      flush=True)
+
+
+if __name__ == "__main__":
+    main()
