@@ -22,6 +22,7 @@ from pyg_ham.compare.variants import PAIRING_KEYS, Variant, baseline_of, default
 from pyg_ham.errors import ConfigError, PygHamError
 from pyg_ham.results import read_json, write_json
 from pyg_ham.train.config import ExperimentConfig
+from pyg_ham.train.runner import comparable_config
 
 __all__ = ["VariantOutcome", "run_variants", "build_comparison", "write_comparison", "compare",
            "time_per_epoch", "as_variants"]
@@ -61,10 +62,6 @@ def as_variants(variants: Optional[Sequence[VariantLike]], cfg: ExperimentConfig
     return out
 
 
-def _comparable(config: Dict[str, Any]) -> Dict[str, Any]:
-    from pyg_ham.train.runner import _NON_RESULT_KEYS  # the runner's own notion of "same experiment"
-
-    return {k: v for k, v in config.items() if k not in _NON_RESULT_KEYS}
 
 
 def _existing(path: Path, vcfg: ExperimentConfig, fresh_hint: str) -> Optional[Dict[str, Any]]:
@@ -72,7 +69,7 @@ def _existing(path: Path, vcfg: ExperimentConfig, fresh_hint: str) -> Optional[D
     if not path.exists():
         return None
     doc = read_json(path)
-    old, new = _comparable(doc.get("config", {})), _comparable(vcfg.to_dict())
+    old, new = comparable_config(doc.get("config", {})), comparable_config(vcfg.to_dict())
     if old != new:
         keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         raise ConfigError(f"{path} holds results of a different configuration (differs in {', '.join(keys)}); "

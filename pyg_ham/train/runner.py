@@ -13,7 +13,7 @@ from pyg_ham.errors import ConfigError
 from pyg_ham.results import RunResult, read_json, result_document, write_json
 from pyg_ham.train.config import ExperimentConfig, resolve_device
 
-__all__ = ["run_experiment", "run_specs", "load_task", "summary_line", "GIN_PROTOCOL_NOTE"]
+__all__ = ["run_experiment", "run_specs", "load_task", "comparable_config", "summary_line", "GIN_PROTOCOL_NOTE"]
 
 GIN_PROTOCOL_NOTE = ("gin (optimistic): one epoch chosen by the mean accuracy on the held-out folds, "
                      "which are also the reported ones (Xu et al., 2019)")
@@ -82,7 +82,8 @@ def _apply_gin_protocol(records: List[Dict[str, Any]], higher_is_better: bool) -
     return best + 1
 
 
-def _comparable(config: Dict[str, Any]) -> Dict[str, Any]:
+def comparable_config(config: Dict[str, Any]) -> Dict[str, Any]:
+    """The settings of a config that change results (what "the same experiment" means)."""
     return {k: v for k, v in config.items() if k not in _NON_RESULT_KEYS}
 
 
@@ -90,7 +91,7 @@ def _load_previous(cfg: ExperimentConfig, out: Optional[Path]) -> Dict[str, Dict
     if not (cfg.resume and out is not None and out.exists()):
         return {}
     previous = read_json(out)
-    if _comparable(previous.get("config", {})) != _comparable(cfg.to_dict()):
+    if comparable_config(previous.get("config", {})) != comparable_config(cfg.to_dict()):
         raise ConfigError(f"{out} holds results of a different configuration; choose another --out "
                           f"or drop --resume to start afresh")
     return {r["key"]: r for r in previous.get("runs", []) if "key" in r}
