@@ -89,7 +89,8 @@ def get_info(name: str) -> DatasetInfo:
     names = [e.name for e in reg.values()]
     close = difflib.get_close_matches(key, list(reg), n=3, cutoff=0.6)
     hint = f" (did you mean {', '.join(reg[c].name for c in close)}?)" if close else ""
-    raise DatasetError(f"unknown dataset {name!r}{hint}; known datasets: {', '.join(names)}")
+    raise DatasetError(f"unknown dataset {name!r}{hint}; known datasets: {', '.join(names)} "
+                       f"(images, through the vision adapter: digits, mnist, cifar10, cifar100)")
 
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")

@@ -39,7 +39,8 @@ def experiment_options(func: Callable) -> Callable:
         click.option("--root", help="Data root laid out like shared/data (default: $PYG_HAM_DATA or ~/.cache/pyg_ham/data)."),
         click.option("--option", "-o", "dataset_options", multiple=True, callback=_key_values,
                      help="Dataset option KEY=VALUE (e.g. -o num_nodes=5000); repeatable."),
-        click.option("--model", "-m", help="gcn, sage, gat, gin, mlp (node) / gin, gcn, sage, gat (graph)."),
+        click.option("--model", "-m", help="gcn, sage, gat, gin, mlp (node) / gin, gcn, sage, gat (graph) / "
+                                           "cnn, mlp, resnet18, ... (vision)."),
         click.option("--hidden", type=int, help="Hidden channels."),
         click.option("--layers", type=int, help="Number of GNN layers."),
         click.option("--dropout", type=float, help="Dropout probability."),
@@ -130,8 +131,14 @@ def datasets(root: Optional[str]) -> None:
     from pyg_ham.datasets import data_root, list_datasets
 
     rows = list_datasets(root)
+    try:
+        from pyg_ham.vision import list_vision_datasets
+
+        rows += list_vision_datasets(root)
+    except ImportError:  # the vision adapter is optional
+        pass
     click.echo(f"data root: {data_root(root)}")
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         mark = "present" if r["present"] else "-"
-        click.echo(f"{r['name']:<{width}}  {r['task']:<5}  {r['metric']:<6}  {mark}")
+        click.echo(f"{r['name']:<{width}}  {r['task']:<6}  {r['metric']:<6}  {mark}")
