@@ -8,7 +8,7 @@ import click
 
 from pyg_ham.errors import ConfigError
 
-__all__ = ["train", "datasets", "experiment_options", "config_from_cli"]
+__all__ = ["train", "datasets", "experiment_options", "config_from_cli", "run_and_report"]
 
 
 def _int_list(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[List[int]]:
@@ -109,9 +109,13 @@ def train(config_path: Optional[str], **flags: Any) -> None:
       pyg-ham train --config configs/ogbn-arxiv-sage.yaml --no-ham
       pyg-ham train --dataset MUTAG --root ../shared/data   # 10-fold CV
     """
+    run_and_report(config_from_cli(config_path, **flags))
+
+
+def run_and_report(cfg: "ExperimentConfig") -> None:  # noqa: F821
+    """Run the experiment, print its summary line; on Ctrl-C say what was kept (exit 130)."""
     from pyg_ham.train.runner import run_experiment, summary_line
 
-    cfg = config_from_cli(config_path, **flags)
     try:
         doc = run_experiment(cfg, log=lambda msg: click.echo(msg, err=True))
     except KeyboardInterrupt:

@@ -9,11 +9,11 @@ from torch import Tensor
 from torch_geometric.loader import DataLoader
 
 from pyg_ham.datasets import GraphTask
-from pyg_ham.models import build_graph_model, count_parameters
+from pyg_ham.models import build_graph_model
 from pyg_ham.results import RunResult
-from pyg_ham.train.common import make_optimizer, make_sparsifier, update
+from pyg_ham.train.common import fit_run, make_optimizer, make_sparsifier, update
 from pyg_ham.train.config import ExperimentConfig
-from pyg_ham.train.engine import build_scheduler, fit, seed_everything
+from pyg_ham.train.engine import seed_everything
 
 __all__ = ["build_graph_model_for", "train_graph_run", "DEFAULT_GRAPH_BATCH_SIZE"]
 
@@ -65,13 +65,5 @@ def train_graph_run(task: GraphTask, cfg: ExperimentConfig, split: Dict[str, Ten
             scores[key] = task.evaluate(torch.cat(preds), torch.cat(targets))
         return scores
 
-    result = fit(model, optimizer, train_epoch, evaluate, cfg.epochs, seed=seed,
-                 higher_is_better=task.higher_is_better,
-                 scheduler=build_scheduler(cfg.scheduler, optimizer, cfg.epochs, task.higher_is_better),
-                 patience=cfg.patience, eval_every=cfg.eval_every, checkpoint=checkpoint, resume=resume,
-                 stateful={"sparsifier": sparsifier} if sparsifier is not None else None,
-                 progress=not cfg.quiet, desc=desc or task.name, extra=extra)
-    result.extra["num_params"] = count_parameters(model)
-    if sparsifier is not None:
-        result.extra["sparsity"] = sparsifier.report()
-    return result
+    return fit_run(task, cfg, model, optimizer, train_epoch, evaluate, seed=seed, sparsifier=sparsifier,
+                   checkpoint=checkpoint, resume=resume, desc=desc, extra=extra)

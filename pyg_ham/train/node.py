@@ -9,11 +9,11 @@ import torch
 from torch import Tensor
 
 from pyg_ham.datasets import NodeTask
-from pyg_ham.models import build_node_model, count_parameters
+from pyg_ham.models import build_node_model
 from pyg_ham.results import RunResult
-from pyg_ham.train.common import make_optimizer, make_sparsifier, update
+from pyg_ham.train.common import fit_run, make_optimizer, make_sparsifier, update
 from pyg_ham.train.config import ExperimentConfig
-from pyg_ham.train.engine import build_scheduler, fit, seed_everything
+from pyg_ham.train.engine import seed_everything
 
 __all__ = ["build_model_for", "train_node_run"]
 
@@ -94,19 +94,10 @@ def train_node_run(task: NodeTask, cfg: ExperimentConfig, run: int, device: torc
         keys = ("train", "valid", "test") if cfg.eval_train else ("valid", "test")
         return {k: task.evaluate(out, split[k]) for k in keys}
 
-    stateful = {"sparsifier": sparsifier} if sparsifier is not None else {}
-    if cfg.batch_size is not None:
-        stateful["sampling_generator"] = _GeneratorState(gen)
-    result = fit(model, optimizer, train_epoch, evaluate, cfg.epochs, seed=seed,
-                 higher_is_better=task.higher_is_better,
-                 scheduler=build_scheduler(cfg.scheduler, optimizer, cfg.epochs, task.higher_is_better),
-                 patience=cfg.patience, eval_every=cfg.eval_every, checkpoint=checkpoint, resume=resume,
-                 stateful=stateful, progress=not cfg.quiet, desc=f"{task.name} run {run}",
-                 extra={"run": run, "split": run % task.num_splits})
-    result.extra["num_params"] = count_parameters(model)
-    if sparsifier is not None:
-        result.extra["sparsity"] = sparsifier.report()
-    return result
+    stateful = {"sampling_generator": _GeneratorState(gen)} if cfg.batch_size is not None else None
+    return fit_run(task, cfg, model, optimizer, train_epoch, evaluate, seed=seed, sparsifier=sparsifier,
+                   checkpoint=checkpoint, resume=resume, desc=f"{task.name} run {run}",
+                   extra={"run": run, "split": run % task.num_splits}, stateful=stateful)
 
 
 class _GeneratorState:

@@ -1,14 +1,13 @@
 """``pyg-ham vision``: the ``train`` command with image-classification defaults."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Any, Optional, Set
 
 import click
 
 from pyg_ham.errors import ConfigError
-from pyg_ham.train.cli import config_from_cli, experiment_options
+from pyg_ham.train.cli import config_from_cli, experiment_options, run_and_report
 
 __all__ = ["vision"]
 
@@ -45,7 +44,6 @@ def vision(config_path: Optional[str], **flags: Any) -> None:
       pyg-ham vision --no-ham --runs 5 --out base.json
       pyg-ham vision -d cifar10 -m resnet18 --root data --epochs 100 --scheduler cosine
     """
-    from pyg_ham.train.runner import run_experiment, summary_line
     from pyg_ham.vision.data import VISION_DATASETS, is_vision_dataset
     from pyg_ham.vision.trainer import VISION_DEFAULTS
 
@@ -57,13 +55,4 @@ def vision(config_path: Optional[str], **flags: Any) -> None:
     if not is_vision_dataset(cfg.dataset):
         raise ConfigError(f"'pyg-ham vision' trains image classifiers; {cfg.dataset!r} is not one "
                           f"(choose {', '.join(VISION_DATASETS)}); use 'pyg-ham train' for graph datasets")
-    try:
-        doc = run_experiment(cfg, log=lambda msg: click.echo(msg, err=True))
-    except KeyboardInterrupt:
-        where = f"finished runs are in {cfg.out}; rerun with --resume to continue" if cfg.out else \
-            "nothing was saved (no --out)"
-        click.echo(f"\ninterrupted: {where}", err=True)
-        sys.exit(130)
-    if cfg.out:
-        click.echo(f"wrote {cfg.out}", err=True)
-    click.echo(summary_line(doc))
+    run_and_report(cfg)

@@ -16,11 +16,10 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, TensorDataset
 
-from pyg_ham.models import count_parameters
 from pyg_ham.results import RunResult
-from pyg_ham.train.common import make_optimizer, make_sparsifier, update
+from pyg_ham.train.common import fit_run, make_optimizer, make_sparsifier, update
 from pyg_ham.train.config import ExperimentConfig, resolve_device
-from pyg_ham.train.engine import build_scheduler, fit, seed_everything
+from pyg_ham.train.engine import seed_everything
 from pyg_ham.vision.data import ImageTensorDataset, VisionTask
 from pyg_ham.vision.models import build_vision_model
 
@@ -135,16 +134,8 @@ def train_vision_run(task: VisionTask, cfg: ExperimentConfig, run: int, device: 
             scores[key] = task.evaluate(torch.cat(preds), torch.cat(targets))
         return scores
 
-    result = fit(model, optimizer, train_epoch, evaluate, cfg.epochs, seed=seed,
-                 higher_is_better=task.higher_is_better,
-                 scheduler=build_scheduler(cfg.scheduler, optimizer, cfg.epochs, task.higher_is_better),
-                 patience=cfg.patience, eval_every=cfg.eval_every, checkpoint=checkpoint, resume=resume,
-                 stateful={"sparsifier": sparsifier} if sparsifier is not None else None,
-                 progress=not cfg.quiet, desc=f"{task.name} run {run}", extra={"run": run})
-    result.extra["num_params"] = count_parameters(model)
-    if sparsifier is not None:
-        result.extra["sparsity"] = sparsifier.report()
-    return result
+    return fit_run(task, cfg, model, optimizer, train_epoch, evaluate, seed=seed, sparsifier=sparsifier,
+                   checkpoint=checkpoint, resume=resume, desc=f"{task.name} run {run}", extra={"run": run})
 
 
 def fit_classifier(model: Union[nn.Module, Callable[[], nn.Module]], train: Dataset, valid: Dataset, test: Dataset,
