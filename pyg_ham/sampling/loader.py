@@ -7,7 +7,7 @@ from typing import Any, Callable, List, Literal, Optional, Union
 import torch
 import torch_geometric.typing
 from torch_geometric.data import Data
-from torch_geometric.loader import NodeLoader
+from torch_geometric.loader import NeighborLoader, NodeLoader
 from torch_geometric.typing import InputNodes
 
 from pyg_ham.errors import ConfigError, MissingDependencyError
@@ -38,7 +38,7 @@ def _shuffle_generator(seed: Optional[int], generator: Optional[torch.Generator]
     return torch.Generator().manual_seed(int(seed) ^ 0x5DEECE66D)
 
 
-class TorchNeighborLoader(NodeLoader):
+class TorchNeighborLoader(NeighborLoader):
     r"""A :class:`~torch_geometric.loader.NeighborLoader` replacement that
     samples with :class:`~pyg_ham.sampling.TorchNeighborSampler`: plain
     PyTorch, no :obj:`pyg-lib` / :obj:`torch-sparse`, on the graph's own
@@ -102,8 +102,10 @@ class TorchNeighborLoader(NodeLoader):
                               f"(GPU sampling is fast and cannot run in worker processes)")
         if kwargs.get("generator") is None:
             kwargs["generator"] = _shuffle_generator(seed, sampler.generator)
-        super().__init__(data, node_sampler=sampler, input_nodes=input_nodes, transform=transform,
-                         filter_per_worker=filter_per_worker, **kwargs)
+        # A NeighborLoader to PyG code that checks (e.g. BasicGNN.inference for layer-wise
+        # evaluation), built as the NodeLoader it is: NeighborLoader's own __init__ needs pyg-lib.
+        NodeLoader.__init__(self, data, node_sampler=sampler, input_nodes=input_nodes, transform=transform,
+                            filter_per_worker=filter_per_worker, **kwargs)
 
 
 def has_pyg_neighbor_sampling() -> bool:
@@ -185,7 +187,6 @@ def neighbor_loader(
                           f"(PyG's NeighborLoader samples on the CPU)")
     if generator is not None:
         raise ConfigError("generator is only used by force='pyg_ham'; pass seed instead")
-    from torch_geometric.loader import NeighborLoader
 
     if loader_kwargs.get("generator") is None and seed is not None:
         loader_kwargs["generator"] = _shuffle_generator(seed, None)

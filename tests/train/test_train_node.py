@@ -63,3 +63,20 @@ def test_cora_gcn_reaches_published_accuracy(staged):
     ham = run_experiment(cfg.replace(ham=True))
     assert base["summary"]["test_mean"] >= 0.79
     assert ham["summary"]["test_mean"] >= 0.78
+
+
+def test_layerwise_inference_equals_full_batch():
+    """eval_mode="layerwise" runs PyG's BasicGNN.inference on pyg-ham's loader (no pyg-lib)."""
+    import torch
+
+    from pyg_ham.datasets import load_dataset
+    from pyg_ham.models import build_node_model
+    from pyg_ham.sampling import neighbor_loader
+
+    task = load_dataset("synthetic", num_nodes=300)
+    torch.manual_seed(0)
+    model = build_node_model("sage", task.num_features, task.num_classes, hidden_channels=16, num_layers=2).eval()
+    with torch.no_grad():
+        full = model(task.data.x, task.data.edge_index)
+        layerwise = model.inference(neighbor_loader(task.data, [-1], batch_size=64), progress_bar=False)
+    torch.testing.assert_close(layerwise, full, rtol=1e-4, atol=1e-5)
