@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import itertools
 import statistics
 import time
 from typing import Callable, Dict, List, Tuple
@@ -30,6 +29,12 @@ import torch
 from pyg_ham.datasets import load_dataset
 from pyg_ham.models import build_graph_model, build_node_model
 from pyg_ham.optim import build_optimizer
+
+
+def _forever(loader):
+    """Batches without end (``itertools.cycle`` would keep every batch in memory)."""
+    while True:
+        yield from loader
 
 
 def _pair(model: torch.nn.Module) -> List[Tuple[str, torch.nn.Module, torch.optim.Optimizer]]:
@@ -48,7 +53,7 @@ def minibatch_setting(args) -> Tuple[Dict[str, Callable[[], int]], str]:
     steps = {}
     for name, m, opt in _pair(model):
         loader = neighbor_loader(data, [15, 10, 5], 1024, input_nodes=train_idx, shuffle=True, seed=0)
-        batches = itertools.cycle(loader)
+        batches = _forever(loader)
 
         def run(m=m, opt=opt, batches=batches) -> int:
             m.train()
@@ -97,7 +102,7 @@ def graph_setting(args) -> Tuple[Dict[str, Callable[[], int]], str]:
                               ogb_mol=task.is_ogb_mol, edge_dim=None if task.is_ogb_mol else task.edge_dim)
     steps = {}
     for name, m, opt in _pair(model):
-        batches = itertools.cycle(DataLoader(train, batch_size=32, shuffle=True))
+        batches = _forever(DataLoader(train, batch_size=32, shuffle=True))
 
         def run(m=m, opt=opt, batches=batches) -> int:
             m.train()
