@@ -10,7 +10,15 @@ import torch
 from pyg_ham import HAM, attach_ham, build_optimizer
 from pyg_ham.optim import ham_param_groups
 
-torch.set_default_dtype(torch.float64)
+
+
+@pytest.fixture(autouse=True)
+def default_float64():
+    """Exact comparisons in float64 here; the default dtype is restored for other modules."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(previous)
 
 
 def hyp(w, g, lr, alpha, beta):
@@ -234,69 +242,63 @@ def test_state_dict_roundtrip_in_fresh_process(tmp_path):
 
 @pytest.mark.parametrize("fused", [False, True])
 def test_grad_scaler_uses_unscaled_grads_and_skips_inf_steps(fused):
-    torch.set_default_dtype(torch.float32)
-    try:
-        W = torch.randn(4, 3)
-        W[0, 0] = 0.0  # a pruned weight (zero gradient: Adam leaves it) must stay zero, never NaN
-        g = torch.randn(4, 3)
-        g[0, 0] = 0.0
-        p_ref, p_amp = torch.nn.Parameter(W.clone()), torch.nn.Parameter(W.clone())
-        ref = HAM(torch.optim.Adam([p_ref], lr=0.01), alpha=20.0, beta=0.01)
-        amp = HAM(torch.optim.Adam([p_amp], lr=0.01, fused=fused), alpha=20.0, beta=0.01)
-        scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10)
-        # a normal step: same result as without scaling
-        p_ref.grad = g.clone()
-        ref.step()
-        scaler.scale((p_amp * g).sum()).backward()
-        scaler.step(amp)
-        scaler.update()
-        torch.testing.assert_close(p_amp.detach(), p_ref.detach(), rtol=1e-5, atol=1e-6)
-        # an inf step: both half-steps are skipped, zeros stay zero, nothing turns NaN
-        before = p_amp.detach().clone()
-        amp.zero_grad()
-        scaler.scale((p_amp * float("inf")).sum()).backward()
-        scaler.step(amp)
-        scaler.update()
-        assert torch.equal(p_amp.detach(), before)
-        assert p_amp[0, 0].item() == 0.0 and torch.isfinite(p_amp).all()
-        assert scaler.get_scale() == 2.0 ** 9
-    finally:
-        torch.set_default_dtype(torch.float64)
+    torch.set_default_dtype(torch.float32)  # the fixture restores the default afterwards
+    W = torch.randn(4, 3)
+    W[0, 0] = 0.0  # a pruned weight (zero gradient: Adam leaves it) must stay zero, never NaN
+    g = torch.randn(4, 3)
+    g[0, 0] = 0.0
+    p_ref, p_amp = torch.nn.Parameter(W.clone()), torch.nn.Parameter(W.clone())
+    ref = HAM(torch.optim.Adam([p_ref], lr=0.01), alpha=20.0, beta=0.01)
+    amp = HAM(torch.optim.Adam([p_amp], lr=0.01, fused=fused), alpha=20.0, beta=0.01)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 10)
+    # a normal step: same result as without scaling
+    p_ref.grad = g.clone()
+    ref.step()
+    scaler.scale((p_amp * g).sum()).backward()
+    scaler.step(amp)
+    scaler.update()
+    torch.testing.assert_close(p_amp.detach(), p_ref.detach(), rtol=1e-5, atol=1e-6)
+    # an inf step: both half-steps are skipped, zeros stay zero, nothing turns NaN
+    before = p_amp.detach().clone()
+    amp.zero_grad()
+    scaler.scale((p_amp * float("inf")).sum()).backward()
+    scaler.step(amp)
+    scaler.update()
+    assert torch.equal(p_amp.detach(), before)
+    assert p_amp[0, 0].item() == 0.0 and torch.isfinite(p_amp).all()
+    assert scaler.get_scale() == 2.0 ** 9
 
 
 def test_torch_compile_matches_eager_and_does_not_recompile_per_scheduler_step():
     torch._dynamo.reset()
-    torch.set_default_dtype(torch.float32)
-    try:
-        torch.manual_seed(0)
-        models = [torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)) for _ in range(2)]
-        models[1].load_state_dict(models[0].state_dict())
-        opts = [build_optimizer(m, "adamw", lr=torch.tensor(0.01), weight_decay=0.01, alpha=30.0, beta=0.01)
-                for m in models]
-        scheds = [torch.optim.lr_scheduler.ExponentialLR(o, 0.9) for o in opts]
-        x = torch.randn(20, 6)
+    torch.set_default_dtype(torch.float32)  # the fixture restores the default afterwards
+    torch.manual_seed(0)
+    models = [torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 3)) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    opts = [build_optimizer(m, "adamw", lr=torch.tensor(0.01), weight_decay=0.01, alpha=30.0, beta=0.01)
+            for m in models]
+    scheds = [torch.optim.lr_scheduler.ExponentialLR(o, 0.9) for o in opts]
+    x = torch.randn(20, 6)
 
-        def train_step(model, opt):
-            opt.zero_grad()
-            loss = model(x).pow(2).mean()
-            loss.backward()
-            opt.step()
-            return loss
+    def train_step(model, opt):
+        opt.zero_grad()
+        loss = model(x).pow(2).mean()
+        loss.backward()
+        opt.step()
+        return loss
 
-        compiled = torch.compile(train_step, backend="aot_eager")
-        counter = torch._dynamo.utils.counters
-        counter.clear()
-        for _ in range(4):
-            train_step(models[0], opts[0])
-            compiled(models[1], opts[1])
-            for s in scheds:
-                s.step()
-        for p, q in zip(models[0].parameters(), models[1].parameters()):
-            torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
-        # compiled once (plus graph breaks), not once per learning-rate value
-        assert counter["stats"]["unique_graphs"] <= 4
-    finally:
-        torch.set_default_dtype(torch.float64)
+    compiled = torch.compile(train_step, backend="aot_eager")
+    counter = torch._dynamo.utils.counters
+    counter.clear()
+    for _ in range(4):
+        train_step(models[0], opts[0])
+        compiled(models[1], opts[1])
+        for s in scheds:
+            s.step()
+    for p, q in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(p, q, rtol=1e-5, atol=1e-6)
+    # compiled once (plus graph breaks), not once per learning-rate value
+    assert counter["stats"]["unique_graphs"] <= 4
 
 
 @pytest.mark.parametrize("kwargs,match", [
