@@ -1,5 +1,4 @@
 """Shared pytest configuration: offline data, the ``--runslow`` flag, no network."""
-import os
 import shutil
 import socket
 from pathlib import Path
