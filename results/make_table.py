@@ -15,8 +15,8 @@ here = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().pare
 
 
 def fmt(m, s, pct):
-    if m is None:
-        return "-"
+    if m is None or m != m:  # None or NaN (every run diverged)
+        return "all diverged"
     k = 100.0 if pct else 1.0
     return f"{m * k:.2f} ± {s * k:.2f}" if s is not None else f"{m * k:.2f}"
 
@@ -64,8 +64,9 @@ def main():
                 d["dataset"], d.get("model") or "-", d.get("metric") + (" (%)" if pct else ""),
                 c["baseline"], fmt(bs["test_mean"], bs["test_std"], pct),
                 c["variant"], fmt(vs["test_mean"], vs["test_std"], pct),
-                f"{c['mean'] * k:+.2f} [{c['ci_low'] * k:+.2f}, {c['ci_high'] * k:+.2f}]",
-                pval(c.get("p")), c.get("verdict", "-"), f"{c.get('n')} ({n_desc})",
+                (f"{c['mean'] * k:+.2f} [{c['ci_low'] * k:+.2f}, {c['ci_high'] * k:+.2f}]"
+                 if c.get("n") and c["mean"] == c["mean"] else "-"),
+                pval(c.get("p")) if c.get("p") == c.get("p") else "-", (c.get("verdict", "-") if c.get("n") else "no finite pairs (HAM diverged)"), f"{c.get('n')} ({n_desc})",
                 str(cfg.get("epochs")), tuning,
                 ", ".join(extra + div) or "-", ref, f"{tag}/",
             ])
