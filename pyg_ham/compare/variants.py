@@ -238,6 +238,6 @@ def variant_of_config(config: Dict[str, Any], reference: Optional[Dict[str, Any]
             parts.append(f"{key}={_format_value(config[key])}")
     if config.get("ham"):
         parts += [f"{k}={_format_value(config[k])}" for k in ("alpha", "beta") if k in config]
-        if config.get("max_exponent") is not None:
+        if "max_exponent" in config and config["max_exponent"] != ref.get("max_exponent"):
             parts.append(f"max_exponent={_format_value(config['max_exponent'])}")
     return text + (":" + ",".join(parts) if parts else "")

@@ -39,7 +39,7 @@ __all__ = ["llm"]
 @click.option("--ham/--no-ham", default=True, show_default=True, help="HAM on, or the plain base optimizer.")
 @click.option("--alpha", default=200.0, show_default=True, type=float, help="HAM's alpha.")
 @click.option("--beta", default=1e-3, show_default=True, type=float, help="HAM's beta.")
-@click.option("--max-exponent", default=None, type=float, help="Clamp of HAM's exponent [default: none].")
+@click.option("--max-exponent", default=5.0, show_default=True, type=float, help="Clamp of HAM's exponent (inf: none).")
 @click.option("--ham-embeddings/--no-ham-embeddings", default=False, show_default=True,
               help="Also step the embedding matrices (full fine-tuning).")
 @click.option("--ham-lm-head/--no-ham-lm-head", default=False, show_default=True,

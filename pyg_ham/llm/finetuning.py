@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlparse
 
+from pyg_ham.optim.ham import HAM_DEFAULTS
 import torch
 
 from pyg_ham.errors import ConfigError
@@ -83,7 +84,7 @@ class LLMConfig:
     ham: bool = True
     alpha: float = 200.0
     beta: float = 1e-3
-    max_exponent: Optional[float] = None
+    max_exponent: Optional[float] = HAM_DEFAULTS["ham_max_exponent"]
     ham_embeddings: bool = False
     ham_lm_head: bool = False
     seeds: List[int] = field(default_factory=lambda: [0])

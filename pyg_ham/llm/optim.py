@@ -28,7 +28,7 @@ def build_llm_optimizer(
     select: Selector = None,
     exclude: Selector = None,
     decay: Selector = None,
-    max_exponent: Optional[float] = None,
+    max_exponent: Optional[float] = HAM_DEFAULTS["ham_max_exponent"],
     **kwargs: Any,
 ) -> Optimizer:
     r""":func:`~pyg_ham.optim.build_optimizer` on a (``peft``-wrapped) causal LM, with the LLM

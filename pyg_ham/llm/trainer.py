@@ -57,7 +57,7 @@ class HAMArguments:
     enabled: bool = True
     alpha: float = HAM_DEFAULTS["ham_alpha"]
     beta: float = HAM_DEFAULTS["ham_beta"]
-    max_exponent: Optional[float] = None
+    max_exponent: Optional[float] = HAM_DEFAULTS["ham_max_exponent"]
     include_embeddings: bool = False
     include_lm_head: bool = False
     select: Selector = None

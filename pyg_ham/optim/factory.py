@@ -56,7 +56,7 @@ def build_optimizer(
     select: Selector = None,
     exclude: Selector = None,
     decay: Selector = None,
-    max_exponent: Optional[float] = None,
+    max_exponent: Optional[float] = HAM_DEFAULTS["ham_max_exponent"],
     implementation: Optional[str] = None,
     **kwargs: Any,
 ) -> Optimizer:

@@ -14,9 +14,10 @@ from pyg_ham.optim.functional import IMPLEMENTATIONS, hyperbolic_step_
 
 __all__ = ["HAM", "attach_ham", "apply_hyperbolic_step", "HAM_DEFAULTS"]
 
-#: The authors' defaults: ``alpha=200``, ``beta=1e-3``; ``ham="auto"`` selects ``ndim >= 2``.
+#: The authors' defaults: ``alpha=200``, ``beta=1e-3``, the exponent clamped to ``±5``;
+#: ``ham="auto"`` selects ``ndim >= 2``.
 #: In param groups the knobs are prefixed (``ham_alpha``...): ``alpha`` is RMSprop's own key.
-HAM_DEFAULTS: Dict[str, Any] = {"ham": "auto", "ham_alpha": 200.0, "ham_beta": 1e-3, "ham_max_exponent": None}
+HAM_DEFAULTS: Dict[str, Any] = {"ham": "auto", "ham_alpha": 200.0, "ham_beta": 1e-3, "ham_max_exponent": 5.0}
 _HAM_MODES = (True, False, "auto")
 
 
@@ -113,8 +114,10 @@ class HAM(Optimizer):
         ham (bool or str): which tensors of a group get the step when the group does not say:
             ``"auto"`` (``ndim >= 2``: weight matrices, not biases or norms), ``True`` (all),
             ``False`` (none). (default: :obj:`"auto"`)
-        max_exponent (float, optional): clamp the exponent to ``±max_exponent`` (the authors'
-            wrapper uses 5). (default: :obj:`None`, the paper's update)
+        max_exponent (float, optional): clamp the exponent to ``±max_exponent``, as the
+            authors' wrapper does; it only acts when one step would scale a weight by more than
+            :math:`e^{5}`, and keeps a too large :math:`\eta\alpha` from overflowing the weights.
+            :obj:`None` (or ``inf``) gives the unclamped update. (default: :obj:`5.0`)
         implementation (str, optional): ``"for-loop"``, ``"foreach"``, ``"fused"`` or
             :obj:`None` to choose by size (see :func:`~pyg_ham.optim.hyperbolic_step_`).
 

@@ -56,7 +56,7 @@ def experiment_options(func: Callable) -> Callable:
         click.option("--ham/--no-ham", default=None, help="Wrap the optimizer in HAM (default: on)."),
         click.option("--alpha", type=float, help="HAM alpha (default 200)."),
         click.option("--beta", type=float, help="HAM beta (default 1e-3)."),
-        click.option("--max-exponent", type=float, help="Clamp HAM's exponent to ±this (default: no clamp)."),
+        click.option("--max-exponent", type=float, help="Clamp HAM's exponent to ±this (default 5; inf: no clamp)."),
         click.option("--scheduler", help="none, cosine, step, plateau."),
         click.option("--epochs", type=int, help="Training epochs."),
         click.option("--runs", type=int, help="Seeds 0..R-1 (node tasks and OGB graph tasks)."),

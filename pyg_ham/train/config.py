@@ -48,7 +48,7 @@ class ExperimentConfig:
     ham: bool = True
     alpha: float = 200.0
     beta: float = 1e-3
-    max_exponent: Optional[float] = None
+    max_exponent: Optional[float] = 5.0
     scheduler: str = "none"
     # training
     epochs: int = 100
@@ -121,8 +121,9 @@ class ExperimentConfig:
             number(name, 1, integer=True)
         number("seed", 0, integer=True)
         number("sparsity", 0, 0.999999)
-        if self.max_exponent is not None:
-            number("max_exponent", 0, low_open=True)
+        if self.max_exponent is not None and not (isinstance(self.max_exponent, (int, float))
+                                                   and self.max_exponent > 0):
+            raise ConfigError(f"max_exponent must be a number > 0 (inf: no clamp), got {self.max_exponent!r}")
         if self.batch_size is not None:
             number("batch_size", 1, integer=True)
         if self.patience is not None:

@@ -103,8 +103,8 @@ def summary_line(doc: Dict[str, Any]) -> str:
     opt = cfg["optimizer"] + (f"+HAM(alpha={cfg['alpha']:g}, beta={cfg['beta']:g})" if cfg["ham"] else "")
     params = f", {s['num_params']:,} params" if "num_params" in s else ""
     diverged = sum(1 for r in doc["runs"] if r.get("diverged"))
-    warning = (f"; {diverged} of {s['runs']} diverged (non-finite loss): lower --lr or --alpha, or clamp with "
-               f"--max-exponent 5" if diverged else "")
+    warning = (f"; {diverged} of {s['runs']} diverged (non-finite loss): lower --lr or --alpha"
+               if diverged else "")
     return (f"{doc['dataset']} {doc.get('model', '')} {opt}: test {doc['metric']} {s['test_mean']:.4f} ± "
             f"{s['test_std']:.4f} (valid {s['valid_mean']:.4f} ± {s['valid_std']:.4f}) over {s['runs']} "
             f"{'folds' if doc.get('protocol') in ('cv', 'gin') else 'runs'}{params}{warning}")

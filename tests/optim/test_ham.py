@@ -21,9 +21,11 @@ def default_float64():
     torch.set_default_dtype(previous)
 
 
-def hyp(w, g, lr, alpha, beta):
-    """The hyperbolic half-step, written out independently of pyg_ham."""
-    return w * torch.exp(-lr * (alpha * torch.sign(w) * g + beta))
+def hyp(w, g, lr, alpha, beta, bound=5.0):
+    """The hyperbolic half-step, written out independently of pyg_ham (exponent clamped to
+    ±bound, the default clamp; bound=None: the paper's unclamped update)."""
+    e = -lr * (alpha * torch.sign(w) * g + beta)
+    return w * torch.exp(e if bound is None else e.clamp(-bound, bound))
 
 
 def make_params(seed=0):
@@ -53,6 +55,19 @@ def test_sgd_momentum_one_step_matches_formula(alpha, beta):
     b1 = b - lr * (gb + wd * b)
     torch.testing.assert_close(newW, hyp(W1, gW, lr, alpha, beta), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(newb, b1, rtol=1e-12, atol=1e-12)  # 1-D: no hyperbolic step
+
+
+def test_default_clamp_and_unclamped_update():
+    W, b, gW, gb = make_params(2)
+    gW = 10 * gW  # lr * alpha * |g| well above 5 for most entries
+    clamped, _ = one_step(lambda p: torch.optim.SGD(p, lr=0.05), 200.0, 0.0, W, b, gW, gb)
+    assert (0.05 * 200.0 * (gW).abs() > 5).float().mean() > 0.5
+    torch.testing.assert_close(clamped, hyp(W - 0.05 * gW, gW, 0.05, 200.0, 0.0, bound=5.0), rtol=1e-12, atol=0)
+    pW = torch.nn.Parameter(W.clone())
+    opt = HAM(torch.optim.SGD([pW], lr=0.05), alpha=200.0, beta=0.0, max_exponent=None)
+    pW.grad = gW.clone()
+    opt.step()
+    torch.testing.assert_close(pW.detach(), hyp(W - 0.05 * gW, gW, 0.05, 200.0, 0.0, bound=None), rtol=1e-12, atol=0)
 
 
 @pytest.mark.parametrize("decoupled", [False, True])
