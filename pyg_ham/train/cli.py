@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import sys
-from typing import Any, Callable, List, Optional
+from pathlib import Path
+from typing import Any, Callable, List, Optional, Set
 
 import click
 
 from pyg_ham.errors import ConfigError
 
-__all__ = ["train", "datasets", "experiment_options", "config_from_cli", "run_and_report"]
+__all__ = ["train", "datasets", "experiment_options", "config_from_cli", "config_file_keys", "run_and_report"]
 
 
 def _int_list(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[List[int]]:
@@ -79,11 +80,40 @@ def experiment_options(func: Callable) -> Callable:
     return func
 
 
+def config_file_keys(config_path: Optional[str]) -> Set[str]:
+    """The keys a YAML config sets (errors are left to ``load_config``, which reports them)."""
+    if not config_path:
+        return set()
+    try:
+        import yaml
+
+        values = yaml.safe_load(Path(config_path).read_text())
+    except Exception:  # noqa: BLE001 - load_config raises the one-line error
+        return set()
+    return set(values) if isinstance(values, dict) else set()
+
+
+def _is_vision_dataset(name: str) -> bool:
+    try:
+        from pyg_ham.vision import is_vision_dataset
+    except ImportError:  # the vision adapter is optional
+        return False
+    return is_vision_dataset(name)
+
+
 def config_from_cli(config_path: Optional[str], **flags: Any) -> "ExperimentConfig":  # noqa: F821
-    """Config file (if any) overridden by the flags that were given."""
+    """Config file (if any) overridden by the flags that were given. For image datasets, the
+    settings neither sets take the vision adapter's defaults (``VISION_DEFAULTS``)."""
     from pyg_ham.train.config import ExperimentConfig, load_config
 
     cfg = load_config(config_path) if config_path else ExperimentConfig()
+    if _is_vision_dataset(flags.get("dataset") or cfg.dataset):
+        from pyg_ham.vision.trainer import VISION_DEFAULTS
+
+        in_file = config_file_keys(config_path)
+        for key, value in VISION_DEFAULTS.items():
+            if flags.get(key) is None and key not in in_file:
+                flags[key] = value
     options = flags.pop("dataset_options", None) or {}
     norm = flags.pop("norm", None)
     cfg = cfg.replace(**flags)  # unset flags (None) keep the config's values

@@ -1,28 +1,14 @@
 """``pyg-ham vision``: the ``train`` command with image-classification defaults."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Optional, Set
+from typing import Any, Optional
 
 import click
 
 from pyg_ham.errors import ConfigError
-from pyg_ham.train.cli import config_from_cli, experiment_options, run_and_report
+from pyg_ham.train.cli import config_file_keys, config_from_cli, experiment_options, run_and_report
 
 __all__ = ["vision"]
-
-
-def _config_keys(config_path: Optional[str]) -> Set[str]:
-    """The keys a YAML config sets (errors are left to ``load_config``, which reports them)."""
-    if not config_path:
-        return set()
-    try:
-        import yaml
-
-        values = yaml.safe_load(Path(config_path).read_text())
-    except Exception:  # noqa: BLE001 - load_config raises the one-line error
-        return set()
-    return set(values) if isinstance(values, dict) else set()
 
 
 @click.command()
@@ -45,12 +31,9 @@ def vision(config_path: Optional[str], **flags: Any) -> None:
       pyg-ham vision -d cifar10 -m resnet18 --root data --epochs 100 --scheduler cosine
     """
     from pyg_ham.vision.data import VISION_DATASETS, is_vision_dataset
-    from pyg_ham.vision.trainer import VISION_DEFAULTS
 
-    in_file = _config_keys(config_path)
-    for key, value in VISION_DEFAULTS.items():
-        if flags.get(key) is None and key not in in_file:
-            flags[key] = value
+    if flags.get("dataset") is None and "dataset" not in config_file_keys(config_path):
+        flags["dataset"] = "digits"  # config_from_cli fills the other vision defaults
     cfg = config_from_cli(config_path, **flags)
     if not is_vision_dataset(cfg.dataset):
         raise ConfigError(f"'pyg-ham vision' trains image classifiers; {cfg.dataset!r} is not one "

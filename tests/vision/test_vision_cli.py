@@ -69,3 +69,16 @@ def test_vision_cli_errors(no_torchvision):
 def test_vision_help():
     result = invoke("vision", "--help")
     assert result.exit_code == 0 and "--dataset digits --model cnn" in result.output.replace("\n", " ")
+
+
+def test_compare_on_digits_uses_the_vision_defaults(tmp_path):
+    """compare/train/sweep on an image dataset fill the settings nobody set with VISION_DEFAULTS."""
+    from pyg_ham.train.cli import config_from_cli
+    from pyg_ham.vision.trainer import VISION_DEFAULTS
+
+    cfg = config_from_cli(None, dataset="digits", epochs=3)
+    assert cfg.epochs == 3  # a flag wins
+    assert (cfg.lr, cfg.batch_size, cfg.hidden, cfg.model) == (VISION_DEFAULTS["lr"], VISION_DEFAULTS["batch_size"],
+                                                                VISION_DEFAULTS["hidden"], VISION_DEFAULTS["model"])
+    graph = config_from_cli(None, dataset="Cora")
+    assert graph.lr == 0.01 and graph.model is None  # graph datasets keep the generic defaults
