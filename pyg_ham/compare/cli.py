@@ -7,18 +7,12 @@ from typing import Any, List, Optional, Tuple
 
 import click
 
-from pyg_ham.train.cli import config_from_cli, experiment_options
+from pyg_ham.train.cli import comma_separated, config_from_cli, experiment_options
 
 __all__ = ["compare", "report", "sweep"]
 
 
-def _floats(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[List[float]]:
-    if value is None:
-        return None
-    try:
-        return [float(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated numbers such as 10,100,1000, got {value!r}") from None
+_floats = comma_separated(float, "10,100,1000")
 
 
 def _log(msg: str) -> None:

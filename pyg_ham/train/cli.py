@@ -12,13 +12,19 @@ from pyg_ham.errors import ConfigError
 __all__ = ["train", "datasets", "experiment_options", "config_from_cli", "config_file_keys", "run_and_report"]
 
 
-def _int_list(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[List[int]]:
-    if value is None:
-        return None
-    try:
-        return [int(v) for v in value.split(",") if v.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated integers such as 15,10,5, got {value!r}") from None
+def comma_separated(cast: Callable[[str], Any], example: str) -> Callable[..., Optional[List[Any]]]:
+    """A click callback parsing ``"a,b,c"`` into a list with :obj:`cast` (``None`` stays ``None``)."""
+    kind = "integers" if cast is int else "numbers"
+
+    def parse(ctx: click.Context, param: click.Parameter, value: Optional[str]) -> Optional[List[Any]]:
+        if value is None:
+            return None
+        try:
+            return [cast(v) for v in value.split(",") if v.strip()]
+        except ValueError:
+            raise click.BadParameter(f"expected comma-separated {kind} such as {example}, got {value!r}") from None
+
+    return parse
 
 
 def _key_values(ctx: click.Context, param: click.Parameter, values: Any) -> dict:
@@ -63,7 +69,7 @@ def experiment_options(func: Callable) -> Callable:
         click.option("--runs", type=int, help="Seeds 0..R-1 (node tasks and OGB graph tasks)."),
         click.option("--seed", type=int, help="First seed."),
         click.option("--batch-size", type=int, help="Mini-batch size (node: seed nodes, enables sampling)."),
-        click.option("--fanout", callback=_int_list, help="Neighbours per layer, e.g. 15,10,5 (-1 = all)."),
+        click.option("--fanout", callback=comma_separated(int, "15,10,5"), help="Neighbours per layer, e.g. 15,10,5 (-1 = all)."),
         click.option("--eval-mode", help="full or layerwise evaluation (node tasks)."),
         click.option("--eval-every", type=int, help="Evaluate every N epochs."),
         click.option("--patience", type=int, help="Early stopping after N evaluations without gain."),
