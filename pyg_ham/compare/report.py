@@ -126,6 +126,7 @@ def report_entries(paths: Sequence[Union[str, Path]], *, merge_seeds: bool = Fal
                         "metric": doc.get("metric"), "test_mean": s.get("test_mean"), "test_std": s.get("test_std"),
                         "valid_mean": s.get("valid_mean"), "valid_std": s.get("valid_std"),
                         "num_params": s.get("num_params"), "runs": s.get("runs", len(doc["runs"])),
+                        "diverged": sum(1 for r in doc["runs"] if r.get("diverged")),
                         "time_per_epoch": time_per_epoch(doc), "complete": bool(doc.get("complete"))})
 
     def key(e: Dict[str, Any]) -> Any:

@@ -147,7 +147,7 @@ def comparison_csv_rows(comparison: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 
 REPORT_COLUMNS = ["file", "dataset", "model", "variant", "protocol", "metric", "test_mean", "test_std",
-                  "valid_mean", "valid_std", "num_params", "runs", "time_per_epoch", "complete"]
+                  "valid_mean", "valid_std", "num_params", "runs", "diverged", "time_per_epoch", "complete"]
 
 
 def report_rows(entries: Sequence[Dict[str, Any]]) -> List[List[str]]:
@@ -156,7 +156,8 @@ def report_rows(entries: Sequence[Dict[str, Any]]) -> List[List[str]]:
     for e in entries:
         out.append([e["file"], e["dataset"], e["model"], e["variant"], e["protocol"], e["metric"],
                     fmt_pm(e["test_mean"], e["test_std"]), fmt_pm(e["valid_mean"], e["valid_std"]),
-                    _fmt_int(e.get("num_params")), e["runs"],
+                    _fmt_int(e.get("num_params")),
+                    f"{e['runs']} ({e['diverged']} diverged)" if e.get("diverged") else e["runs"],
                     "-" if e.get("time_per_epoch") is None else f"{e['time_per_epoch']:.3g}",
                     "yes" if e["complete"] else "no"])
     return out
