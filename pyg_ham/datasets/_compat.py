@@ -15,7 +15,7 @@ import importlib
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Optional
+from typing import Any, Iterator
 
 from pyg_ham.errors import DatasetError
 

@@ -21,7 +21,7 @@ import csv
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 import torch
 from torch import Tensor

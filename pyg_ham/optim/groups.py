@@ -8,7 +8,7 @@ by :mod:`fnmatch` name patterns or by a predicate ``f(name, param) -> bool``.
 from __future__ import annotations
 
 from fnmatch import fnmatch
-from typing import Any, Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Any, Callable, Dict, Iterable, List, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor

@@ -5,7 +5,6 @@ import math
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Iterable, List, Optional, Union
 
-import torch
 from torch import Tensor
 from torch.optim import Optimizer
 from torch.utils.hooks import RemovableHandle

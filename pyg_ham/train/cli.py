@@ -7,7 +7,6 @@ from typing import Any, Callable, List, Optional, Set
 
 import click
 
-from pyg_ham.errors import ConfigError
 
 __all__ = ["train", "datasets", "experiment_options", "config_from_cli", "config_file_keys", "run_and_report"]
 

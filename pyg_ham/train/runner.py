@@ -10,7 +10,7 @@ import torch
 
 from pyg_ham.datasets import GraphTask, NodeTask, load_dataset
 from pyg_ham.errors import ConfigError
-from pyg_ham.results import RunResult, read_json, result_document, write_json
+from pyg_ham.results import read_json, result_document, write_json
 from pyg_ham.train.config import ExperimentConfig, resolve_device
 
 __all__ = ["run_experiment", "run_specs", "load_task", "comparable_config", "summary_line", "GIN_PROTOCOL_NOTE"]

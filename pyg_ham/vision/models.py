@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from typing import Any, List, Optional, Tuple, Union
 
-import torch
 from torch import Tensor, nn
 
 from pyg_ham.errors import ConfigError, MissingDependencyError
