@@ -43,8 +43,9 @@ def _save(fig: Any, path: Path) -> Path:
     return path
 
 
-def _per_epoch(doc: Dict[str, Any], key: str) -> Tuple[List[int], List[float], List[float]]:
-    """Epochs, mean and std of ``history[key]`` over the runs that have it."""
+def _per_epoch(doc: Dict[str, Any], key: str) -> Tuple[List[int], List[float], List[float], List[int]]:
+    """Epochs, mean, std and number of runs of ``history[key]`` over the runs that have a finite
+    value at that epoch (a diverged run stops contributing)."""
     values: Dict[int, List[float]] = {}
     for run in doc.get("runs", []):
         for h in run.get("history", []):
@@ -52,13 +53,14 @@ def _per_epoch(doc: Dict[str, Any], key: str) -> Tuple[List[int], List[float], L
             if isinstance(v, (int, float)) and math.isfinite(v):
                 values.setdefault(int(h["epoch"]), []).append(float(v))
     epochs = sorted(values)
-    means, stds = [], []
+    means, stds, counts = [], [], []
     for e in epochs:
         vs = values[e]
         m = sum(vs) / len(vs)
         means.append(m)
         stds.append(math.sqrt(sum((v - m) ** 2 for v in vs) / (len(vs) - 1)) if len(vs) > 1 else 0.0)
-    return epochs, means, stds
+        counts.append(len(vs))
+    return epochs, means, stds, counts
 
 
 def _band(ax: Any, epochs: Sequence[int], means: Sequence[float], stds: Sequence[float], label: str, color: Any,
@@ -87,9 +89,20 @@ def plot_validation_curves(comparison: Dict[str, Any], docs: Dict[str, Dict[str,
         return None
     fig, (ax,) = _figure()
     for label, color in zip(labels, _colors(len(labels))):
-        epochs, means, stds = _per_epoch(docs[label], "valid")
-        if epochs:
-            _band(ax, epochs, means, stds, label, color)
+        epochs, means, stds, counts = _per_epoch(docs[label], "valid")
+        if not epochs:
+            continue
+        # While every run trains the curve is the mean over all of them; once some have diverged it
+        # is the mean over the survivors only, so that part is dotted and the legend says so.
+        total = len(docs[label].get("runs", [])) or counts[0]
+        full = next((i for i, c in enumerate(counts) if c < total), len(counts))
+        if full < len(counts):
+            after = f"after epoch {epochs[full - 1]}" if full else "from the start"
+            label = f"{label} (dotted: {min(counts[full:])}/{total} runs left {after})"
+            start = max(full - 1, 0)
+            ax.plot(epochs[start:], means[start:], color=color, lw=1.2, ls=":", label=None if full else label)
+        if full:
+            _band(ax, epochs[:full], means[:full], stds[:full], label, color)
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"validation {comparison.get('metric', '')}")
     unit = "folds" if comparison.get("cv") else "seeds"
@@ -134,7 +147,7 @@ def plot_diagnostics(comparison: Dict[str, Any], docs: Dict[str, Dict[str, Any]]
     for key, ax, title in (("near_zero", axes[0], "near-zero weights (fraction)"),
                            ("sign_flips", axes[1], "sign flips since the previous epoch (fraction)")):
         for label, color in zip(labels, _colors(len(labels))):
-            epochs, means, stds = _per_epoch(docs[label], key)
+            epochs, means, stds, _ = _per_epoch(docs[label], key)
             if epochs:
                 _band(ax, epochs, means, stds, label, color, floor=0.0)
         ax.set_xlabel("epoch")
