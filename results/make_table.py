@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
-"""Print the README results table from every results/*/comparison.json.
+"""Print the README results tables from every results/*/comparison.json.
 
 Usage:  python results/make_table.py [results_dir]   (default: the folder of this script)
 
-One row per paired comparison (HAM variant vs the same optimizer without HAM) written by
-`pyg-ham compare`. Published reference numbers are the ones compare bundled in the same
+One row per paired comparison (a HAM variant against the same optimizer without HAM) written by
+`pyg-ham compare`. Rows are split by HAM's update: the current default clamps the exponent to ±5
+(the authors' wrapper); the earliest runs used the paper's unclamped equation (``max_exponent``
+null in their configs). Published reference numbers are the ones compare bundled in the same
 comparison.json ("references"); they were not rerun here.
 """
 import json
@@ -13,70 +15,94 @@ from pathlib import Path
 
 here = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
 
+HEAD = ["dataset", "model", "metric", "baseline", "baseline test", "HAM variant", "HAM test",
+        "Δ (HAM − base) [95% CI]", "p", "verdict", "n paired", "epochs", "tuning", "notes",
+        "published (reference, not rerun)", "folder"]
 
-def fmt(m, s, pct):
+
+def fmt(m, s, scale):
     if m is None or m != m:  # None or NaN (every run diverged)
         return "all diverged"
-    k = 100.0 if pct else 1.0
-    return f"{m * k:.2f} ± {s * k:.2f}" if s is not None else f"{m * k:.2f}"
+    return f"{m * scale:.2f} ± {s * scale:.2f}" if s is not None else f"{m * scale:.2f}"
 
 
 def pval(p):
-    if p is None:
+    if p is None or p != p:
         return "-"
     return "<1e-4" if p < 1e-4 else f"{p:.3g}"
 
 
-def main():
-    rows = []
-    for f in sorted(here.glob("*/comparison.json")):
-        d = json.loads(f.read_text())
-        cfg = d.get("config", {})
-        pct = d.get("metric") in ("acc", "rocauc", "ap", "f1")
-        var = {v["label"]: v for v in d.get("variants", [])}
-        tag = f.parent.name
-        tuning = "sweep (equal budget, valid only)" if "tuned" in tag else "defaults (α=200, β=1e-3 vs recipe wd)"
-        refs = d.get("references") or []
-        ref = "; ".join(
-            f"{r['method']}: {fmt(r.get('test'), r.get('test_std'), pct)}" for r in refs
-        ) or "-"
-        if d.get("cv"):
-            n_desc = f"{cfg.get('folds')} folds" + (f" × {cfg.get('repeats')}" if (cfg.get('repeats') or 1) > 1 else "")
-        else:
-            n_desc = f"{d.get('num_runs')} seeds"
-        extra = []
+def effective(cfg, variant, key):
+    """A variant's setting: its own override, else the comparison's config."""
+    return variant.get("overrides", {}).get(key, cfg.get(key))
+
+
+def is_clamped(value):
+    return value is not None and str(value).lower() not in ("none", "inf", "nan")
+
+
+def optimizer_label(cfg, variant):
+    """The variant's label, plus the shared momentum where SGD uses one (set for the whole run)."""
+    label = variant["label"]
+    momentum = effective(cfg, variant, "momentum")
+    if variant["optimizer"] == "sgd" and momentum and "momentum" not in variant.get("overrides", {}):
+        label += f" (momentum {momentum})"
+    return label
+
+
+def rows_of(path):
+    """(clamped, row) for each HAM-vs-base comparison in one comparison.json."""
+    d = json.loads(path.read_text())
+    cfg = d.get("config", {})
+    scale = 100.0 if d.get("metric") in ("acc", "rocauc", "ap", "f1") else 1.0
+    variants = {v["label"]: v for v in d.get("variants", [])}
+    tag = path.parent.name
+    refs = "; ".join(f"{r['method']}: {fmt(r.get('test'), r.get('test_std'), scale)}"
+                     for r in d.get("references") or []) or "-"
+    if d.get("cv"):
+        repeats = cfg.get("repeats") or 1
+        runs = f"{cfg.get('folds')} folds" + (f" × {repeats}" if repeats > 1 else "")
+    else:
+        runs = f"{d.get('num_runs')} seeds"
+    for c in d.get("comparisons", []):
+        base, ham = variants.get(c["baseline"]), variants.get(c["variant"])
+        if base is None or ham is None or not ham.get("ham") or base.get("ham"):
+            continue  # only HAM-vs-its-base rows
+        alpha, beta = effective(cfg, ham, "alpha"), effective(cfg, ham, "beta")
+        tuning = ("sweep (equal budget, valid only)" if "tuned" in tag
+                  else f"none (α={alpha:g}, β={beta:g}; base: recipe wd)")
+        notes = []
         if cfg.get("sparsity"):
-            extra.append(f"sparsity {cfg['sparsity']} {cfg.get('sparsifier')}")
+            notes.append(f"sparsity {cfg['sparsity']} {cfg.get('sparsifier')}")
         if cfg.get("batch_size") and d.get("task") == "node":
-            extra.append(f"mini-batch {cfg['batch_size']}, fanout {cfg.get('fanout')}")
-        for c in d.get("comparisons", []):
-            b, v = var.get(c["baseline"]), var.get(c["variant"])
-            if b is None or v is None or not v.get("ham"):
-                continue  # only HAM-vs-its-base rows
-            bs, vs = b["summary"], v["summary"]
-            div = []
-            if b.get("diverged"):
-                div.append(f"base {b['diverged']} diverged")
+            notes.append(f"mini-batch {cfg['batch_size']}, fanout {cfg.get('fanout')}")
+        for who, v in (("base", base), ("HAM", ham)):
             if v.get("diverged"):
-                div.append(f"HAM {v['diverged']} diverged")
-            k = 100.0 if pct else 1.0
-            rows.append([
-                d["dataset"], d.get("model") or "-", d.get("metric") + (" (%)" if pct else ""),
-                c["baseline"], fmt(bs["test_mean"], bs["test_std"], pct),
-                c["variant"], fmt(vs["test_mean"], vs["test_std"], pct),
-                (f"{c['mean'] * k:+.2f} [{c['ci_low'] * k:+.2f}, {c['ci_high'] * k:+.2f}]"
-                 if c.get("n") and c["mean"] == c["mean"] else "-"),
-                pval(c.get("p")) if c.get("p") == c.get("p") else "-", (c.get("verdict", "-") if c.get("n") else "no finite pairs (HAM diverged)"), f"{c.get('n')} ({n_desc})",
-                str(cfg.get("epochs")), tuning,
-                ", ".join(extra + div) or "-", ref, f"{tag}/",
-            ])
-    head = ["dataset", "model", "metric", "baseline", "baseline test", "HAM variant", "HAM test",
-            "Δ (HAM − base) [95% CI]", "p (paired t)", "verdict", "n paired", "epochs", "tuning",
-            "notes", "published (reference, not rerun)", "folder"]
-    print("| " + " | ".join(head) + " |")
-    print("|" + "---|" * len(head))
-    for r in rows:
-        print("| " + " | ".join(r) + " |")
+                notes.append(f"{who} {v['diverged']} diverged")
+        paired = bool(c.get("n")) and c["mean"] == c["mean"]
+        row = [
+            d["dataset"], d.get("model") or "-", d["metric"] + (" (%)" if scale == 100.0 else ""),
+            optimizer_label(cfg, base), fmt(base["summary"]["test_mean"], base["summary"]["test_std"], scale),
+            ham["label"], fmt(ham["summary"]["test_mean"], ham["summary"]["test_std"], scale),
+            (f"{c['mean'] * scale:+.2f} [{c['ci_low'] * scale:+.2f}, {c['ci_high'] * scale:+.2f}]"
+             if paired else "-"),
+            pval(c.get("p")), c.get("verdict", "-") if paired else "no finite pairs (HAM diverged)",
+            f"{c.get('n')} ({runs})", str(cfg.get("epochs")), tuning, ", ".join(notes) or "-", refs, f"{tag}/",
+        ]
+        yield is_clamped(effective(cfg, ham, "max_exponent")), row
+
+
+def table(rows):
+    lines = ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def main():
+    found = [x for f in sorted(here.glob("*/comparison.json")) for x in rows_of(f)]
+    print("### HAM with its exponent clamped to ±5 (the current default)\n")
+    print(table([r for clamped, r in found if clamped]))
+    print("\n### HAM unclamped (the paper's equation; the default before the clamp)\n")
+    print(table([r for clamped, r in found if not clamped]))
 
 
 if __name__ == "__main__":
