@@ -94,7 +94,11 @@ def train_node_run(task: NodeTask, cfg: ExperimentConfig, run: int, device: torc
         keys = ("train", "valid", "test") if cfg.eval_train else ("valid", "test")
         return {k: task.evaluate(out, split[k]) for k in keys}
 
-    stateful = {"sampling_generator": _GeneratorState(gen)} if cfg.batch_size is not None else None
+    stateful = None
+    if cfg.batch_size is not None:  # both streams of a mini-batch epoch: who is sampled, in what order
+        stateful = {"sampling_generator": _GeneratorState(gen)}
+        if loader.generator is not None:
+            stateful["shuffle_generator"] = _GeneratorState(loader.generator)
     return fit_run(task, cfg, model, optimizer, train_epoch, evaluate, seed=seed, sparsifier=sparsifier,
                    checkpoint=checkpoint, resume=resume, desc=f"{task.name} run {run}",
                    extra={"run": run, "split": run % task.num_splits}, stateful=stateful)
