@@ -16,7 +16,8 @@ from pathlib import Path
 here = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
 
 HEAD = ["dataset", "model", "metric", "baseline", "baseline test", "HAM variant", "HAM test",
-        "Δ (HAM − base) [95% CI]", "p", "verdict", "n paired", "epochs", "tuning", "notes",
+        "Δ (HAM − base) [95% CI]", "p", "verdict", "n paired", "epochs", "tuning",
+        "|w| < 1e-3 at the end (base → HAM)", "notes",
         "published (reference, not rerun)", "folder"]
 
 
@@ -35,6 +36,16 @@ def pval(p):
 def effective(cfg, variant, key):
     """A variant's setting: its own override, else the comparison's config."""
     return variant.get("overrides", {}).get(key, cfg.get(key))
+
+
+def near_zero(folder, variant):
+    """Mean over runs of the fraction of weights with |w| < 1e-3 after the last finite epoch
+    (the engine's per-epoch diagnostic), in percent; "-" when not recorded."""
+    runs = json.loads((folder / variant["file"]).read_text()).get("runs", [])
+    last = [next((h["near_zero"] for h in reversed(r.get("history", [])) if h.get("near_zero") is not None), None)
+            for r in runs]
+    last = [v for v in last if v is not None]
+    return f"{100 * sum(last) / len(last):.1f}" if last else "-"
 
 
 def is_clamped(value):
@@ -87,7 +98,8 @@ def rows_of(path):
             (f"{c['mean'] * scale:+.2f} [{c['ci_low'] * scale:+.2f}, {c['ci_high'] * scale:+.2f}]"
              if paired else "-"),
             pval(c.get("p")), c.get("verdict", "-") if paired else "no finite pairs (HAM diverged)",
-            f"{c.get('n')} ({runs})", str(cfg.get("epochs")), tuning, ", ".join(notes) or "-", refs, f"{tag}/",
+            f"{c.get('n')} ({runs})", str(cfg.get("epochs")), tuning,
+            f"{near_zero(path.parent, base)} → {near_zero(path.parent, ham)}", ", ".join(notes) or "-", refs, f"{tag}/",
         ]
         yield is_clamped(effective(cfg, ham, "max_exponent")), row
 
