@@ -16,7 +16,7 @@ from pathlib import Path
 here = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
 
 HEAD = ["dataset", "model", "metric", "baseline", "baseline test", "HAM variant", "HAM test",
-        "Δ (HAM − base) [95% CI]", "p", "verdict", "n paired", "epochs", "tuning",
+        "Δ (HAM − base) [95% CI]", "p", "p (Holm)", "verdict", "n paired", "epochs", "tuning",
         "|w| < 1e-3 at the end (base → HAM)", "notes",
         "published (reference, not rerun)", "folder"]
 
@@ -97,14 +97,27 @@ def rows_of(path):
             ham["label"], fmt(ham["summary"]["test_mean"], ham["summary"]["test_std"], scale),
             (f"{c['mean'] * scale:+.2f} [{c['ci_low'] * scale:+.2f}, {c['ci_high'] * scale:+.2f}]"
              if paired else "-"),
-            pval(c.get("p")), c.get("verdict", "-") if paired else "no finite pairs (HAM diverged)",
+            c.get("p"), c.get("verdict", "-") if paired else "no finite pairs (HAM diverged)",
             f"{c.get('n')} ({runs})", str(cfg.get("epochs")), tuning,
             f"{near_zero(path.parent, base)} → {near_zero(path.parent, ham)}", ", ".join(notes) or "-", refs, f"{tag}/",
         ]
         yield is_clamped(effective(cfg, ham, "max_exponent")), row
 
 
+def holm(pvalues):
+    """Holm–Bonferroni adjusted p-values (family: the rows of one table); None stays None."""
+    order = sorted((p, i) for i, p in enumerate(pvalues) if p is not None and p == p)
+    adjusted, running = [None] * len(pvalues), 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (len(order) - rank) * p))
+        adjusted[i] = running
+    return adjusted
+
+
 def table(rows):
+    """Markdown table; column 8 holds the raw p-value, to which the Holm-adjusted one is added."""
+    raw = [r[8] for r in rows]
+    rows = [r[:8] + [pval(p), pval(q)] + r[9:] for r, p, q in zip(rows, raw, holm(raw))]
     lines = ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
