@@ -1,7 +1,11 @@
 #!/usr/bin/env python3
 """Print the README results tables from every results/*/comparison.json.
 
-Usage:  python results/make_table.py [results_dir]   (default: the folder of this script)
+Usage:  python results/make_table.py [results_dir]        print the tables
+        python results/make_table.py --update README.md results/README.md
+            rewrite the text between the <!-- make_table:start/end --> markers (both tables,
+            every column) and the <!-- make_table:compact:start/end --> markers (the
+            current-default table, fewer columns) of each file
 
 One row per paired comparison (a HAM variant against the same optimizer without HAM) written by
 `pyg-ham compare`. Rows are split by HAM's update: the current default clamps the exponent to ±5
@@ -13,12 +17,16 @@ import json
 import sys
 from pathlib import Path
 
-here = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parent
 
 HEAD = ["dataset", "model", "metric", "baseline", "baseline test", "HAM variant", "HAM test",
-        "Δ (HAM − base) [95% CI]", "p", "p (Holm)", "verdict", "n paired", "epochs", "tuning",
+        "Δ (HAM − base) [95% CI]", "p", "verdict", "n paired", "epochs", "tuning",
         "|w| < 1e-3 at the end (base → HAM)", "notes",
         "published (reference, not rerun)", "folder"]
+FULL_HEAD = HEAD[:9] + ["p (Holm)"] + HEAD[9:]
+COMPACT = ["dataset", "model", "metric", "baseline", "baseline test", "HAM variant", "HAM test",
+           "Δ (HAM − base) [95% CI]", "p", "p (Holm)", "n paired", "epochs", "tuning",
+           "published (reference, not rerun)"]
 
 
 def fmt(m, s, scale):
@@ -114,21 +122,50 @@ def holm(pvalues):
     return adjusted
 
 
-def table(rows):
-    """Markdown table; column 8 holds the raw p-value, to which the Holm-adjusted one is added."""
-    raw = [r[8] for r in rows]
-    rows = [r[:8] + [pval(p), pval(q)] + r[9:] for r, p, q in zip(rows, raw, holm(raw))]
-    lines = ["| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+def table(rows, columns=HEAD):
+    """Markdown table of the given columns; a row's "p" cell holds the raw p-value, from which the
+    Holm-adjusted one is computed over the rows of this table."""
+    raw = [r[HEAD.index("p")] for r in rows]
+    full = [r[:8] + [pval(p), pval(q)] + r[9:] for r, p, q in zip(rows, raw, holm(raw))]
+    keep = [FULL_HEAD.index(c) for c in columns]
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    return "\n".join(lines + ["| " + " | ".join(r[i] for i in keep) + " |" for r in full])
 
 
-def main():
-    found = [x for f in sorted(here.glob("*/comparison.json")) for x in rows_of(f)]
-    print("### HAM with its exponent clamped to ±5 (the current default)\n")
-    print(table([r for clamped, r in found if clamped]))
-    print("\n### HAM unclamped (the paper's equation; the default before the clamp)\n")
-    print(table([r for clamped, r in found if not clamped]))
+def tables(folder: Path, compact: bool = False) -> str:
+    """Both tables with every column, or (compact) the current-default table with the columns a
+    reader needs first."""
+    found = [x for f in sorted(folder.glob("*/comparison.json")) for x in rows_of(f)]
+    found.sort(key=lambda x: (x[1][0].lower(), x[1][-1]))  # by dataset, then folder
+    clamped = [r for c, r in found if c]
+    if compact:
+        return table(clamped, COMPACT)
+    return "\n".join([
+        "### HAM with its exponent clamped to ±5 (the current default)\n", table(clamped, FULL_HEAD),
+        "\n### HAM unclamped (the paper's equation; the default before the clamp)\n",
+        table([r for c, r in found if not c], FULL_HEAD),
+    ])
+
+
+def update(target: Path) -> None:
+    """Rewrite the text between each pair of make_table markers in ``target``."""
+    text = target.read_text()
+    for name, compact in (("make_table", False), ("make_table:compact", True)):
+        start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+        if start in text:
+            head, rest = text.split(start, 1)
+            _, tail = rest.split(end, 1)
+            text = f"{head}{start}\n{tables(HERE, compact)}\n{end}{tail}"
+    target.write_text(text)
+
+
+def main(argv):
+    if argv[:1] == ["--update"]:
+        for name in argv[1:]:
+            update(Path(name))
+    else:
+        print(tables(Path(argv[0]) if argv else HERE))
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])
