@@ -25,7 +25,7 @@ HEAD = ["dataset", "model", "metric", "baseline", "baseline test", "HAM variant"
         "published (reference, not rerun)", "folder"]
 FULL_HEAD = HEAD[:9] + ["p (Holm)"] + HEAD[9:]
 COMPACT = ["dataset", "model", "metric", "baseline", "baseline test", "HAM variant", "HAM test",
-           "Δ (HAM − base) [95% CI]", "p", "p (Holm)", "n paired", "epochs", "tuning",
+           "Δ (HAM − base) [95% CI]", "p", "p (Holm)", "n paired", "epochs", "tuning", "notes",
            "published (reference, not rerun)"]
 
 
