@@ -8,6 +8,7 @@ variant of a comparison sees exactly the same runs (that is what makes it *paire
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,10 +90,12 @@ def _coerce(key: str, raw: str, text: str) -> Any:
     except yaml.YAMLError:
         value = raw
     if isinstance(value, str):  # YAML 1.1 reads 1e-5 (no dot) as a string
-        try:
-            value = float(value) if any(c in value for c in ".eE") else int(value)
-        except ValueError:
-            pass
+        for number in (int, float):  # "5" -> 5, "1e-5" / "inf" -> float
+            try:
+                value = number(value)
+                break
+            except ValueError:
+                pass
     if isinstance(value, (dict, list)):
         raise ConfigError(f"variant {text!r}: {key}={raw} must be a single value (lists and mappings are not "
                           f"supported in variant strings; set them in the config)")
@@ -101,8 +104,8 @@ def _coerce(key: str, raw: str, text: str) -> Any:
     default = next(f for f in dataclasses.fields(ExperimentConfig) if f.name == key).default
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
-    if key == "max_exponent" and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
+    if key == "max_exponent" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = None if value == math.inf else float(value)  # inf and none: both "no clamp"
     return value
 
 

@@ -93,6 +93,12 @@ class ExperimentConfig:
             raise ConfigError(f"unknown setting(s) {', '.join(unknown)}; allowed: {', '.join(self.field_names())}")
         return dataclasses.replace(self, **values)
 
+    def __post_init__(self) -> None:
+        # inf and None both mean "no clamp": keep one spelling, so that the two compare equal when
+        # a run resumes and the result JSON stays standard (no "Infinity").
+        if isinstance(self.max_exponent, float) and self.max_exponent == math.inf:
+            self.max_exponent = None
+
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 

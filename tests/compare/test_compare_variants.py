@@ -24,6 +24,18 @@ def test_parse_and_apply():
     assert [x.label for x in default_variants(ExperimentConfig(optimizer="SGD"))] == ["sgd", "sgd+ham"]
 
 
+def test_inf_and_none_are_one_spelling_of_no_clamp():
+    """max_exponent=inf and none both mean the unclamped update: equal configs (so a resumed run
+    matches its stored results) and standard JSON (no 'Infinity')."""
+    import json
+    import math
+
+    assert parse_variant("adam+ham:max_exponent=inf") == parse_variant("adam+ham:max_exponent=none")
+    assert ExperimentConfig(max_exponent=math.inf) == ExperimentConfig(max_exponent=None)
+    assert "Infinity" not in json.dumps(ExperimentConfig(max_exponent=float("inf")).to_dict())
+    assert ExperimentConfig(max_exponent=5).max_exponent == 5
+
+
 def test_parse_list_spaces_and_duplicates():
     vs = parse_variants(["adamw adamw+ham:alpha=100,beta=0.01", "sgd:lr=0.1", "sgd+ham"])
     assert [v.label for v in vs] == ["adamw", "adamw+ham:alpha=100,beta=0.01", "sgd:lr=0.1", "sgd+ham"]
