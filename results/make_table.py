@@ -32,6 +32,7 @@ COMPACT = ["dataset", "model", "metric", "baseline", "baseline test", "HAM varia
 SUPERSEDED = {
     "PROTEINS-gin-30ep": "PROTEINS-gin (100 epochs)",
     "ENZYMES-gin-30ep": "ENZYMES-gin (100 epochs)",
+    "IMDB-BINARY-gin-30ep": "IMDB-BINARY-gin (100 epochs)",
 }
 
 
