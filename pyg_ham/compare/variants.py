@@ -8,7 +8,6 @@ variant of a comparison sees exactly the same runs (that is what makes it *paire
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any, Dict, Iterable, List, Optional, Sequence, Union
 import yaml
 
 from pyg_ham.errors import ConfigError
-from pyg_ham.train.config import ExperimentConfig
+from pyg_ham.train.config import ExperimentConfig, no_clamp_as_none
 
 __all__ = ["Variant", "parse_variant", "parse_variants", "default_variants", "load_variants_file",
            "baseline_of", "variant_of_config", "PAIRING_KEYS", "HAM_KEYS"]
@@ -105,7 +104,7 @@ def _coerce(key: str, raw: str, text: str) -> Any:
     if isinstance(default, float) and isinstance(value, int) and not isinstance(value, bool):
         value = float(value)
     if key == "max_exponent" and isinstance(value, (int, float)) and not isinstance(value, bool):
-        value = None if value == math.inf else float(value)  # inf and none: both "no clamp"
+        value = no_clamp_as_none(float(value))
     return value
 
 

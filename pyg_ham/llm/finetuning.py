@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 from urllib.parse import urlparse
 
-from pyg_ham.optim.ham import HAM_DEFAULTS
 import torch
 
 from pyg_ham.errors import ConfigError
 from pyg_ham.llm._deps import require
 from pyg_ham.llm.data import BlockDataset, read_text, split_blocks, tokenize_blocks
 from pyg_ham.llm.trainer import HAMArguments, get_ham_trainer_class
+from pyg_ham.optim.ham import HAM_DEFAULTS
 from pyg_ham.results import RunResult, result_document
 
 __all__ = ["LLMConfig", "load_model_and_tokenizer", "apply_lora", "finetune", "PRECISIONS"]

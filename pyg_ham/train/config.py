@@ -17,6 +17,12 @@ PROTOCOLS = ("default", "cv", "official", "gin")
 EVAL_MODES = ("full", "layerwise")
 
 
+def no_clamp_as_none(max_exponent: Any) -> Any:
+    """HAM's exponent clamp with one spelling of "no clamp": ``inf`` becomes ``None``, so that the
+    two compare equal when a run resumes and result JSON stays standard (no ``Infinity``)."""
+    return None if isinstance(max_exponent, float) and max_exponent == math.inf else max_exponent
+
+
 @dataclass
 class ExperimentConfig:
     r"""Everything that defines a training experiment (node or graph task).
@@ -94,10 +100,7 @@ class ExperimentConfig:
         return dataclasses.replace(self, **values)
 
     def __post_init__(self) -> None:
-        # inf and None both mean "no clamp": keep one spelling, so that the two compare equal when
-        # a run resumes and the result JSON stays standard (no "Infinity").
-        if isinstance(self.max_exponent, float) and self.max_exponent == math.inf:
-            self.max_exponent = None
+        self.max_exponent = no_clamp_as_none(self.max_exponent)
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
