@@ -37,5 +37,9 @@ setup(
         "plots": ["matplotlib"],
         "llm": ["transformers>=4.46", "peft>=0.10", "accelerate>=0.26", "tokenizers"],
     },
-    entry_points={"console_scripts": ["pyg-ham=pyg_ham.cli:main"]},
+    entry_points={
+        "console_scripts": ["pyg-ham=pyg_ham.cli:main"],
+        # adapters register their datasets, recipes and task kinds with the core
+        "pyg_ham.adapters": ["vision = pyg_ham.vision.registration"],
+    },
 )

@@ -17,12 +17,14 @@ feature protocols of every dataset family.
 """
 from pyg_ham.datasets._compat import import_ogb
 from pyg_ham.datasets.paths import cache_root, data_root
-from pyg_ham.datasets.registry import DatasetInfo, get_info, list_datasets, load_dataset
+from pyg_ham.datasets.recipes import RECIPES, get_recipe, register_recipe
+from pyg_ham.datasets.registry import DatasetInfo, get_info, list_datasets, load_dataset, register_dataset
 from pyg_ham.datasets.splits import stratified_folds
 from pyg_ham.datasets.synthetic import csbm
 from pyg_ham.datasets.tasks import GraphTask, NodeTask, describe
 
 __all__ = [
     "load_dataset", "list_datasets", "data_root", "cache_root", "NodeTask", "GraphTask",
-    "stratified_folds", "csbm", "describe", "get_info", "DatasetInfo", "import_ogb",
+    "stratified_folds", "csbm", "describe", "get_info", "DatasetInfo", "import_ogb", "register_dataset",
+    "RECIPES", "register_recipe", "get_recipe",
 ]

@@ -21,7 +21,7 @@ import csv
 import importlib.util
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List
+from typing import TYPE_CHECKING, Dict, List
 
 import torch
 from torch import Tensor
@@ -34,6 +34,9 @@ from pyg_ham.datasets._locate import load_folder
 from pyg_ham.datasets.metrics import HIGHER_IS_BETTER, accuracy, ogb_eval
 from pyg_ham.datasets.tasks import GraphTask
 from pyg_ham.errors import ConfigError, DatasetError
+
+if TYPE_CHECKING:
+    from pyg_ham.datasets.registry import DatasetInfo
 
 TU_NAMES = (
     "MUTAG", "PTC_MR", "PTC_FM", "PTC_FR", "PTC_MM", "NCI1", "NCI109", "PROTEINS", "PROTEINS_full",
@@ -70,12 +73,13 @@ def max_degree(dataset) -> int:
     return int(torch.unique(key, return_counts=True)[1].max())
 
 
-def tu(name: str, root: Path, download: bool, use_node_attr: bool = True,
+def tu(info: "DatasetInfo", root: Path, download: bool, use_node_attr: bool = True,
        use_edge_attr: bool = False, cleaned: bool = False, degree_cap: int = 512) -> GraphTask:
     from torch_geometric.datasets import TUDataset
 
     sfx = "_cleaned" if cleaned else ""
-    ds = load_folder(name, root, "TUDataset", name,
+    name = info.name
+    ds = load_folder(name, root, info.group, info.folder,
                      lambda r: TUDataset(r, name, use_node_attr=bool(use_node_attr),
                                          use_edge_attr=bool(use_edge_attr), cleaned=bool(cleaned)),
                      raw_sub=f"raw{sfx}", download=download)
@@ -124,15 +128,13 @@ def _add_constant_x(data: Data) -> Data:
     return data
 
 
-def ogbg(name: str, root: Path, download: bool) -> GraphTask:
+def ogbg(info: "DatasetInfo", root: Path, download: bool) -> GraphTask:
     graphprop = import_ogb("ogb.graphproppred")
-    folder = name.replace("-", "_")
-    if (root / "ogb" / f"{folder}_pyg").exists():
-        folder += "_pyg"
+    name = info.name
     meta = ogbg_meta()[name]
     if meta.get("eval metric") == "F1":
         raise DatasetError(f"{name}: sequence prediction is not supported; choose another ogbg-* dataset")
-    ds = load_folder(name, root, "ogb", folder,
+    ds = load_folder(name, root, info.group, info.path(root).name,
                      lambda r: graphprop.PygGraphPropPredDataset(name=name, root=r), download=download)
     split_idx = {k: torch.as_tensor(v).view(-1).long() for k, v in ds.get_idx_split().items()}
     evaluator = graphprop.Evaluator(name)

@@ -24,7 +24,7 @@ Protocols (documented per dataset in :attr:`NodeTask.description`):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Dict
+from typing import TYPE_CHECKING, Any, Callable, Dict
 
 import torch
 from torch import Tensor
@@ -37,6 +37,9 @@ from pyg_ham.datasets.splits import (check_ratios, mask_split, num_mask_splits, 
                                      split_seed)
 from pyg_ham.datasets.synthetic import csbm
 from pyg_ham.datasets.tasks import NodeTask
+
+if TYPE_CHECKING:
+    from pyg_ham.datasets.registry import DatasetInfo
 from pyg_ham.errors import ConfigError
 
 Builder = Callable[..., NodeTask]
@@ -68,42 +71,39 @@ def _single(ds: Any) -> Data:
     return data
 
 
-def planetoid(name: str, root: Path, download: bool, split: str = "public") -> NodeTask:
+def planetoid(info: DatasetInfo, root: Path, download: bool, split: str = "public") -> NodeTask:
     from torch_geometric.datasets import Planetoid
+
+    name = info.name
 
     if split not in ("public", "full", "geom-gcn"):
         raise ConfigError(f"{name}: split={split!r} is invalid; use 'public', 'full' or 'geom-gcn'")
     sub = "geom-gcn/" if split == "geom-gcn" else ""
-    ds = load_folder(name, root, "Planetoid", name, lambda r: Planetoid(r, name, split=split),
+    ds = load_folder(name, root, info.group, info.folder, lambda r: Planetoid(r, name, split=split),
                      raw_sub=f"{sub}raw", write_sub=sub.rstrip("/"), download=download)
-    return _mask_task(name, _single(ds), "acc", f"Planetoid {split} split")
+    return _mask_task(name, _single(ds), info.metric, f"Planetoid {split} split")
 
 
-def webkb(name: str, root: Path, download: bool) -> NodeTask:
+def webkb(info: DatasetInfo, root: Path, download: bool) -> NodeTask:
     from torch_geometric.datasets import WebKB
 
-    ds = load_folder(name, root, "WebKB", name.lower(), lambda r: WebKB(r, name), download=download)
-    return _mask_task(name, _single(ds), "acc", "10 fixed geom-gcn 60/20/20 splits")
+    ds = load_folder(info.name, root, info.group, info.folder, lambda r: WebKB(r, info.name), download=download)
+    return _mask_task(info.name, _single(ds), info.metric, "10 fixed geom-gcn 60/20/20 splits")
 
 
-def actor(name: str, root: Path, download: bool) -> NodeTask:
+def actor(info: DatasetInfo, root: Path, download: bool) -> NodeTask:
     from torch_geometric.datasets import Actor
 
-    ds = load_folder(name, root, "Actor", "", lambda r: Actor(r), download=download)
-    return _mask_task(name, _single(ds), "acc", "10 fixed geom-gcn 60/20/20 splits")
+    ds = load_folder(info.name, root, info.group, info.folder, lambda r: Actor(r), download=download)
+    return _mask_task(info.name, _single(ds), info.metric, "10 fixed geom-gcn 60/20/20 splits")
 
 
-HETEROPHILOUS_BINARY = ("Minesweeper", "Tolokers", "Questions")
-
-
-def heterophilous(name: str, root: Path, download: bool) -> NodeTask:
+def heterophilous(info: DatasetInfo, root: Path, download: bool) -> NodeTask:
     from torch_geometric.datasets import HeterophilousGraphDataset
 
-    folder = name.lower().replace("-", "_")
-    ds = load_folder(name, root, "HeterophilousGraphDataset", folder,
-                     lambda r: HeterophilousGraphDataset(r, name), download=download)
-    metric = "rocauc" if name in HETEROPHILOUS_BINARY else "acc"
-    return _mask_task(name, _single(ds), metric, "10 fixed 50/25/25 splits (Platonov et al.)")
+    ds = load_folder(info.name, root, info.group, info.folder,
+                     lambda r: HeterophilousGraphDataset(r, info.name), download=download)
+    return _mask_task(info.name, _single(ds), info.metric, "10 fixed 50/25/25 splits (Platonov et al.)")
 
 
 def _random_task(name: str, data: Data, metric: str, num_splits: int, seed: int,
@@ -128,15 +128,15 @@ def _random_task(name: str, data: Data, metric: str, num_splits: int, seed: int,
 LINKX_NAMES = ("penn94", "reed98", "amherst41", "cornell5", "johnshopkins55", "genius")
 
 
-def linkx(name: str, root: Path, download: bool, split_seed: int = 0, train_ratio: float = 0.5,
+def linkx(info: DatasetInfo, root: Path, download: bool, split_seed: int = 0, train_ratio: float = 0.5,
           valid_ratio: float = 0.25, num_splits: int = 5) -> NodeTask:
     from torch_geometric.datasets import LINKXDataset
 
-    ds = load_folder(name, root, "LINKX", name.lower(), lambda r: LINKXDataset(r, name),
+    name, metric = info.name, info.metric
+    ds = load_folder(name, root, info.group, info.folder, lambda r: LINKXDataset(r, name),
                      download=download)
     data = _single(ds)
     data.x = data.x.float()
-    metric = "rocauc" if name == "genius" else "acc"
     if "train_mask" in data:  # penn94: LINKX's published splits
         task = _mask_task(name, data, metric, "LINKX's 5 published 50/25/25 splits")
         return task
@@ -145,23 +145,22 @@ def linkx(name: str, root: Path, download: bool, split_seed: int = 0, train_rati
                         labelled, "the labelled nodes (label -1 = unknown)")
 
 
-def airports(name: str, root: Path, download: bool, split_seed: int = 0, train_ratio: float = 0.6,
+def airports(info: DatasetInfo, root: Path, download: bool, split_seed: int = 0, train_ratio: float = 0.6,
              valid_ratio: float = 0.2, num_splits: int = 10) -> NodeTask:
     from torch_geometric.datasets import Airports
 
-    ds = load_folder(name, root, "Airports", name.lower(), lambda r: Airports(r, name),
+    name = info.name
+    ds = load_folder(name, root, info.group, info.folder, lambda r: Airports(r, name),
                      download=download)
     data = _single(ds)
-    return _random_task(name, data, "acc", num_splits, split_seed, train_ratio, valid_ratio,
+    return _random_task(name, data, info.metric, num_splits, split_seed, train_ratio, valid_ratio,
                         torch.arange(data.num_nodes), "all nodes")
 
 
-def ogbn(name: str, root: Path, download: bool, undirected: bool = True) -> NodeTask:
+def ogbn(info: DatasetInfo, root: Path, download: bool, undirected: bool = True) -> NodeTask:
     nodeprop = import_ogb("ogb.nodeproppred")
-    folder = name.replace("-", "_")
-    if (root / "ogb" / f"{folder}_pyg").exists():
-        folder += "_pyg"
-    ds = load_folder(name, root, "ogb", folder,
+    name = info.name
+    ds = load_folder(name, root, info.group, info.path(root).name,
                      lambda r: nodeprop.PygNodePropPredDataset(name=name, root=r), download=download)
     split_idx = {k: v.view(-1).long() for k, v in ds.get_idx_split().items()}
     metric = ds.eval_metric
@@ -201,11 +200,12 @@ def ogbn(name: str, root: Path, download: bool, undirected: bool = True) -> Node
                  eval_fn=eval_fn, loss_fn="bce" if metric == "rocauc" else "cross_entropy")
 
 
-def synthetic(name: str, root: Path, download: bool, num_nodes: int = 2000, num_classes: int = 5,
+def synthetic(info: DatasetInfo, root: Path, download: bool, num_nodes: int = 2000, num_classes: int = 5,
               num_features: int = 32, avg_degree: float = 10.0, homophily: float = 0.8,
               feature_signal: float = 1.0, seed: int = 0, split: str = "random",
               train_ratio: float = 0.6, valid_ratio: float = 0.2, train_per_class: int = 20,
               num_splits: int = 10) -> NodeTask:
+    name = info.name
     data = csbm(num_nodes, num_classes, num_features, avg_degree, homophily, feature_signal, seed)
     desc = (f"CSBM N={num_nodes} C={num_classes} d={num_features} avg_degree={avg_degree} "
             f"homophily={homophily} feature_signal={feature_signal} seed={seed}")

@@ -1,4 +1,24 @@
-"""The dataset registry: known names, :func:`load_dataset` and :func:`list_datasets`."""
+r"""The dataset registry: every dataset registered once, with everything known about it.
+
+An entry (:class:`DatasetInfo`) holds a dataset's name, task kind, metric, where its files
+live under a data root, its family and the family's default **recipe** (the settings
+``pyg-ham train -d NAME`` starts from, see :mod:`pyg_ham.datasets.recipes`), and the function
+that loads it. :func:`load_dataset` and :func:`list_datasets` read nothing else.
+
+Datasets of your own join with :func:`register_dataset`:
+
+.. code-block:: python
+
+    from pyg_ham.datasets import register_dataset
+
+    @register_dataset("my-graph", task="node", metric="acc")
+    def my_graph(root, **options):   # node: a Data with y and train/val/test masks
+        ...                          # graph: (dataset, {"train", "valid", "test"} index tensors)
+                                     #        or a dataset alone (stratified folds)
+
+after which ``run_experiment(ExperimentConfig(dataset="my-graph", ...))``, ``compare`` and
+``sweep`` work on it.
+"""
 from __future__ import annotations
 
 import difflib
@@ -7,11 +27,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Union
 
-from pyg_ham.datasets import graph, node
 from pyg_ham.datasets._locate import dataset_dir
 from pyg_ham.datasets.paths import PathLike, data_root, has_files, staging_dir
-from pyg_ham.datasets.tasks import GraphTask, NodeTask
 from pyg_ham.errors import ConfigError, DatasetError
+
+__all__ = ["DatasetInfo", "register_dataset", "add_dataset", "registry", "get_info", "load_dataset",
+           "list_datasets"]
 
 
 @dataclass(frozen=True)
@@ -20,62 +41,128 @@ class DatasetInfo:
 
     Attributes:
         name (str): Canonical name.
-        task (str): ``"node"`` or ``"graph"``.
-        metric (str): The evaluation metric.
+        task (str): The task kind that trains it: ``"node"``, ``"graph"``, or an adapter's
+            (``"vision"``).
+        metric (str): The evaluation metric (``"acc"``, ``"rocauc"``, ``"rmse"``, ...).
+        builder (callable): ``builder(info, root, download, **options)`` returning the task.
         group (str): Loader folder under the data root (``""``: generated locally).
         folder (str): Dataset folder inside :obj:`group`.
         raw (str): Raw-file folder inside the dataset folder.
-        builder (callable): ``builder(name, root, download, **options)``.
+        family (str): The family (``"planetoid"``, ``"tu"``, ``"ogbg-mol"``, ...).
+        recipe (str, optional): The name of the default recipe (:data:`~pyg_ham.datasets.recipes.RECIPES`).
+        options_from (callable or dict, optional): The function whose keyword parameters with
+            defaults are the dataset's options, or the options and their defaults.
+            (default: :obj:`builder`)
     """
 
     name: str
     task: str
     metric: str
-    group: str
-    folder: str
-    builder: Callable[..., Union[NodeTask, GraphTask]]
+    builder: Callable[..., Any]
+    group: str = ""
+    folder: str = ""
     raw: str = "raw"
+    family: str = ""
+    recipe: Optional[str] = None
+    options_from: Union[None, Callable[..., Any], Dict[str, Any]] = None
 
     def path(self, root: Path) -> Path:
-        return dataset_dir(root, self.group, self.folder)
+        r"""The dataset folder under :obj:`root`; for OGB a ``<folder>_pyg`` copy when that exists."""
+        where = dataset_dir(root, self.group, self.folder)
+        if self.group == "ogb" and not where.exists() and where.with_name(where.name + "_pyg").exists():
+            return where.with_name(where.name + "_pyg")
+        return where
 
     def options(self) -> Dict[str, Any]:
-        params = list(inspect.signature(self.builder).parameters.values())[3:]
-        return {p.name: p.default for p in params}
+        r"""The dataset's options and their defaults."""
+        if isinstance(self.options_from, dict):
+            return dict(self.options_from)
+        fn = self.options_from or self.builder
+        params = list(inspect.signature(fn).parameters.values())
+        return {p.name: p.default for p in params
+                if p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty)}
 
-
-def _entries() -> List[DatasetInfo]:
-    out = [
-        *(DatasetInfo(n, "node", "acc", "Planetoid", n, node.planetoid)
-          for n in ("Cora", "CiteSeer", "PubMed")),
-        *(DatasetInfo(n, "node", "acc", "WebKB", n.lower(), node.webkb)
-          for n in ("Cornell", "Texas", "Wisconsin")),
-        DatasetInfo("Actor", "node", "acc", "Actor", "", node.actor),
-        *(DatasetInfo(n, "node", "rocauc" if n in node.HETEROPHILOUS_BINARY else "acc",
-                      "HeterophilousGraphDataset", n.lower().replace("-", "_"), node.heterophilous)
-          for n in ("Roman-empire", "Amazon-ratings", "Minesweeper", "Tolokers", "Questions")),
-        *(DatasetInfo(n, "node", "rocauc" if n == "genius" else "acc", "LINKX", n, node.linkx)
-          for n in node.LINKX_NAMES),
-        *(DatasetInfo(n, "node", "acc", "Airports", n.lower(), node.airports)
-          for n in ("USA", "Brazil", "Europe")),
-        *(DatasetInfo(n, "node", m, "ogb", n.replace("-", "_"), node.ogbn)
-          for n, m in (("ogbn-arxiv", "acc"), ("ogbn-products", "acc"),
-                       ("ogbn-proteins", "rocauc"), ("ogbn-papers100M", "acc"))),
-        DatasetInfo("synthetic", "node", "acc", "", "", node.synthetic),
-        *(DatasetInfo(n, "graph", "acc", "TUDataset", n, graph.tu) for n in graph.TU_NAMES),
-        *(DatasetInfo(n, "graph", graph.ogbg_meta()[n]["eval metric"], "ogb", n.replace("-", "_"),
-                      graph.ogbg) for n in graph.ogbg_names()),
-    ]
-    return out
+    def present(self, root: Path) -> bool:
+        r"""Whether the raw files are under :obj:`root` (or its staging cache); generated data always is."""
+        if not self.group:
+            return True
+        return has_files(self.path(root) / self.raw) or has_files(self.path(staging_dir(root)) / self.raw)
 
 
 _REGISTRY: Dict[str, DatasetInfo] = {}
 
 
+def add_dataset(info: DatasetInfo) -> DatasetInfo:
+    r"""Register :obj:`info` (a later entry of the same name replaces an earlier one)."""
+    _REGISTRY[info.name.lower()] = info
+    return info
+
+
+def register_dataset(name: str, *, task: str, metric: str = "acc", family: str = "custom",
+                     recipe: Optional[str] = None, description: str = "") -> Callable[[Callable], Callable]:
+    r"""Register a dataset of your own under :obj:`name` (a decorator).
+
+    The function is called as ``fn(root, **options)`` with the data root and the dataset
+    options (``-o key=value`` on the command line; its keyword parameters with defaults) and
+    returns, for ``task="node"``, a :class:`~torch_geometric.data.Data` with ``x``, ``y``,
+    ``edge_index`` and boolean ``train_mask``/``val_mask``/``test_mask`` (``[N]``, or ``[N, S]``
+    for :math:`S` fixed splits); for ``task="graph"``, ``(dataset, {"train", "valid", "test"})``
+    with graph index tensors (an official split), or the dataset alone (stratified folds);
+    a :class:`~pyg_ham.datasets.NodeTask` or :class:`~pyg_ham.datasets.GraphTask` is used as is.
+
+    Args:
+        name (str): The dataset's name (case-insensitive when looked up).
+        task (str): ``"node"`` or ``"graph"``.
+        metric (str): ``"acc"``, ``"rocauc"`` (binary), ``"rmse"`` or ``"mae"`` (graph
+            regression). (default: :obj:`"acc"`)
+        family (str): A family name for listings. (default: :obj:`"custom"`)
+        recipe (str, optional): A registered recipe to start from (e.g. ``"planetoid-gcn"``).
+        description (str): How the data and splits were made (kept in the result JSON).
+    """
+    from pyg_ham.datasets import custom
+
+    if task not in ("node", "graph"):
+        raise ConfigError(f"register_dataset({name!r}): task must be 'node' or 'graph', got {task!r}")
+    custom.check_metric(name, task, metric)
+    if recipe is not None:
+        from pyg_ham.datasets.recipes import get_recipe
+
+        get_recipe(recipe)
+
+    def decorator(fn: Callable) -> Callable:
+        def build(info: DatasetInfo, root: Path, download: bool, **options: Any) -> Any:
+            return custom.to_task(info, fn(root, **options), description)
+
+        add_dataset(DatasetInfo(name, task, metric, build, family=family, recipe=recipe, options_from=fn))
+        return fn
+
+    return decorator
+
+
+_ADAPTERS_LOADED = False
+
+
+def _load_adapters() -> None:
+    """Import the modules of the ``pyg_ham.adapters`` entry points (adapters register their datasets)."""
+    global _ADAPTERS_LOADED
+    if _ADAPTERS_LOADED:
+        return
+    _ADAPTERS_LOADED = True
+    from importlib.metadata import entry_points
+
+    for entry in entry_points(group="pyg_ham.adapters"):
+        try:
+            entry.load()
+        except ImportError:  # an adapter whose optional dependencies are missing
+            continue
+
+
 def registry() -> Dict[str, DatasetInfo]:
-    r"""All known datasets, keyed by lower-case name."""
-    if not _REGISTRY:
-        _REGISTRY.update({e.name.lower(): e for e in _entries()})
+    r"""All known datasets, keyed by lower-case name: the built-in ones and those of the installed
+    adapters (``pyg_ham.adapters`` entry points), registered on first use."""
+    from pyg_ham.datasets import builtin  # noqa: F401 - registers the built-in datasets
+
+    _load_adapters()
     return _REGISTRY
 
 
@@ -86,11 +173,9 @@ def get_info(name: str) -> DatasetInfo:
     key = str(name).strip().lower()
     if key in reg:
         return reg[key]
-    names = [e.name for e in reg.values()]
     close = difflib.get_close_matches(key, list(reg), n=3, cutoff=0.6)
     hint = f" (did you mean {', '.join(reg[c].name for c in close)}?)" if close else ""
-    raise DatasetError(f"unknown dataset {name!r}{hint}; known datasets: {', '.join(names)} "
-                       f"(images, through the vision adapter: digits, mnist, cifar10, cifar100)")
+    raise DatasetError(f"unknown dataset {name!r}{hint}; known datasets: {', '.join(e.name for e in reg.values())}")
 
 
 _TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
@@ -122,15 +207,14 @@ def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
     return value
 
 
-def load_dataset(name: str, root: Optional[PathLike] = None, download: bool = True,
-                 **options: Any) -> Union[NodeTask, GraphTask]:
+def load_dataset(name: str, root: Optional[PathLike] = None, download: bool = True, **options: Any) -> Any:
     r"""Loads a dataset by name and returns its task object.
 
-    Node datasets return a :class:`NodeTask`, graph datasets a :class:`GraphTask`.
-    Data is looked for under :func:`data_root` (``root``, ``$PYG_HAM_DATA`` or
-    ``~/.cache/pyg_ham/data``) in the layout of ``shared/data``
-    (``Planetoid/Cora/raw``, ``ogb/ogbn_arxiv/raw``, ...); read-only roots are staged
-    into :func:`~pyg_ham.datasets.paths.cache_root`.
+    Node datasets return a :class:`NodeTask`, graph datasets a :class:`GraphTask` (adapters
+    their own, e.g. the vision adapter's ``VisionTask``). Data is looked for under
+    :func:`data_root` (``root``, ``$PYG_HAM_DATA`` or ``~/.cache/pyg_ham/data``) in the layout
+    of ``shared/data`` (``Planetoid/Cora/raw``, ``ogb/ogbn_arxiv/raw``, ...); read-only roots
+    are staged into :func:`~pyg_ham.datasets.paths.cache_root`.
 
     Args:
         name (str): Dataset name, case-insensitive (see :func:`list_datasets`).
@@ -149,30 +233,20 @@ def load_dataset(name: str, root: Optional[PathLike] = None, download: bool = Tr
         valid = ", ".join(f"{k}={v!r}" for k, v in allowed.items()) or "none"
         raise ConfigError(f"{info.name}: unknown option(s) {', '.join(unknown)}; valid options: {valid}")
     given = {k: _coerce(info.name, k, v, allowed[k]) for k, v in given.items()}
-    return info.builder(info.name, data_root(root), bool(download), **given)
+    return info.builder(info, data_root(root), bool(download), **given)
 
 
 def list_datasets(root: Optional[PathLike] = None) -> List[Dict[str, Any]]:
     r"""All known datasets with their availability under a data root.
 
     Returns:
-        One dict per dataset: ``name``, ``task`` (``"node"`` / ``"graph"``),
-        ``metric``, ``present`` (raw files found under the root, or in the staging
-        cache of a read-only root; always :obj:`True` for generated datasets) and
+        One dict per dataset: ``name``, ``task`` (``"node"``, ``"graph"``, ``"vision"``),
+        ``metric``, ``family``, ``recipe``, ``present`` (raw files found under the root, or in
+        the staging cache of a read-only root; always :obj:`True` for generated datasets) and
         ``path`` (the dataset folder under the root; ``""`` for generated ones).
     """
     base = data_root(root)
-    rows = []
-    for info in registry().values():
-        if not info.group:
-            rows.append({"name": info.name, "task": info.task, "metric": info.metric,
-                         "present": True, "path": ""})
-            continue
-        where = info.path(base)
-        present = has_files(where / info.raw) or has_files(info.path(staging_dir(base)) / info.raw)
-        if info.group == "ogb" and not present:
-            alt = where.with_name(where.name + "_pyg")
-            present = has_files(alt / info.raw)
-        rows.append({"name": info.name, "task": info.task, "metric": info.metric,
-                     "present": bool(present), "path": str(where)})
-    return rows
+    return [{"name": info.name, "task": info.task, "metric": info.metric, "family": info.family,
+             "recipe": info.recipe, "present": bool(info.present(base)),
+             "path": str(info.path(base)) if info.group else ""}
+            for info in registry().values()]

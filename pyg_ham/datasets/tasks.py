@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, List, Optional
+from typing import Any, Callable, ClassVar, Dict, List, Optional
 
 import torch
 from torch import Tensor
@@ -46,6 +46,9 @@ class NodeTask:
             ignored); :meth:`loss` applies it.
         description (str): How the split and features were made.
     """
+
+    #: The task kind whose trainer runs it (:func:`pyg_ham.train.task.register_task_kind`).
+    kind: ClassVar[str] = "node"
 
     name: str
     data: Data
@@ -127,6 +130,9 @@ class GraphTask:
         loss_fn (str): ``"cross_entropy"``, ``"bce"`` or ``"mse"``; see :meth:`loss`.
         description (str): How features and splits were made.
     """
+
+    #: The task kind whose trainer runs it (:func:`pyg_ham.train.task.register_task_kind`).
+    kind: ClassVar[str] = "graph"
 
     name: str
     dataset: Any

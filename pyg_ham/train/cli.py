@@ -98,30 +98,22 @@ def config_file_keys(config_path: Optional[str]) -> Set[str]:
     return set(values) if isinstance(values, dict) else set()
 
 
-def _is_vision_dataset(name: str) -> bool:
-    try:
-        from pyg_ham.vision import is_vision_dataset
-    except ImportError:  # the vision adapter is optional
-        return False
-    return is_vision_dataset(name)
-
-
 def config_from_cli(config_path: Optional[str], **flags: Any) -> "ExperimentConfig":  # noqa: F821
-    """Config file (if any) overridden by the flags that were given. For image datasets, the
-    settings neither sets take the vision adapter's defaults (``VISION_DEFAULTS``)."""
+    """The settings of a command, from lowest to highest priority: the defaults, the dataset's
+    recipe (its family's, see :mod:`pyg_ham.datasets.recipes`), the ``--config`` file, the flags
+    that were given. Says on stderr which recipe was used."""
     from pyg_ham.train.config import ExperimentConfig, load_config
 
     cfg = load_config(config_path) if config_path else ExperimentConfig()
-    if _is_vision_dataset(flags.get("dataset") or cfg.dataset):
-        from pyg_ham.vision.trainer import VISION_DEFAULTS
-
-        in_file = config_file_keys(config_path)
-        for key, value in VISION_DEFAULTS.items():
-            if flags.get(key) is None and key not in in_file:
-                flags[key] = value
     options = flags.pop("dataset_options", None) or {}
     norm = flags.pop("norm", None)
-    cfg = cfg.replace(**flags)  # unset flags (None) keep the config's values
+    dataset = flags.pop("dataset", None) or cfg.dataset
+    cfg = ExperimentConfig.from_recipe(dataset, base=cfg, keep=config_file_keys(config_path), **flags)
+    if cfg.recipe is not None:
+        from pyg_ham.datasets import get_recipe
+
+        click.echo(f"recipe: {cfg.recipe} for {cfg.dataset} ({get_recipe(cfg.recipe)['description']}); "
+                   f"--config and flags override it", err=True)
     if norm is not None:
         cfg.norm = None if norm.lower() == "none" else norm
     if options:
@@ -166,18 +158,12 @@ def run_and_report(cfg: "ExperimentConfig") -> None:  # noqa: F821
 @click.command()
 @click.option("--root", help="Data root to check (default: $PYG_HAM_DATA or ~/.cache/pyg_ham/data).")
 def datasets(root: Optional[str]) -> None:
-    """List the known datasets, their task and metric, and whether each is present under ROOT."""
+    """List the known datasets: task, metric, whether each is present under ROOT, default recipe."""
     from pyg_ham.datasets import data_root, list_datasets
 
     rows = list_datasets(root)
-    try:
-        from pyg_ham.vision import list_vision_datasets
-
-        rows += list_vision_datasets(root)
-    except ImportError:  # the vision adapter is optional
-        pass
     click.echo(f"data root: {data_root(root)}")
     width = max(len(r["name"]) for r in rows)
     for r in rows:
         mark = "present" if r["present"] else "-"
-        click.echo(f"{r['name']:<{width}}  {r['task']:<6}  {r['metric']:<6}  {mark}")
+        click.echo(f"{r['name']:<{width}}  {r['task']:<6}  {r['metric']:<6}  {mark:<7}  {r['recipe'] or ''}")

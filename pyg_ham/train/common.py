@@ -1,4 +1,4 @@
-"""Pieces every trainer shares: the optimizer from a config, the sparsifier, one update step."""
+"""Pieces every run shares: the optimizer from a config, the sparsifier, one update step."""
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -7,10 +7,9 @@ import torch
 from torch import Tensor
 
 from pyg_ham.optim import build_optimizer
-from pyg_ham.results import RunResult
 from pyg_ham.train.config import ExperimentConfig
 
-__all__ = ["make_optimizer", "make_sparsifier", "update", "fit_run"]
+__all__ = ["make_optimizer", "make_sparsifier", "update"]
 
 
 def make_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:
@@ -41,26 +40,3 @@ def update(loss: Tensor, optimizer: torch.optim.Optimizer, sparsifier: Optional[
     optimizer.step()
     if sparsifier is not None:
         sparsifier.after_step()
-
-
-def fit_run(task: Any, cfg: ExperimentConfig, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-            train_epoch: Any, evaluate: Any, *, seed: int, sparsifier: Optional[Any] = None,
-            checkpoint: Any = None, resume: bool = False, desc: str = "", extra: Optional[dict] = None,
-            stateful: Optional[dict] = None) -> RunResult:
-    """:func:`~pyg_ham.train.fit` with the config's schedule, patience and output settings; the
-    record gets the parameter count and, when sparse, the achieved sparsity."""
-    from pyg_ham.models import count_parameters
-    from pyg_ham.train.engine import build_scheduler, fit
-
-    stateful = dict(stateful or {})
-    if sparsifier is not None:
-        stateful["sparsifier"] = sparsifier
-    result = fit(model, optimizer, train_epoch, evaluate, cfg.epochs, seed=seed,
-                 higher_is_better=task.higher_is_better,
-                 scheduler=build_scheduler(cfg.scheduler, optimizer, cfg.epochs, task.higher_is_better),
-                 patience=cfg.patience, eval_every=cfg.eval_every, checkpoint=checkpoint, resume=resume,
-                 stateful=stateful, progress=not cfg.quiet, desc=desc or task.name, extra=extra)
-    result.extra["num_params"] = count_parameters(model)
-    if sparsifier is not None:
-        result.extra["sparsity"] = sparsifier.report()
-    return result

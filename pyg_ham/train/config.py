@@ -5,7 +5,7 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Union
+from typing import Any, Dict, Iterable, List, Optional, Union
 
 import yaml
 
@@ -79,6 +79,30 @@ class ExperimentConfig:
     checkpoint_dir: Optional[str] = None
     resume: bool = False
     quiet: bool = False
+    # provenance: the dataset recipe the settings started from (see from_recipe)
+    recipe: Optional[str] = None
+
+    @classmethod
+    def from_recipe(cls, dataset: str, base: Optional["ExperimentConfig"] = None,
+                    keep: Iterable[str] = (), **overrides: Any) -> "ExperimentConfig":
+        r"""The config of :obj:`dataset`'s default recipe (see :mod:`pyg_ham.datasets.recipes`),
+        with :obj:`overrides` on top; ``recipe`` records its name.
+
+        Args:
+            dataset (str): a registered dataset (its family's recipe; none for e.g. ``synthetic``).
+            base (ExperimentConfig, optional): start from this config instead of the defaults;
+                its fields named in :obj:`keep` win over the recipe (e.g. those a YAML file set).
+            keep (iterable of str): see :obj:`base`.
+            **overrides: fields to set last (``None`` values are ignored, as unset flags).
+        """
+        from pyg_ham.datasets import get_info, get_recipe
+
+        base = base if base is not None else cls()
+        recipe = get_info(dataset).recipe
+        if recipe is None:
+            return base.replace(dataset=dataset, **overrides)
+        values = {k: v for k, v in get_recipe(recipe)["settings"].items() if k not in set(keep)}
+        return dataclasses.replace(base, **values, dataset=dataset, recipe=recipe).replace(**overrides)
 
     @classmethod
     def field_names(cls) -> List[str]:
@@ -92,7 +116,8 @@ class ExperimentConfig:
         return cls(**values)
 
     def replace(self, **overrides: Any) -> "ExperimentConfig":
-        """A copy with :obj:`overrides` (``None`` values are ignored, as unset CLI flags)."""
+        """A copy with :obj:`overrides` (``None`` values are ignored, as unset CLI flags; to set a
+        field to ``None``, e.g. ``norm``, use :func:`dataclasses.replace`)."""
         values = {k: v for k, v in overrides.items() if v is not None}
         unknown = sorted(set(values) - set(self.field_names()))
         if unknown:

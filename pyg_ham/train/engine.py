@@ -4,7 +4,7 @@ It owns what every trainer needs: seeding, best-validation model selection (the 
 metric is read at the best-validation epoch, as the OGB leaderboards require), the
 per-epoch history with HAM's weight diagnostics, early stopping, the LR schedule, a
 progress bar, and checkpoints so that an interrupted run resumes exactly where it stopped.
-A task supplies two callables: ``train_epoch() -> loss`` and ``evaluate() -> scores``.
+A task kind supplies what differs through :class:`~pyg_ham.train.task.TrainingTask`.
 """
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import os
 import random
 import time
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
 
 import numpy as np
 import torch
@@ -21,6 +21,10 @@ from tqdm.auto import tqdm
 
 from pyg_ham.results import RunResult
 from pyg_ham.train.diagnostics import WeightDiagnostics
+
+if TYPE_CHECKING:
+    from pyg_ham.train.config import ExperimentConfig
+    from pyg_ham.train.task import TrainingTask
 
 __all__ = ["seed_everything", "is_better", "best_epoch", "fit", "build_scheduler", "SCHEDULERS"]
 
@@ -93,54 +97,46 @@ def _set_rng_state(state: Dict[str, Any]) -> None:
 
 
 def fit(
+    task: "TrainingTask",
     model: torch.nn.Module,
     optimizer: torch.optim.Optimizer,
-    train_epoch: Callable[[], float],
-    evaluate: Callable[[], Scores],
-    epochs: int,
+    cfg: "ExperimentConfig",
     *,
-    seed: int = 0,
-    higher_is_better: bool = True,
-    scheduler: Optional[Any] = None,
-    patience: Optional[int] = None,
-    eval_every: int = 1,
     checkpoint: Optional[Union[str, Path]] = None,
     resume: bool = False,
-    stateful: Optional[Dict[str, Any]] = None,
-    progress: bool = True,
-    desc: str = "",
-    extra: Optional[Dict[str, Any]] = None,
 ) -> RunResult:
-    r"""Train for :obj:`epochs` epochs and return the scores at the best-validation epoch.
+    r"""Train one run of :obj:`task` for ``cfg.epochs`` epochs and return the scores at the
+    best-validation epoch.
 
-    Every :obj:`eval_every` epochs (and at the last) :obj:`evaluate` returns ``{"train",
-    "valid", "test"}`` scores; the run keeps the epoch with the best ``valid`` (ties keep the
-    earlier one) and reports ``test`` at that epoch. The history records, per epoch, the
-    loss, the scores, the epoch time, the learning rate, and for the weights HAM acts on the
-    fraction of near-zero weights, their L1 norm and the fraction of signs flipped since the
-    previous epoch. A non-finite loss ends the run (``"diverged": True`` in the record).
+    Each epoch runs one optimisation step per batch of :meth:`TrainingTask.train_batches`
+    (``zero_grad``, ``backward``, the sparsifier's mask, ``optimizer.step()``) and records the
+    mean training loss, weighted by each batch's example count; every ``cfg.eval_every`` epochs
+    (and at the last) :meth:`TrainingTask.predict` is scored on ``{train, valid, test}``. The
+    run keeps the epoch with the best ``valid`` score (ties keep the earlier one) and reports
+    ``test`` at that epoch, as the OGB leaderboards require. The history records, per epoch,
+    the loss, the scores, the epoch time, the learning rate, and for the weights HAM acts on
+    the fraction of near-zero weights, their L1 norm and the fraction of signs flipped since
+    the previous epoch. A non-finite loss ends the run (``"diverged": True`` in the record).
 
     Args:
+        task (TrainingTask): one run of a task kind (its seed, batches, loss, predictions).
         model (Module): the model (its state is checkpointed).
         optimizer (Optimizer): the optimizer, HAM-wrapped or not.
-        train_epoch (callable): trains one epoch, returns the mean training loss.
-        evaluate (callable): returns ``{"train": ..., "valid": ..., "test": ...}``.
-        epochs (int): number of epochs.
-        seed (int): seed set before training (and the run's ``seed`` field). (default: :obj:`0`)
-        higher_is_better (bool): direction of the metric. (default: :obj:`True`)
-        scheduler (optional): an LR scheduler stepped once per epoch (``ReduceLROnPlateau``
-            with the validation score).
-        patience (int, optional): stop after this many evaluations without validation gain.
-        eval_every (int): evaluate every this many epochs. (default: :obj:`1`)
+        cfg (ExperimentConfig): ``epochs``, ``scheduler``, ``patience``, ``eval_every``,
+            ``sparsity``/``sparsifier`` and ``quiet`` are read.
         checkpoint (str or Path, optional): file written after every epoch.
         resume (bool): continue from :obj:`checkpoint` if it exists. (default: :obj:`False`)
-        stateful (dict, optional): more objects with ``state_dict``/``load_state_dict`` to
-            checkpoint (e.g. a sparsifier, a sampling generator wrapper).
-        progress (bool): show a tqdm progress bar. (default: :obj:`True`)
-        desc (str): the progress bar's label.
-        extra (dict, optional): keys added to the returned record (``fold``, ``split``...).
     """
-    stateful = dict(stateful or {})
+    from pyg_ham.models import count_parameters
+    from pyg_ham.train.common import make_sparsifier, update
+
+    epochs, seed = cfg.epochs, task.seed
+    higher_is_better = task.task.higher_is_better
+    sparsifier = make_sparsifier(model, optimizer, cfg, epochs * task.steps_per_epoch(), seed)
+    scheduler = build_scheduler(cfg.scheduler, optimizer, epochs, higher_is_better)
+    stateful = dict(task.stateful())
+    if sparsifier is not None:
+        stateful["sparsifier"] = sparsifier
     if scheduler is not None:
         stateful["scheduler"] = scheduler
     path = Path(checkpoint) if checkpoint is not None else None
@@ -158,6 +154,19 @@ def fit(
         history, start = ck["history"], ck["epoch"] + 1
         _set_rng_state(ck["rng"])
 
+    def train_epoch() -> float:
+        total = torch.zeros((), device=task.device)
+        count = 0
+        for batch in task.train_batches():
+            loss, size = task.batch_loss(model, batch)
+            update(loss, optimizer, sparsifier)
+            total += loss.detach() * size
+            count += size
+        return float(total) / max(count, 1)  # one host sync per epoch
+
+    def evaluate() -> Scores:
+        return {split: task.score(pred, target) for split, (pred, target) in task.predict(model).items()}
+
     best_valid: Optional[float] = None
     stale = 0  # evaluations since the best one (restored on resume)
     for record in history:
@@ -167,12 +176,13 @@ def fit(
             else:
                 stale += 1
     diverged = False
-    bar = tqdm(range(start, epochs + 1), desc=desc or "train", disable=not progress, leave=False,
+    progress = not cfg.quiet
+    bar = tqdm(range(start, epochs + 1), desc=task.desc or "train", disable=not progress, leave=False,
                initial=start - 1, total=epochs, dynamic_ncols=True)
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
-        loss = float(train_epoch())
+        loss = train_epoch()
         train_time = time.perf_counter() - t0
         record: Dict[str, Any] = {"epoch": epoch, "loss": loss, "time": train_time,
                                   "lr": float(optimizer.param_groups[0]["lr"])}
@@ -181,7 +191,7 @@ def fit(
             history.append(record)
             diverged = True
             break
-        if epoch % eval_every == 0 or epoch == epochs:
+        if epoch % cfg.eval_every == 0 or epoch == epochs:
             model.eval()
             with torch.no_grad():
                 record.update({k: float(v) for k, v in evaluate().items()})
@@ -205,15 +215,18 @@ def fit(
                           "stateful": {n: o.state_dict() for n, o in stateful.items()},
                           "diagnostics": diagnostics.state_dict(), "history": history, "epoch": epoch,
                           "rng": _rng_state()}, path)
-        if patience is not None and stale >= patience:
+        if cfg.patience is not None and stale >= cfg.patience:
             break
     bar.close()
 
     chosen = best_epoch(history, higher_is_better)
     best = next((r for r in history if r["epoch"] == chosen), {})
-    out_extra = dict(extra or {})
+    out_extra = task.record()
     if diverged:
         out_extra["diverged"] = True
+    out_extra["num_params"] = count_parameters(model)
+    if sparsifier is not None:
+        out_extra["sparsity"] = sparsifier.report()
     return RunResult(seed=seed, best_epoch=chosen, train=best.get("train", math.nan),
                      valid=best.get("valid", math.nan), test=best.get("test", math.nan),
                      history=history, extra=out_extra)

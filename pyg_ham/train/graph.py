@@ -1,8 +1,7 @@
 r"""Graph-level training: mini-batches of graphs with PyG's ``DataLoader``."""
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, Tuple
 
 import torch
 from torch import Tensor
@@ -10,17 +9,16 @@ from torch_geometric.loader import DataLoader
 
 from pyg_ham.datasets import GraphTask
 from pyg_ham.models import build_graph_model
-from pyg_ham.results import RunResult
-from pyg_ham.train.common import fit_run, make_optimizer, make_sparsifier, update
 from pyg_ham.train.config import ExperimentConfig
-from pyg_ham.train.engine import seed_everything
+from pyg_ham.train.task import RunSpec, TrainingTask, register_task_kind
 
-__all__ = ["build_graph_model_for", "train_graph_run", "DEFAULT_GRAPH_BATCH_SIZE"]
+__all__ = ["build_graph_model_for", "GraphLevelTask", "DEFAULT_GRAPH_BATCH_SIZE"]
 
 DEFAULT_GRAPH_BATCH_SIZE = 32
 
 
 def build_graph_model_for(task: GraphTask, cfg: ExperimentConfig) -> torch.nn.Module:
+    """The graph model named by ``cfg.model`` (default ``gin``) with the config's sizes."""
     return build_graph_model((cfg.model or "gin").lower(), task.num_features, task.num_classes,
                              hidden_channels=cfg.hidden, num_layers=cfg.layers, dropout=cfg.dropout,
                              pool=cfg.pool, virtual_node=cfg.virtual_node, norm=cfg.norm,
@@ -28,42 +26,39 @@ def build_graph_model_for(task: GraphTask, cfg: ExperimentConfig) -> torch.nn.Mo
                              jk=cfg.jk, heads=cfg.heads)
 
 
-def train_graph_run(task: GraphTask, cfg: ExperimentConfig, split: Dict[str, Tensor], seed: int,
-                    device: torch.device, *, checkpoint: Optional[Path] = None, resume: bool = False,
-                    extra: Optional[Dict[str, Any]] = None, desc: str = "") -> RunResult:
-    r"""Train one model on ``split["train"]``, select the epoch on ``split["valid"]`` and
-    report ``split["test"]`` at that epoch (one fold of cross-validation, or one OGB seed)."""
-    seed_everything(seed)
-    batch_size = cfg.batch_size or DEFAULT_GRAPH_BATCH_SIZE
-    subsets = {k: task.dataset[split[k]] for k in ("train", "valid", "test")}
-    train_loader = DataLoader(subsets["train"], batch_size=batch_size, shuffle=True)
-    eval_loaders = {k: DataLoader(subsets[k], batch_size=max(batch_size, 256))
-                    for k in (("train", "valid", "test") if cfg.eval_train else ("valid", "test"))}
-    model = build_graph_model_for(task, cfg).to(device)
-    optimizer = make_optimizer(model, cfg)
-    sparsifier = make_sparsifier(model, optimizer, cfg, cfg.epochs * len(train_loader), seed)
+@register_task_kind("graph")
+class GraphLevelTask(TrainingTask):
+    r"""One model trained on ``spec["split"]["train"]`` (shuffled batches of ``cfg.batch_size``
+    graphs, default 32), the epoch selected on ``valid`` and ``test`` reported there: one fold of
+    cross-validation, or one seed of an OGB official split."""
 
-    def train_epoch() -> float:
-        total = torch.zeros((), device=device)
-        count = 0
-        for batch in train_loader:
-            batch = batch.to(device)
-            loss = task.loss(model(batch), batch.y)
-            update(loss, optimizer, sparsifier)
-            total += loss.detach() * batch.num_graphs
-            count += batch.num_graphs
-        return float(total) / max(count, 1)
+    default_model = "gin"
 
-    def evaluate() -> Dict[str, float]:
-        scores = {}
-        for key, loader in eval_loaders.items():
+    def __init__(self, task: GraphTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device) -> None:
+        super().__init__(task, cfg, spec, device)
+        split = spec["split"]
+        batch_size = cfg.batch_size or DEFAULT_GRAPH_BATCH_SIZE
+        self.train_loader = DataLoader(task.dataset[split["train"]], batch_size=batch_size, shuffle=True)
+        self.eval_loaders = {k: DataLoader(task.dataset[split[k]], batch_size=max(batch_size, 256))
+                             for k in self.eval_splits}
+
+    def build_model(self) -> torch.nn.Module:
+        return build_graph_model_for(self.task, self.cfg)
+
+    def train_batches(self) -> Iterable[Any]:
+        return self.train_loader
+
+    def batch_loss(self, model: torch.nn.Module, batch: Any) -> Tuple[Tensor, int]:
+        batch = batch.to(self.device)
+        return self.task.loss(model(batch), batch.y), batch.num_graphs
+
+    def predict(self, model: torch.nn.Module) -> Dict[str, Tuple[Tensor, Any]]:
+        out = {}
+        for key, loader in self.eval_loaders.items():
             preds, targets = [], []
             for batch in loader:
-                batch = batch.to(device)
+                batch = batch.to(self.device)
                 preds.append(model(batch))
                 targets.append(batch.y)
-            scores[key] = task.evaluate(torch.cat(preds), torch.cat(targets))
-        return scores
-
-    return fit_run(task, cfg, model, optimizer, train_epoch, evaluate, seed=seed, sparsifier=sparsifier,
-                   checkpoint=checkpoint, resume=resume, desc=desc, extra=extra)
+            out[key] = (torch.cat(preds), torch.cat(targets))
+        return out

@@ -2,23 +2,21 @@ r"""Node-level training: full-batch or mini-batch (neighbour sampling) over one 
 from __future__ import annotations
 
 import math
-from pathlib import Path
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterable, List, Tuple
 
 import torch
 from torch import Tensor
 
 from pyg_ham.datasets import NodeTask
 from pyg_ham.models import build_node_model
-from pyg_ham.results import RunResult
-from pyg_ham.train.common import fit_run, make_optimizer, make_sparsifier, update
 from pyg_ham.train.config import ExperimentConfig
-from pyg_ham.train.engine import seed_everything
+from pyg_ham.train.task import GeneratorState, RunSpec, TrainingTask, register_task_kind
 
-__all__ = ["build_model_for", "train_node_run"]
+__all__ = ["build_model_for", "FullBatchNodeTask", "MiniBatchNodeTask"]
 
 
 def build_model_for(task: NodeTask, cfg: ExperimentConfig) -> torch.nn.Module:
+    """The node model named by ``cfg.model`` (default ``gcn``) with the config's sizes."""
     kwargs: Dict[str, Any] = {}
     name = (cfg.model or "gcn").lower()
     if name == "gcn" and cfg.batch_size is None:
@@ -28,90 +26,86 @@ def build_model_for(task: NodeTask, cfg: ExperimentConfig) -> torch.nn.Module:
                             heads=cfg.heads, **kwargs)
 
 
-def _fanout(cfg: ExperimentConfig) -> list:
-    return list(cfg.fanout) if cfg.fanout is not None else [10] * cfg.layers
+@register_task_kind("node")
+class FullBatchNodeTask(TrainingTask):
+    r"""One run on the whole graph: split ``run % num_splits``, one step per epoch on every
+    training node. Evaluation is full-batch, or layer-wise (``eval_mode="layerwise"``, PyG's
+    ``BasicGNN.inference`` over all neighbours) for graphs whose activations do not fit.
+    :meth:`create` picks :class:`MiniBatchNodeTask` when ``cfg.batch_size`` is set."""
 
+    default_model = "gcn"
 
-def train_node_run(task: NodeTask, cfg: ExperimentConfig, run: int, device: torch.device, *,
-                   checkpoint: Optional[Path] = None, resume: bool = False) -> RunResult:
-    r"""Train and evaluate one run (seed ``cfg.seed + run``, split ``run % num_splits``).
+    @classmethod
+    def create(cls, task: NodeTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device,
+               **options: Any) -> TrainingTask:
+        kind = FullBatchNodeTask if cfg.batch_size is None else MiniBatchNodeTask
+        return kind(task, cfg, spec, device, **options)
 
-    Full-batch when ``cfg.batch_size`` is ``None``; otherwise mini-batches of ``batch_size``
-    training nodes with neighbour sampling (``cfg.fanout`` per layer) through
-    :func:`pyg_ham.sampling.neighbor_loader`. Evaluation is full-batch, or layer-wise
-    (``eval_mode="layerwise"``, PyG's ``BasicGNN.inference``) for graphs that do not fit.
-    """
-    seed = cfg.seed + run
-    seed_everything(seed)
-    split = task.split(run)
-    data = task.data
-    model = build_model_for(task, cfg).to(device)
-    optimizer = make_optimizer(model, cfg)
-    train_idx = split["train"].to(device)
+    def __init__(self, task: NodeTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device) -> None:
+        super().__init__(task, cfg, spec, device)
+        self.run = int(spec["fields"]["run"])
+        self.split = task.split(self.run)
+        task.data = task.data.to(device)  # a no-op once there: the graph moves once per experiment
+        self.data = task.data
+        self.train_idx = self.split["train"].to(device)
 
-    if cfg.batch_size is None:
-        steps_per_epoch = 1
+    def build_model(self) -> torch.nn.Module:
+        return build_model_for(self.task, self.cfg)
 
-        def batches():
-            yield model(data.x, data.edge_index), train_idx
-    else:
-        from pyg_ham.sampling import neighbor_loader
+    def train_batches(self) -> Iterable[Any]:
+        return (None,)
 
-        gen = torch.Generator(device=data.x.device).manual_seed(seed)
-        loader = neighbor_loader(data, _fanout(cfg), cfg.batch_size, input_nodes=split["train"], shuffle=True,
-                                 generator=gen)
-        steps_per_epoch = math.ceil(split["train"].numel() / cfg.batch_size)
+    def batch_loss(self, model: torch.nn.Module, batch: Any) -> Tuple[Tensor, int]:
+        out = model(self.data.x, self.data.edge_index)
+        return self.task.loss(out, self.train_idx), self.train_idx.numel()
 
-        def batches():
-            for batch in loader:
-                batch = batch.to(device)
-                out = model(batch.x, batch.edge_index, num_sampled_nodes_per_hop=batch.num_sampled_nodes,
-                            num_sampled_edges_per_hop=batch.num_sampled_edges)
-                yield out[:batch.batch_size], batch.n_id[:batch.batch_size]
-
-    sparsifier = make_sparsifier(model, optimizer, cfg, cfg.epochs * steps_per_epoch, seed)
-
-    def train_epoch() -> float:
-        total = torch.zeros((), device=device)
-        count = 0
-        for out, idx in batches():
-            loss = task.loss(out, idx)
-            update(loss, optimizer, sparsifier)
-            total += loss.detach() * idx.numel()
-            count += idx.numel()
-        return float(total) / max(count, 1)  # one host sync per epoch
-
-    def predict() -> Tensor:
-        if cfg.eval_mode == "layerwise" and hasattr(model, "inference"):
+    def predict(self, model: torch.nn.Module) -> Dict[str, Tuple[Tensor, Any]]:
+        if self.cfg.eval_mode == "layerwise" and hasattr(model, "inference"):
             from pyg_ham.sampling import neighbor_loader
 
-            loader = neighbor_loader(data, [-1], batch_size=cfg.batch_size or 4096)
-            return model.inference(loader, device=device)
-        return model(data.x, data.edge_index)
+            loader = neighbor_loader(self.data, [-1], batch_size=self.cfg.batch_size or 4096)
+            out = model.inference(loader, device=self.device)
+        else:
+            out = model(self.data.x, self.data.edge_index)
+        return {k: (out, self.split[k]) for k in self.eval_splits}
 
-    def evaluate() -> Dict[str, float]:
-        out = predict()
-        keys = ("train", "valid", "test") if cfg.eval_train else ("valid", "test")
-        return {k: task.evaluate(out, split[k]) for k in keys}
-
-    stateful = None
-    if cfg.batch_size is not None:  # both streams of a mini-batch epoch: who is sampled, in what order
-        stateful = {"sampling_generator": _GeneratorState(gen)}
-        if loader.generator is not None:
-            stateful["shuffle_generator"] = _GeneratorState(loader.generator)
-    return fit_run(task, cfg, model, optimizer, train_epoch, evaluate, seed=seed, sparsifier=sparsifier,
-                   checkpoint=checkpoint, resume=resume, desc=f"{task.name} run {run}",
-                   extra={"run": run, "split": run % task.num_splits}, stateful=stateful)
+    def record(self) -> Dict[str, Any]:
+        return {"run": self.run, "split": self.run % self.task.num_splits}
 
 
-class _GeneratorState:
-    """Adapts a ``torch.Generator`` to the ``state_dict`` protocol of checkpoints."""
+class MiniBatchNodeTask(FullBatchNodeTask):
+    r"""Mini-batches of ``cfg.batch_size`` shuffled training nodes with neighbour sampling
+    (``cfg.fanout`` per layer, default 10) through :func:`pyg_ham.sampling.neighbor_loader`.
+    Both random streams of an epoch (the shuffle and the sampled neighbours) are checkpointed."""
 
-    def __init__(self, gen: torch.Generator) -> None:
-        self.gen = gen
+    def __init__(self, task: NodeTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device) -> None:
+        super().__init__(task, cfg, spec, device)
+        from pyg_ham.sampling import neighbor_loader
 
-    def state_dict(self) -> Dict[str, Tensor]:
-        return {"state": self.gen.get_state()}
+        self.generator = torch.Generator(device=self.data.x.device).manual_seed(self.seed)
+        self.loader = neighbor_loader(self.data, self.fanout, cfg.batch_size, input_nodes=self.split["train"],
+                                      shuffle=True, generator=self.generator)
 
-    def load_state_dict(self, state: Dict[str, Tensor]) -> None:
-        self.gen.set_state(state["state"])
+    @property
+    def fanout(self) -> List[int]:
+        return list(self.cfg.fanout) if self.cfg.fanout is not None else [10] * self.cfg.layers
+
+    def steps_per_epoch(self) -> int:
+        return math.ceil(self.split["train"].numel() / self.cfg.batch_size)
+
+    def train_batches(self) -> Iterable[Any]:
+        return self.loader
+
+    def batch_loss(self, model: torch.nn.Module, batch: Any) -> Tuple[Tensor, int]:
+        batch = batch.to(self.device)
+        out = model(batch.x, batch.edge_index, num_sampled_nodes_per_hop=batch.num_sampled_nodes,
+                    num_sampled_edges_per_hop=batch.num_sampled_edges)
+        seeds = batch.n_id[:batch.batch_size]
+        return self.task.loss(out[:batch.batch_size], seeds), seeds.numel()
+
+    def stateful(self) -> Dict[str, Any]:
+        states: Dict[str, Any] = {"sampling_generator": GeneratorState(self.generator)}
+        shuffle = getattr(self.loader, "generator", None)
+        if shuffle is not None:
+            states["shuffle_generator"] = GeneratorState(shuffle)
+        return states

@@ -8,36 +8,48 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from pyg_ham.datasets import GraphTask, NodeTask, load_dataset
+from pyg_ham.datasets import GraphTask, load_dataset
 from pyg_ham.errors import ConfigError
-from pyg_ham.results import read_json, result_document, write_json
+from pyg_ham.results import RunResult, read_json, result_document, write_json
+from pyg_ham.train import node, graph  # noqa: F401 - registers the "node" and "graph" task kinds
+from pyg_ham.train.common import make_optimizer
 from pyg_ham.train.config import ExperimentConfig, resolve_device
+from pyg_ham.train.engine import fit, seed_everything
+from pyg_ham.train.task import RunSpec, task_kind
 
-__all__ = ["run_experiment", "run_specs", "load_task", "comparable_config", "summary_line", "GIN_PROTOCOL_NOTE"]
+__all__ = ["run_experiment", "run_specs", "train_run", "load_task", "comparable_config", "summary_line", "GIN_PROTOCOL_NOTE"]
 
 GIN_PROTOCOL_NOTE = ("gin (optimistic): one epoch chosen by the mean accuracy on the held-out folds, "
                      "which are also the reported ones (Xu et al., 2019)")
 #: Settings that do not change results (ignored when checking that --resume continues the same experiment).
-_NON_RESULT_KEYS = {"out", "checkpoint_dir", "resume", "quiet", "device", "root"}
-
-
-def _task_kind(task: Any) -> str:
-    if isinstance(task, NodeTask):
-        return "node"
-    if isinstance(task, GraphTask):
-        return "graph"
-    return getattr(task, "kind", "vision")
+_NON_RESULT_KEYS = {"out", "checkpoint_dir", "resume", "quiet", "device", "root", "recipe"}
 
 
 def load_task(cfg: ExperimentConfig) -> Any:
-    """The task named by ``cfg.dataset``: a graph dataset, or an image dataset (vision adapter)."""
-    try:
-        from pyg_ham.vision import is_vision_dataset, load_vision_task
-    except ImportError:  # the vision adapter is optional
-        is_vision_dataset = None
-    if is_vision_dataset is not None and is_vision_dataset(cfg.dataset):
-        return load_vision_task(cfg.dataset, cfg.root, **cfg.dataset_options)
+    """The task named by ``cfg.dataset``, from the dataset registry (adapters register theirs)."""
     return load_dataset(cfg.dataset, cfg.root, **cfg.dataset_options)
+
+
+def train_run(task: Any, cfg: ExperimentConfig, spec: RunSpec, device: torch.device, *,
+              checkpoint: Optional[Path] = None, resume: bool = False, **options: Any) -> RunResult:
+    r"""Train one run: seed, build the task kind's run, its model and optimizer, and :func:`fit`.
+
+    Args:
+        task: the loaded dataset task (its ``kind`` picks the registered :class:`TrainingTask`).
+        cfg (ExperimentConfig): the settings.
+        spec (dict): the run (``key``, ``seed``, ``fields``, ``split``), see :func:`run_specs`.
+        device (torch.device): where to train.
+        checkpoint (Path, optional): per-epoch checkpoint file.
+        resume (bool): continue from :obj:`checkpoint` if it exists. (default: :obj:`False`)
+        **options: passed to the task kind (e.g. ``model=`` for the vision adapter).
+    """
+    seed_everything(spec["seed"])
+    run = task_kind(task).create(task, cfg, spec, device, **options)
+    model = run.build_model().to(device)
+    optimizer = make_optimizer(model, cfg)
+    result = fit(run, model, optimizer, cfg, checkpoint=checkpoint, resume=resume)
+    result.extra["key"] = spec["key"]
+    return result
 
 
 def _protocol(task: Any, cfg: ExperimentConfig) -> str:
@@ -118,14 +130,12 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
     cfg.validate()
     device = resolve_device(cfg.device)
     task = task if task is not None else load_task(cfg)
-    kind = _task_kind(task)
+    kind = task_kind(task)
     protocol, specs = run_specs(task, cfg)
     out = Path(cfg.out) if cfg.out else None
     ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else (out.with_suffix(".ckpt") if out else None)
     previous = _load_previous(cfg, out)
-    if kind == "node":
-        task.data = task.data.to(device)
-    model_name = (cfg.model or {"node": "gcn", "graph": "gin"}.get(kind, "cnn")).lower()
+    model_name = (cfg.model or kind.default_model).lower()
 
     records: List[Dict[str, Any]] = []
 
@@ -136,7 +146,7 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
         if protocol in ("cv", "gin"):
             extra["splits"] = [{"key": s["key"], "valid": s["split"]["valid"].tolist(),
                                 "test": s["split"]["test"].tolist()} for s in specs]
-        return result_document(task.name, kind, task.metric, cfg.to_dict(), records,
+        return result_document(task.name, task.kind, task.metric, cfg.to_dict(), records,
                                num_params=num_params, device=device, **extra)
 
     for spec in specs:
@@ -146,23 +156,7 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
         checkpoint = ckpt_dir / f"{spec['key']}.pt" if ckpt_dir else None
         if checkpoint is not None:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        if kind == "node":
-            from pyg_ham.train.node import train_node_run
-
-            result = train_node_run(task, cfg, spec["fields"]["run"], device, checkpoint=checkpoint,
-                                    resume=cfg.resume)
-        elif kind == "vision":
-            from pyg_ham.vision import train_vision_run
-
-            result = train_vision_run(task, cfg, spec["fields"]["run"], device, checkpoint=checkpoint,
-                                      resume=cfg.resume)
-        else:
-            from pyg_ham.train.graph import train_graph_run
-
-            result = train_graph_run(task, cfg, spec["split"], spec["seed"], device, checkpoint=checkpoint,
-                                     resume=cfg.resume, extra=dict(spec["fields"]),
-                                     desc=f"{task.name} {spec['key']}")
-        result.extra["key"] = spec["key"]
+        result = train_run(task, cfg, spec, device, checkpoint=checkpoint, resume=cfg.resume)
         records.append(result.to_dict())
         if out is not None:
             write_json(out, document(complete=False))

@@ -145,7 +145,8 @@ class VisionTask:
         image_size (int or (int, int)): image height and width (one int when square).
         metric (str): ``"acc"``.
         higher_is_better (bool): :obj:`True`.
-        kind (str): ``"vision"`` (how :func:`~pyg_ham.train.runner.run_experiment` dispatches).
+        kind (str): ``"vision"``, the registered task kind that trains it
+            (:class:`~pyg_ham.vision.trainer.ImageClassificationTask`).
         train_transform (callable, optional): a batch augmentation ``[B, C, H, W] -> same``.
         description (str): how the data and split were made.
     """

@@ -1,30 +1,29 @@
 r"""Training an image classifier with (or without) HAM on the shared epoch engine.
 
-:func:`train_vision_run` is to images what :func:`~pyg_ham.train.node.train_node_run` is
-to graphs: it builds the model and the optimizer (:func:`~pyg_ham.train.common.make_optimizer`,
-so the same HAM core and param-group rule), and hands the epoch loop to
-:func:`~pyg_ham.train.engine.fit` (seeding, best-validation selection, history with HAM's
-weight diagnostics, progress bar, checkpoints and resume).
-:func:`~pyg_ham.train.runner.run_experiment` calls it once per seed and writes the result JSON.
+:class:`ImageClassificationTask` is the ``"vision"`` task kind: it supplies the model, the
+image batches, their loss and the predictions; the shared engine (:func:`~pyg_ham.train.fit`)
+does the rest (the optimizer from :func:`~pyg_ham.train.common.make_optimizer`, so the same HAM
+core and param-group rule; seeding, best-validation selection, history with HAM's weight
+diagnostics, progress bar, checkpoints and resume). Registering the kind is what lets
+:func:`~pyg_ham.train.runner.run_experiment` train image datasets.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Union
+from typing import Any, Callable, Dict, Iterable, Optional, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, TensorDataset
 
 from pyg_ham.results import RunResult
-from pyg_ham.train.common import fit_run, make_optimizer, make_sparsifier, update
 from pyg_ham.train.config import ExperimentConfig, resolve_device
-from pyg_ham.train.engine import seed_everything
+from pyg_ham.train.task import RunSpec, TrainingTask, register_task_kind
 from pyg_ham.vision.data import ImageTensorDataset, VisionTask
 from pyg_ham.vision.models import build_vision_model
 
 __all__ = ["VISION_DEFAULTS", "DEFAULT_VISION_BATCH_SIZE", "vision_config", "build_model_for", "make_loader",
-           "train_vision_run", "fit_classifier"]
+           "ImageClassificationTask", "train_vision_run", "fit_classifier"]
 
 DEFAULT_VISION_BATCH_SIZE = 64
 #: The defaults of ``pyg-ham vision`` and :func:`fit_classifier` (where they differ from
@@ -81,14 +80,55 @@ def _resolve_model(model: ModelSpec, task: VisionTask, cfg: ExperimentConfig) ->
     raise TypeError(f"model must be None, an nn.Module or a callable returning one, got {type(model).__name__}")
 
 
+@register_task_kind("vision")
+class ImageClassificationTask(TrainingTask):
+    r"""One run of an image classifier: mini-batches of ``cfg.batch_size`` (default 64) shuffled
+    training images (with the task's ``train_transform`` applied on the device); accuracy on
+    valid and test (and train, without augmentation, if ``cfg.eval_train``).
+
+    Args:
+        model (nn.Module or callable, optional): train this model instead of ``cfg.model`` (a
+            factory is called after seeding, so each run gets its own initialisation).
+    """
+
+    default_model = "cnn"
+
+    def __init__(self, task: VisionTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device, *,
+                 model: ModelSpec = None) -> None:
+        super().__init__(task, cfg, spec, device)
+        self.model_spec = model
+        batch_size = cfg.batch_size or DEFAULT_VISION_BATCH_SIZE
+        self.train_loader = make_loader(task.train, batch_size, shuffle=True)
+        self.eval_loaders = {k: make_loader(getattr(task, k), max(batch_size, 256)) for k in self.eval_splits}
+
+    def build_model(self) -> nn.Module:
+        return _resolve_model(self.model_spec, self.task, self.cfg)
+
+    def train_batches(self) -> Iterable[Any]:
+        return self.train_loader
+
+    def batch_loss(self, model: nn.Module, batch: Any) -> Tuple[Tensor, int]:
+        x, y = batch
+        x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+        if self.task.train_transform is not None:
+            x = self.task.train_transform(x)
+        return self.task.loss(model(x), y), y.numel()
+
+    def predict(self, model: nn.Module) -> Dict[str, Tuple[Tensor, Any]]:
+        out = {}
+        for key, loader in self.eval_loaders.items():
+            preds, targets = [], []
+            for x, y in loader:
+                preds.append(model(x.to(self.device, non_blocking=True)))
+                targets.append(y.to(self.device, non_blocking=True))
+            out[key] = (torch.cat(preds), torch.cat(targets))
+        return out
+
+
 def train_vision_run(task: VisionTask, cfg: ExperimentConfig, run: int, device: torch.device, *,
                      checkpoint: Optional[Path] = None, resume: bool = False, model: ModelSpec = None) -> RunResult:
-    r"""Train and evaluate one run (seed ``cfg.seed + run``) of an image classifier.
-
-    Mini-batches of ``cfg.batch_size`` (default 64) shuffled training images (with the
-    task's ``train_transform`` applied on the device); every ``cfg.eval_every`` epochs the
-    accuracy on valid and test (and train, without augmentation, if ``cfg.eval_train``);
-    the test accuracy is read at the best-validation epoch.
+    r"""Train and evaluate one run (seed ``cfg.seed + run``) of an image classifier
+    (:class:`ImageClassificationTask` through :func:`~pyg_ham.train.runner.train_run`).
 
     Args:
         task (VisionTask): the data.
@@ -101,41 +141,10 @@ def train_vision_run(task: VisionTask, cfg: ExperimentConfig, run: int, device: 
         model (nn.Module or callable, optional): train this model instead of ``cfg.model``
             (a factory is called after seeding, so each run gets its own initialisation).
     """
-    seed = cfg.seed + run
-    seed_everything(seed)
-    model = _resolve_model(model, task, cfg).to(device)
-    optimizer = make_optimizer(model, cfg)
-    batch_size = cfg.batch_size or DEFAULT_VISION_BATCH_SIZE
-    train_loader = make_loader(task.train, batch_size, shuffle=True)
-    eval_splits = ("train", "valid", "test") if cfg.eval_train else ("valid", "test")
-    eval_loaders = {k: make_loader(getattr(task, k), max(batch_size, 256)) for k in eval_splits}
-    sparsifier = make_sparsifier(model, optimizer, cfg, cfg.epochs * len(train_loader), seed)
+    from pyg_ham.train.runner import train_run
 
-    def train_epoch() -> float:
-        total = torch.zeros((), device=device)
-        count = 0
-        for x, y in train_loader:
-            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            if task.train_transform is not None:
-                x = task.train_transform(x)
-            loss = task.loss(model(x), y)
-            update(loss, optimizer, sparsifier)
-            total += loss.detach() * y.numel()
-            count += y.numel()
-        return float(total) / max(count, 1)  # one host sync per epoch
-
-    def evaluate() -> Dict[str, float]:
-        scores = {}
-        for key, loader in eval_loaders.items():
-            preds, targets = [], []
-            for x, y in loader:
-                preds.append(model(x.to(device, non_blocking=True)))
-                targets.append(y.to(device, non_blocking=True))
-            scores[key] = task.evaluate(torch.cat(preds), torch.cat(targets))
-        return scores
-
-    return fit_run(task, cfg, model, optimizer, train_epoch, evaluate, seed=seed, sparsifier=sparsifier,
-                   checkpoint=checkpoint, resume=resume, desc=f"{task.name} run {run}", extra={"run": run})
+    spec = {"key": f"run{run}", "seed": cfg.seed + run, "fields": {"run": run}}
+    return train_run(task, cfg, spec, device, checkpoint=checkpoint, resume=resume, model=model)
 
 
 def fit_classifier(model: Union[nn.Module, Callable[[], nn.Module]], train: Dataset, valid: Dataset, test: Dataset,

@@ -4,7 +4,6 @@ import json
 import pytest
 from click.testing import CliRunner
 
-import pyg_ham.train.node as node_mod
 import pyg_ham.train.runner as runner_mod
 from pyg_ham.cli import main
 from pyg_ham.compare.compare import compare
@@ -57,16 +56,16 @@ def test_paired_seeds_outputs_and_plots(tmp_path):
 
 def test_resume_after_interrupt_skips_finished_work(tmp_path, monkeypatch):
     cfg = tiny()
-    real = node_mod.train_node_run
+    real = runner_mod.train_run
     calls = []
 
-    def counting(task, cfg, run, *a, **kw):
-        calls.append((cfg.ham, run))
+    def counting(task, cfg, spec, *a, **kw):
+        calls.append((cfg.ham, spec["fields"]["run"]))
         if interrupt_at and len(calls) == interrupt_at:
             raise KeyboardInterrupt
-        return real(task, cfg, run, *a, **kw)
+        return real(task, cfg, spec, *a, **kw)
 
-    monkeypatch.setattr(node_mod, "train_node_run", counting)
+    monkeypatch.setattr(runner_mod, "train_run", counting)
     interrupt_at = 3  # Ctrl-C during the first run of the second variant
     with pytest.raises(KeyboardInterrupt):
         compare(cfg, ["adam", "adam+ham"], tmp_path, log=lambda m: None)
@@ -104,14 +103,14 @@ def test_resume_after_interrupt_skips_finished_work(tmp_path, monkeypatch):
 
 
 def test_crashed_variant_is_reported_cli(tmp_path, monkeypatch):
-    real = node_mod.train_node_run
+    real = runner_mod.train_run
 
-    def crash_ham(task, cfg, run, *a, **kw):
+    def crash_ham(task, cfg, spec, *a, **kw):
         if cfg.ham:
             raise RuntimeError("CUDA out of memory (simulated)")
-        return real(task, cfg, run, *a, **kw)
+        return real(task, cfg, spec, *a, **kw)
 
-    monkeypatch.setattr(node_mod, "train_node_run", crash_ham)
+    monkeypatch.setattr(runner_mod, "train_run", crash_ham)
     out = tmp_path / "cmp"
     result = CliRunner().invoke(main, ["compare", "-o", "num_nodes=300", "--hidden", "8", "--epochs", "2",
                                        "--runs", "2", "-q", "--device", "cpu", "--out", str(out),

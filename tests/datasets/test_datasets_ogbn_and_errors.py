@@ -125,7 +125,9 @@ def test_unknown_option_is_config_error(tmp_path):
 def test_list_datasets(tmp_path, shared_data):
     rows = list_datasets(shared_data)
     by_name = {r["name"]: r for r in rows}
-    assert set(rows[0]) == {"name", "task", "metric", "present", "path"}
+    assert set(rows[0]) == {"name", "task", "metric", "family", "recipe", "present", "path"}
+    assert (by_name["CiteSeer"]["family"], by_name["CiteSeer"]["recipe"]) == ("planetoid", "planetoid-gcn")
+    assert by_name["PROTEINS"]["recipe"] == "tu-gin" and by_name["synthetic"]["recipe"] is None
     assert by_name["Cora"]["present"] and by_name["Cora"]["task"] == "node"
     assert by_name["Cora"]["path"] == str(shared_data.resolve() / "Planetoid" / "Cora")
     assert not by_name["PubMed"]["present"] and not by_name["ogbn-arxiv"]["present"]

@@ -37,12 +37,12 @@ def test_minibatch_sampling_on_cora(staged):
 def test_runner_resume_skips_finished_runs(tmp_path, monkeypatch):
     out = tmp_path / "r.json"
     run_experiment(small(runs=2, out=str(out)))
-    import pyg_ham.train.node as node
+    import pyg_ham.train.runner as runner
 
     def boom(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
 
-    monkeypatch.setattr(node, "train_node_run", boom)
+    monkeypatch.setattr(runner, "train_run", boom)
     doc = run_experiment(small(runs=2, out=str(out), resume=True))
     assert doc["summary"]["runs"] == 2
 
@@ -87,15 +87,16 @@ def test_minibatch_resume_continues_exactly(tmp_path, monkeypatch):
     and neighbour samples) and losses as an uninterrupted run."""
     import torch
 
-    import pyg_ham.train.node as node
-    from pyg_ham.train.runner import load_task
+    import pyg_ham.train.common as common
+    from pyg_ham.train.runner import load_task, train_run
 
     cfg = small(model="sage", batch_size=32, fanout=[5, 5], epochs=5, norm=None)
     task = load_task(cfg)
-    expected = node.train_node_run(task, cfg, 0, torch.device("cpu"))
+    spec = {"key": "run0", "seed": 0, "fields": {"run": 0}}
+    expected = train_run(task, cfg, spec, torch.device("cpu"))
 
     per_epoch = -(-task.split(0)["train"].numel() // cfg.batch_size)
-    real_update, steps = node.update, {"n": 0}
+    real_update, steps = common.update, {"n": 0}
 
     def interrupting(*args, **kwargs):
         steps["n"] += 1
@@ -104,11 +105,11 @@ def test_minibatch_resume_continues_exactly(tmp_path, monkeypatch):
         return real_update(*args, **kwargs)
 
     ckpt = tmp_path / "run.ckpt"
-    monkeypatch.setattr(node, "update", interrupting)
+    monkeypatch.setattr(common, "update", interrupting)
     with pytest.raises(KeyboardInterrupt):
-        node.train_node_run(task, cfg, 0, torch.device("cpu"), checkpoint=ckpt)
-    monkeypatch.setattr(node, "update", real_update)
+        train_run(task, cfg, spec, torch.device("cpu"), checkpoint=ckpt)
+    monkeypatch.setattr(common, "update", real_update)
     torch.manual_seed(123)  # a fresh process: nothing may come from the global RNG left behind
-    resumed = node.train_node_run(task, cfg, 0, torch.device("cpu"), checkpoint=ckpt, resume=True)
+    resumed = train_run(task, cfg, spec, torch.device("cpu"), checkpoint=ckpt, resume=True)
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in expected.history]
     assert resumed.test == expected.test

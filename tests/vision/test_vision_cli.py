@@ -81,4 +81,4 @@ def test_compare_on_digits_uses_the_vision_defaults(tmp_path):
     assert (cfg.lr, cfg.batch_size, cfg.hidden, cfg.model) == (VISION_DEFAULTS["lr"], VISION_DEFAULTS["batch_size"],
                                                                 VISION_DEFAULTS["hidden"], VISION_DEFAULTS["model"])
     graph = config_from_cli(None, dataset="Cora")
-    assert graph.lr == 0.01 and graph.model is None  # graph datasets keep the generic defaults
+    assert (graph.model, graph.hidden, graph.weight_decay, graph.recipe) == ("gcn", 16, 5e-4, "planetoid-gcn")

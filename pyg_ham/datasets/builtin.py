@@ -1,0 +1,45 @@
+r"""The built-in datasets: one :class:`~pyg_ham.datasets.registry.DatasetInfo` each, the only
+place their names, folders, metrics, families and recipes are written."""
+from __future__ import annotations
+
+from pyg_ham.datasets import graph, node
+from pyg_ham.datasets.registry import DatasetInfo, add_dataset
+
+#: Heterophilous graphs with one binary target, scored by ROC-AUC (Platonov et al., ICLR 2023).
+HETEROPHILOUS_BINARY = ("Minesweeper", "Tolokers", "Questions")
+
+
+def _register() -> None:
+    for n in ("Cora", "CiteSeer", "PubMed"):
+        add_dataset(DatasetInfo(n, "node", "acc", node.planetoid, "Planetoid", n, family="planetoid",
+                                recipe="planetoid-gcn"))
+    for n in ("Cornell", "Texas", "Wisconsin"):
+        add_dataset(DatasetInfo(n, "node", "acc", node.webkb, "WebKB", n.lower(), family="webkb",
+                                recipe="heterophilous-sage"))
+    add_dataset(DatasetInfo("Actor", "node", "acc", node.actor, "Actor", "", family="webkb",
+                            recipe="heterophilous-sage"))
+    for n in ("Roman-empire", "Amazon-ratings", *HETEROPHILOUS_BINARY):
+        add_dataset(DatasetInfo(n, "node", "rocauc" if n in HETEROPHILOUS_BINARY else "acc", node.heterophilous,
+                                "HeterophilousGraphDataset", n.lower().replace("-", "_"), family="heterophilous",
+                                recipe="heterophilous-sage"))
+    for n in node.LINKX_NAMES:
+        add_dataset(DatasetInfo(n, "node", "rocauc" if n == "genius" else "acc", node.linkx, "LINKX", n,
+                                family="linkx"))
+    for n in ("USA", "Brazil", "Europe"):
+        add_dataset(DatasetInfo(n, "node", "acc", node.airports, "Airports", n.lower(), family="airports"))
+    for n, metric, recipe in (("ogbn-arxiv", "acc", "ogbn-arxiv-sage"), ("ogbn-products", "acc", "ogbn-products-sage"),
+                              ("ogbn-proteins", "rocauc", "ogbn-arxiv-sage"),
+                              ("ogbn-papers100M", "acc", "ogbn-products-sage")):
+        add_dataset(DatasetInfo(n, "node", metric, node.ogbn, "ogb", n.replace("-", "_"), family="ogbn",
+                                recipe=recipe))
+    add_dataset(DatasetInfo("synthetic", "node", "acc", node.synthetic, family="synthetic"))
+    for n in graph.TU_NAMES:
+        add_dataset(DatasetInfo(n, "graph", "acc", graph.tu, "TUDataset", n, family="tu", recipe="tu-gin"))
+    for n in graph.ogbg_names():
+        mol = graph.ogbg_meta()[n].get("data type") == "mol"
+        add_dataset(DatasetInfo(n, "graph", graph.ogbg_meta()[n]["eval metric"], graph.ogbg, "ogb",
+                                n.replace("-", "_"), family="ogbg-mol" if mol else "ogbg",
+                                recipe="ogbg-mol-gin" if mol else None))
+
+
+_register()
