@@ -164,7 +164,8 @@ def neighbor_loader(
         seed (int, optional): Reproducible shuffling and (ours) sampling; PyG's
             loader samples from torch's global generator. (default: :obj:`None`)
         generator (torch.Generator, optional): Sampling generator on
-            :obj:`device` (ours only). (default: :obj:`None`)
+            :obj:`device` (ours); PyG's loader derives only its shuffling from
+            it. (default: :obj:`None`)
         force (str, optional): :obj:`"auto"`, :obj:`"pyg_ham"` or
             :obj:`"pyg"`. (default: :obj:`"auto"`)
         **loader_kwargs (optional): Passed on to the loader, *e.g.*
@@ -185,10 +186,8 @@ def neighbor_loader(
     if device is not None and device.type != "cpu":
         raise ConfigError(f"device={str(device)!r} needs force='pyg_ham' or 'auto' "
                           f"(PyG's NeighborLoader samples on the CPU)")
-    if generator is not None:
-        raise ConfigError("generator is only used by force='pyg_ham'; pass seed instead")
-
-    if loader_kwargs.get("generator") is None and seed is not None:
-        loader_kwargs["generator"] = _shuffle_generator(seed, None)
+    if loader_kwargs.get("generator") is None and (seed is not None or generator is not None):
+        # PyG's sampler draws from torch's global generator; the shuffle is derived from ours
+        loader_kwargs["generator"] = _shuffle_generator(seed, generator)
     return NeighborLoader(data, num_neighbors, input_nodes=input_nodes, replace=replace,
                           batch_size=batch_size, shuffle=shuffle, **loader_kwargs)
