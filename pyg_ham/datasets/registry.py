@@ -30,6 +30,7 @@ from typing import Any, Callable, Dict, List, Optional, Union
 from pyg_ham.datasets._locate import dataset_dir
 from pyg_ham.datasets.paths import PathLike, data_root, has_files, staging_dir
 from pyg_ham.errors import ConfigError, DatasetError
+from pyg_ham.validation import coerce_option
 
 __all__ = ["DatasetInfo", "register_dataset", "add_dataset", "registry", "get_info", "load_dataset",
            "list_datasets"]
@@ -178,35 +179,6 @@ def get_info(name: str) -> DatasetInfo:
     raise DatasetError(f"unknown dataset {name!r}{hint}; known datasets: {', '.join(e.name for e in reg.values())}")
 
 
-_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
-
-
-def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
-    """Checks / converts an option value to the type of its default."""
-    if isinstance(default, bool):
-        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-            return value.strip().lower() in _TRUE
-        if not isinstance(value, bool):
-            raise ConfigError(f"{name}: option {key}={value!r} is invalid; use true or false")
-        return value
-    if isinstance(default, int):
-        try:
-            number = float(value)
-        except (TypeError, ValueError):
-            number = float("nan")
-        if isinstance(value, bool) or not number.is_integer():
-            raise ConfigError(f"{name}: option {key}={value!r} is invalid; use an integer")
-        return int(number)
-    if isinstance(default, float):
-        try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{name}: option {key}={value!r} is invalid; use a number") from None
-    if isinstance(default, str) and not isinstance(value, str):
-        raise ConfigError(f"{name}: option {key}={value!r} is invalid; use a string")
-    return value
-
-
 def load_dataset(name: str, root: Optional[PathLike] = None, download: bool = True, **options: Any) -> Any:
     r"""Loads a dataset by name and returns its task object.
 
@@ -232,7 +204,7 @@ def load_dataset(name: str, root: Optional[PathLike] = None, download: bool = Tr
     if unknown:
         valid = ", ".join(f"{k}={v!r}" for k, v in allowed.items()) or "none"
         raise ConfigError(f"{info.name}: unknown option(s) {', '.join(unknown)}; valid options: {valid}")
-    given = {k: _coerce(info.name, k, v, allowed[k]) for k, v in given.items()}
+    given = {k: coerce_option(info.name, k, v, allowed[k]) for k, v in given.items()}
     return info.builder(info, data_root(root), bool(download), **given)
 
 

@@ -1,42 +1,31 @@
 """Argument checks shared by the model builders.
 
-Every check raises :class:`~pyg_ham.errors.ConfigError` with a one-line message that
-names the argument and the allowed values.
+They are :mod:`pyg_ham.validation`'s checks with the builders' conventions (choices are
+case-insensitive).
 """
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 import torch
 
-from pyg_ham.errors import ConfigError
+from pyg_ham import validation
 
 #: Normalisation layers accepted by the builders (``None`` or ``"none"``: no norm).
 NORMS: Tuple[str, ...] = ("batch_norm", "layer_norm", "none")
 
 
-def fmt(values: Sequence[Any]) -> str:
-    return ", ".join(repr(v) for v in values)
-
-
 def check_choice(arg: str, value: Any, allowed: Sequence[Any]) -> Any:
     """Returns ``value`` (lower-cased if a string) if it is one of ``allowed``."""
-    key = value.lower() if isinstance(value, str) else value
-    if key not in allowed:
-        raise ConfigError(f"invalid {arg} {value!r}: choose one of {fmt(allowed)}")
-    return key
+    return validation.check_choice(arg, value, allowed, lower=True)
 
 
 def check_int(arg: str, value: Any, minimum: int = 1) -> int:
     """Returns ``value`` if it is an integer (not a bool) of at least ``minimum``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"invalid {arg} {value!r}: expected an integer >= {minimum}")
-    return value
+    return int(validation.check_int(arg, value, minimum))  # type: ignore[arg-type]
 
 
 def check_dropout(value: Any) -> float:
     """Returns ``value`` as a float if it is a probability in ``[0, 1)``."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ConfigError(f"invalid dropout {value!r}: expected a float in [0, 1)")
-    return float(value)
+    return float(validation.check_number("dropout", value, 0, 1, high_open=True))
 
 
 def resolve_norm(norm: Optional[str]) -> Tuple[Optional[str], Optional[Dict[str, Any]]]:

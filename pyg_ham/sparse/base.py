@@ -1,48 +1,18 @@
 r"""The :class:`Sparsifier` base class: masks, the two training-loop hooks, state and report."""
 from __future__ import annotations
 
-import math
-import numbers
-from typing import Any, ClassVar, Dict, List, Optional, Sequence, Tuple
+from typing import Any, ClassVar, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
 from pyg_ham.errors import ConfigError
+from pyg_ham.validation import check_int, check_number
 from pyg_ham.optim.groups import Selector
 from pyg_ham.sparse.masks import select_parameters
 
 __all__ = ["Sparsifier"]
-
-
-def check_fraction(name: str, value: Any, *, low: float = 0.0, high: float = 1.0, open_high: bool = False) -> float:
-    """``value`` as a float in ``[low, high]`` (``[low, high)`` with :obj:`open_high`), else a
-    one-line :class:`~pyg_ham.errors.ConfigError` naming :obj:`name`."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) \
-        and low <= value and (value < high if open_high else value <= high)
-    if not ok:
-        bracket = ")" if open_high else "]"
-        raise ConfigError(f"{name} must be a number in [{low:g}, {high:g}{bracket}, got {value!r}")
-    return float(value)
-
-
-def check_int(name: str, value: Any, *, low: int = 1, allow_none: bool = False) -> Optional[int]:
-    """``value`` as an int ``>= low`` (or :obj:`None` with :obj:`allow_none`), else a
-    :class:`~pyg_ham.errors.ConfigError`."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        extra = " or None" if allow_none else ""
-        raise ConfigError(f"{name} must be an integer >= {low}{extra}, got {value!r}")
-    return int(value)
-
-
-def check_choice(name: str, value: Any, allowed: Sequence[str]) -> str:
-    """``value`` if it is one of :obj:`allowed`, else a :class:`~pyg_ham.errors.ConfigError`."""
-    if value not in allowed:
-        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
-    return value
 
 
 class Sparsifier:
@@ -107,7 +77,7 @@ class Sparsifier:
         seed: int = 0,
         mask_state_every_step: bool = False,
     ) -> None:
-        self.sparsity = check_fraction("sparsity", sparsity, open_high=True)
+        self.sparsity = float(check_number("sparsity", sparsity, 0, 1, high_open=True))
         self.total_steps = check_int("total_steps", total_steps)
         self.seed = check_int("seed", seed, low=0)
         if optimizer is not None and not isinstance(optimizer, Optimizer):

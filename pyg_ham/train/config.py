@@ -10,6 +10,7 @@ from typing import Any, Dict, Iterable, List, Optional, Union
 import yaml
 
 from pyg_ham.errors import ConfigError
+from pyg_ham.validation import check_choice, check_number
 
 __all__ = ["ExperimentConfig", "load_config", "resolve_device"]
 
@@ -126,24 +127,19 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         self.max_exponent = no_clamp_as_none(self.max_exponent)
+        self.validate(device=False)
 
     def to_dict(self) -> Dict[str, Any]:
         return dataclasses.asdict(self)
 
-    def validate(self) -> "ExperimentConfig":
-        """Check every value; raise :class:`~pyg_ham.errors.ConfigError` naming the bad one."""
+    def validate(self, device: bool = True) -> "ExperimentConfig":
+        """Check every value; raise :class:`~pyg_ham.errors.ConfigError` naming the bad one.
 
-        def number(name: str, low: float, high: float = math.inf, *, low_open: bool = False,
-                   integer: bool = False) -> None:
-            value = getattr(self, name)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-            ok = ok and (value > low if low_open else value >= low) and value <= high
-            ok = ok and (not integer or float(value).is_integer())
-            if not ok:
-                bound = f"> {low}" if low_open else f">= {low}"
-                kind = "an integer" if integer else "a finite number"
-                upper = f" and <= {high}" if high != math.inf else ""
-                raise ConfigError(f"{name} must be {kind} {bound}{upper}, got {value!r}")
+        Runs when a config is created (and copied); the device is checked only when asked
+        (:obj:`device`), at run time, so a config naming ``cuda`` loads on a CPU machine."""
+
+        def number(name: str, low: float, high: float = math.inf, **kwargs: Any) -> None:
+            check_number(name, getattr(self, name), low, high, **kwargs)
 
         number("lr", 0, low_open=True)
         number("weight_decay", 0)
@@ -151,27 +147,19 @@ class ExperimentConfig:
         number("alpha", 0)
         number("beta", 0)
         number("dropout", 0, 1)
-        for name in ("epochs", "runs", "hidden", "layers", "heads", "eval_every", "folds", "repeats"):
+        for name in ("epochs", "runs", "hidden", "layers", "heads", "eval_every", "repeats"):
             number(name, 1, integer=True)
         number("seed", 0, integer=True)
         number("sparsity", 0, 0.999999)
-        if self.max_exponent is not None and not (isinstance(self.max_exponent, (int, float))
-                                                   and self.max_exponent > 0):
-            raise ConfigError(f"max_exponent must be a number > 0 (inf: no clamp), got {self.max_exponent!r}")
-        if self.batch_size is not None:
-            number("batch_size", 1, integer=True)
-        if self.patience is not None:
-            number("patience", 1, integer=True)
-        if self.folds < 2:
-            raise ConfigError(f"folds must be >= 2, got {self.folds}")
-        if self.protocol not in PROTOCOLS:
-            raise ConfigError(f"protocol must be one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
-        if self.eval_mode not in EVAL_MODES:
-            raise ConfigError(f"eval_mode must be one of {', '.join(EVAL_MODES)}, got {self.eval_mode!r}")
+        number("max_exponent", 0, low_open=True, allow_none=True)
+        number("batch_size", 1, integer=True, allow_none=True)
+        number("patience", 1, integer=True, allow_none=True)
+        number("folds", 2, integer=True)
+        check_choice("protocol", self.protocol, PROTOCOLS)
+        check_choice("eval_mode", self.eval_mode, EVAL_MODES)
         from pyg_ham.train.engine import SCHEDULERS
 
-        if self.scheduler not in SCHEDULERS:
-            raise ConfigError(f"scheduler must be one of {', '.join(SCHEDULERS)}, got {self.scheduler!r}")
+        check_choice("scheduler", self.scheduler, SCHEDULERS)
         if self.fanout is not None:
             if not all(isinstance(k, int) and (k > 0 or k == -1) for k in self.fanout):
                 raise ConfigError(f"fanout must be positive integers or -1 (all neighbours), got {self.fanout}")
@@ -183,7 +171,8 @@ class ExperimentConfig:
         from pyg_ham.optim import optimizer_class
 
         optimizer_class(self.optimizer)
-        resolve_device(self.device)
+        if device:
+            resolve_device(self.device)
         return self
 
 

@@ -32,6 +32,7 @@ from torch.utils.data import Dataset
 
 from pyg_ham.datasets.metrics import accuracy
 from pyg_ham.errors import ConfigError, DatasetError
+from pyg_ham.validation import coerce_option
 from pyg_ham.vision import _torchvision
 
 __all__ = ["VISION_DATASETS", "TORCHVISION_DATASETS", "VisionTask", "ImageTensorDataset", "is_vision_dataset",
@@ -58,7 +59,6 @@ _OPTIONS: Dict[str, Dict[str, Any]] = {
     **{name: {"valid_size": 5000, "split_seed": 0, "download": True, "augment": info["augment"],
               "normalize": True} for name, info in TORCHVISION_DATASETS.items()},
 }
-_TRUE, _FALSE = ("1", "true", "yes", "on"), ("0", "false", "no", "off")
 
 
 def is_vision_dataset(name: str) -> bool:
@@ -210,23 +210,6 @@ def stratified_holdout(labels: np.ndarray, size: int, seed: int) -> Tuple[np.nda
     return np.sort(kept), np.sort(held)
 
 
-def _coerce(name: str, key: str, value: Any, default: Any) -> Any:
-    if isinstance(default, bool):
-        if isinstance(value, str) and value.strip().lower() in _TRUE + _FALSE:
-            return value.strip().lower() in _TRUE
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{name}: option {key}={value!r} is invalid; use true or false")
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if isinstance(value, bool) or not np.isfinite(number) or (isinstance(default, int) and not number.is_integer()):
-        kind = "an integer" if isinstance(default, int) else "a number"
-        raise ConfigError(f"{name}: option {key}={value!r} is invalid; use {kind}")
-    return int(number) if isinstance(default, int) else number
-
-
 def _options(name: str, given: Dict[str, Any]) -> Dict[str, Any]:
     allowed = _OPTIONS[name]
     given = {k: v for k, v in given.items() if v is not None}
@@ -234,7 +217,7 @@ def _options(name: str, given: Dict[str, Any]) -> Dict[str, Any]:
     if unknown:
         valid = ", ".join(f"{k}={v!r}" for k, v in allowed.items())
         raise ConfigError(f"{name}: unknown option(s) {', '.join(unknown)}; valid options: {valid}")
-    return {**allowed, **{k: _coerce(name, k, v, allowed[k]) for k, v in given.items()}}
+    return {**allowed, **{k: coerce_option(name, k, v, allowed[k]) for k, v in given.items()}}
 
 
 def _load_digits(valid_fraction: float, test_fraction: float, split_seed: int) -> VisionTask:

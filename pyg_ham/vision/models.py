@@ -13,6 +13,7 @@ from typing import Any, List, Optional, Tuple, Union
 from torch import Tensor, nn
 
 from pyg_ham.errors import ConfigError, MissingDependencyError
+from pyg_ham.validation import check_number
 from pyg_ham.vision import _torchvision
 
 __all__ = ["VISION_MODELS", "VisionCNN", "VisionMLP", "build_vision_model", "looks_like_torchvision_model"]
@@ -31,13 +32,6 @@ def _pair(size: Union[int, Tuple[int, int]]) -> Tuple[int, int]:
         return size, size
     h, w = size
     return int(h), int(w)
-
-
-def _check(name: str, value: Any, low: float, high: float = float("inf"), integer: bool = True) -> None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and low <= value <= high
-    if not ok or (integer and not float(value).is_integer()):
-        kind = "an integer" if integer else "a number"
-        raise ConfigError(f"{name} must be {kind} in [{low}, {high}], got {value!r}")
 
 
 class VisionCNN(nn.Module):
@@ -181,14 +175,14 @@ def build_vision_model(name: str, in_channels: int, num_classes: int, image_size
         MissingDependencyError: a torchvision model name without an importable torchvision.
     """
     key = str(name).strip().lower()
-    _check("in_channels", in_channels, 1)
-    _check("num_classes", num_classes, 1)
-    _check("layers", layers, 0 if key == "mlp" else 1)
-    _check("dropout", dropout, 0.0, 1.0, integer=False)
+    check_number("in_channels", in_channels, 1, integer=True)
+    check_number("num_classes", num_classes, 1, integer=True)
+    check_number("layers", layers, 0 if key == "mlp" else 1, integer=True)
+    check_number("dropout", dropout, 0.0, 1.0)
     size = _pair(image_size)
-    _check("image_size", min(size), 1)
+    check_number("image_size", min(size), 1, integer=True)
     if hidden is not None:
-        _check("hidden", hidden, 1)
+        check_number("hidden", hidden, 1, integer=True)
     if key in ("cnn", "mlp"):
         if kwargs:
             raise ConfigError(f"model {key!r} takes no option(s) {', '.join(sorted(kwargs))}")

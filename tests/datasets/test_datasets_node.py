@@ -1,6 +1,5 @@
 """Node datasets loaded from the offline data (shared/data) and checked against the
 published statistics listed in shared/data/README.md."""
-import os
 import shutil
 from pathlib import Path
 

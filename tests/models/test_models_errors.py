@@ -16,8 +16,8 @@ def graph(**kw):
 
 
 BAD = [
-    ({"name": "gcnn"}, "model", "'sage'"),
-    ({"name": None}, "model", "'gcn'"),
+    ({"name": "gcnn"}, "model", "gcn, sage, gat"),
+    ({"name": None}, "model", "gcn, sage"),
     ({"num_layers": 0}, "num_layers", ">= 1"),
     ({"num_layers": -2}, "num_layers", ">= 1"),
     ({"num_layers": 2.5}, "num_layers", ">= 1"),
@@ -25,10 +25,10 @@ BAD = [
     ({"hidden_channels": 0}, "hidden_channels", ">= 1"),
     ({"in_channels": "x"}, "in_channels", ">= 1"),
     ({"out_channels": 0}, "out_channels", ">= 1"),
-    ({"dropout": 1.0}, "dropout", "[0, 1)"),
-    ({"dropout": -0.1}, "dropout", "[0, 1)"),
-    ({"norm": "group_norm"}, "norm", "'batch_norm', 'layer_norm', 'none'"),
-    ({"jk": "sum"}, "jk", "'cat'"),
+    ({"dropout": 1.0}, "dropout", "< 1"),
+    ({"dropout": -0.1}, "dropout", "< 1"),
+    ({"norm": "group_norm"}, "norm", "batch_norm, layer_norm, none"),
+    ({"jk": "sum"}, "jk", "cat"),
     ({"heads": 0}, "heads", ">= 1"),
     ({"name": "gat", "heads": 3}, "heads", "divisible"),
     ({"unknown_option": 1}, "invalid option", "unknown_option"),
@@ -41,13 +41,14 @@ def test_node_config_errors(kw, arg, allowed):
         node(**kw)
     msg = str(info.value)
     assert arg in msg and allowed in msg and "\n" not in msg
+    assert " must be " in msg or "invalid option" in msg or "divisible" in msg  # one message style
     assert isinstance(info.value, ValueError)
 
 
 @pytest.mark.parametrize("kw, arg, allowed", BAD + [
-    ({"pool": "add"}, "pool", "'sum', 'mean', 'max'"),
-    ({"pool": None}, "pool", "'sum', 'mean', 'max'"),
-    ({"name": "mlp"}, "model", "'gin', 'gcn', 'sage', 'gat'"),
+    ({"pool": "add"}, "pool", "sum, mean, max"),
+    ({"pool": None}, "pool", "sum, mean, max"),
+    ({"name": "mlp"}, "model", "gin, gcn, sage, gat"),
     ({"edge_dim": 0}, "edge_dim", ">= 1"),
 ])
 def test_graph_config_errors(kw, arg, allowed):

@@ -1,5 +1,4 @@
 """HAM wrapper: one step against hand-written formulas, and torch.optim conventions."""
-import math
 import subprocess
 import sys
 import textwrap

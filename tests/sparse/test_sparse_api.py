@@ -19,7 +19,7 @@ def test_names_and_classes(make_mlp):
 
 @pytest.mark.parametrize("kwargs,match", [
     (dict(name="prune"), "unknown sparsifier 'prune'; choose one of: random, erk"),
-    (dict(sparsity=1.0), r"sparsity must be a number in \[0, 1\)"),
+    (dict(sparsity=1.0), r"sparsity must be a finite number >= 0 and < 1, got 1.0"),
     (dict(sparsity=-0.1), "sparsity"),
     (dict(sparsity="0.5"), "sparsity"),
     (dict(sparsity=True), "sparsity"),

@@ -1,5 +1,4 @@
 """The shared epoch engine: model selection, history, resume, divergence, early stopping."""
-import math
 from types import SimpleNamespace
 
 import pytest

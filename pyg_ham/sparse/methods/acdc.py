@@ -8,7 +8,8 @@ from torch.optim import Optimizer
 
 from pyg_ham.errors import ConfigError
 from pyg_ham.optim.groups import Selector
-from pyg_ham.sparse.base import Sparsifier, check_choice, check_fraction, check_int
+from pyg_ham.sparse.base import Sparsifier
+from pyg_ham.validation import check_choice, check_int, check_number
 from pyg_ham.sparse.masks import MAGNITUDE_RULES, magnitude_masks
 from pyg_ham.sparse.schedules import acdc_compressed, fraction_to_step
 
@@ -49,15 +50,15 @@ class ACDC(Sparsifier):
                  final: float = 0.1, distribution: str = "uniform", power_scale: float = 1.0,
                  mask_state_every_step: bool = False) -> None:
         total_steps = check_int("total_steps", total_steps)
-        warmup = check_fraction("warmup", warmup)
-        final = check_fraction("final", final)
-        phase = check_fraction("phase", phase)
+        warmup = float(check_number("warmup", warmup, 0, 1))
+        final = float(check_number("final", final, 0, 1))
+        phase = float(check_number("phase", phase, 0, 1))
         if phase == 0.0:
             raise ConfigError(f"phase must be a number in (0, 1], got {phase!r}")
         if warmup + final > 1.0:
             raise ConfigError(f"warmup + final must be <= 1 (fractions of training), got {warmup} + {final}")
         self.distribution = check_choice("distribution", distribution, MAGNITUDE_RULES)
-        self.power_scale = check_fraction("power_scale", power_scale, high=float("inf"))
+        self.power_scale = float(check_number("power_scale", power_scale, 0))
         self.warmup_steps = fraction_to_step(warmup, total_steps)
         self.phase_steps = max(1, fraction_to_step(phase, total_steps))
         self.final_start = total_steps - fraction_to_step(final, total_steps)

@@ -8,7 +8,8 @@ from torch.optim import Optimizer
 
 from pyg_ham.errors import ConfigError
 from pyg_ham.optim.groups import Selector
-from pyg_ham.sparse.base import Sparsifier, check_choice, check_fraction, check_int
+from pyg_ham.sparse.base import Sparsifier
+from pyg_ham.validation import check_choice, check_int, check_number
 from pyg_ham.sparse.masks import MAGNITUDE_RULES, magnitude_masks
 from pyg_ham.sparse.schedules import auto_interval, fraction_to_step, gmp_sparsity, is_gmp_step
 
@@ -49,16 +50,16 @@ class GMP(Sparsifier):
                  *, select: Selector = None, seed: int = 0, initial_sparsity: float = 0.0, start: float = 0.1,
                  end: float = 0.75, interval: Optional[int] = None, distribution: str = "uniform",
                  power_scale: float = 1.0, mask_state_every_step: bool = False) -> None:
-        sparsity = check_fraction("sparsity", sparsity, open_high=True)
-        self.initial_sparsity = check_fraction("initial_sparsity", initial_sparsity, open_high=True)
-        start = check_fraction("start", start)
-        end = check_fraction("end", end)
+        sparsity = float(check_number("sparsity", sparsity, 0, 1, high_open=True))
+        self.initial_sparsity = float(check_number("initial_sparsity", initial_sparsity, 0, 1, high_open=True))
+        start = float(check_number("start", start, 0, 1))
+        end = float(check_number("end", end, 0, 1))
         if end < start:
             raise ConfigError(f"end must be >= start (fractions of training), got start={start}, end={end}")
         if self.initial_sparsity > sparsity:
             raise ConfigError(f"initial_sparsity must be <= sparsity, got {self.initial_sparsity} > {sparsity}")
         self.distribution = check_choice("distribution", distribution, MAGNITUDE_RULES)
-        self.power_scale = check_fraction("power_scale", power_scale, high=float("inf"))
+        self.power_scale = float(check_number("power_scale", power_scale, 0))
         self.start_step = fraction_to_step(start, check_int("total_steps", total_steps))
         self.end_step = fraction_to_step(end, total_steps)
         self.interval = check_int("interval", interval, allow_none=True) or auto_interval(

@@ -7,7 +7,8 @@ import torch
 from torch.optim import Optimizer
 
 from pyg_ham.optim.groups import Selector
-from pyg_ham.sparse.base import Sparsifier, check_choice, check_fraction, check_int
+from pyg_ham.sparse.base import Sparsifier
+from pyg_ham.validation import check_choice, check_int, check_number
 from pyg_ham.sparse.masks import DENSITY_RULES, kept_count, layer_densities, random_mask, topk_mask
 from pyg_ham.sparse.schedules import auto_interval, cosine_drop_fraction, fraction_to_step
 
@@ -51,11 +52,11 @@ class RigL(Sparsifier):
                  *, select: Selector = None, seed: int = 0, drop_fraction: float = 0.3,
                  interval: Optional[int] = None, end: float = 0.75, distribution: str = "erk",
                  power_scale: float = 1.0, mask_state_every_step: bool = False) -> None:
-        self.drop_fraction = check_fraction("drop_fraction", drop_fraction)
-        self.end_step = fraction_to_step(check_fraction("end", end), check_int("total_steps", total_steps))
+        self.drop_fraction = float(check_number("drop_fraction", drop_fraction, 0, 1))
+        self.end_step = fraction_to_step(float(check_number("end", end, 0, 1)), check_int("total_steps", total_steps))
         self.interval = check_int("interval", interval, allow_none=True) or auto_interval(self.end_step)
         self.distribution = check_choice("distribution", distribution, DENSITY_RULES)
-        self.power_scale = check_fraction("power_scale", power_scale, high=float("inf"))
+        self.power_scale = float(check_number("power_scale", power_scale, 0))
         self.counts: Dict[str, int] = {}
         super().__init__(model, optimizer, sparsity, total_steps, select=select, seed=seed,
                          mask_state_every_step=mask_state_every_step)

@@ -7,7 +7,8 @@ import torch
 from torch.optim import Optimizer
 
 from pyg_ham.optim.groups import Selector
-from pyg_ham.sparse.base import Sparsifier, check_choice, check_fraction
+from pyg_ham.sparse.base import Sparsifier
+from pyg_ham.validation import check_choice, check_number
 from pyg_ham.sparse.masks import (DENSITY_RULES, MAGNITUDE_RULES, kept_count, layer_densities, magnitude_masks,
                                   random_mask)
 
@@ -37,7 +38,7 @@ class RandomPruning(Sparsifier):
                  *, select: Selector = None, seed: int = 0, distribution: Optional[str] = None,
                  power_scale: float = 1.0, mask_state_every_step: bool = False) -> None:
         self.distribution = check_choice("distribution", distribution or self.default_distribution, DENSITY_RULES)
-        self.power_scale = check_fraction("power_scale", power_scale, high=float("inf"))
+        self.power_scale = float(check_number("power_scale", power_scale, 0))
         super().__init__(model, optimizer, sparsity, total_steps, select=select, seed=seed,
                          mask_state_every_step=mask_state_every_step)
 
@@ -82,7 +83,7 @@ class MagnitudePruning(Sparsifier):
                  *, select: Selector = None, seed: int = 0, distribution: str = "uniform",
                  power_scale: float = 1.0, mask_state_every_step: bool = False) -> None:
         self.distribution = check_choice("distribution", distribution, MAGNITUDE_RULES)
-        self.power_scale = check_fraction("power_scale", power_scale, high=float("inf"))
+        self.power_scale = float(check_number("power_scale", power_scale, 0))
         super().__init__(model, optimizer, sparsity, total_steps, select=select, seed=seed,
                          mask_state_every_step=mask_state_every_step)
 
