@@ -69,7 +69,10 @@ def ham_param_groups(
             (default: :obj:`None`, nothing)
         decay (Selector): which tensors get weight decay.
             (default: :obj:`None`, tensors with ``ndim >= 2``)
-        **group_options: further keys for every group (e.g. ``alpha``, ``beta``, ``lr``).
+        **group_options: further keys for every group, e.g. ``lr``, HAM's ``ham_alpha`` and
+            ``ham_beta``, or the base optimizer's own options (``momentum``; ``alpha`` is
+            RMSprop's smoothing constant, not HAM's :math:`\alpha`, and is refused by
+            :class:`~pyg_ham.optim.HAM` for a base without such an option).
     """
     named = (model_or_named_params.named_parameters() if isinstance(model_or_named_params, torch.nn.Module)
              else model_or_named_params)
