@@ -83,7 +83,7 @@ def ham_param_groups(
     for name, param in named:
         if not param.requires_grad:
             continue
-        key = (use_ham(name, param) and not excluded(name, param), use_decay(name, param))
+        key = (bool(use_ham(name, param)) and not excluded(name, param), bool(use_decay(name, param)))
         group = buckets.setdefault(key, {"params": [], "param_names": [], "ham": key[0],
                                          "weight_decay": weight_decay if key[1] else 0.0, **group_options})
         group["params"].append(param)

@@ -387,3 +387,15 @@ def test_ham_alpha_in_groups_is_hams_and_rmsprop_alpha_is_rmsprops():
     hyp_(q, g, 0.01, 4.0, 0.0)
     torch.testing.assert_close(p, q, rtol=1e-12, atol=1e-13)
     assert math.isfinite(float(p.detach().sum()))
+
+
+def test_a_predicate_returning_ints_gives_boolean_ham_flags():
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 2))
+    groups = ham_param_groups(model, select=lambda n, p: int(n.startswith("0.")), decay=lambda n, p: 0)
+    assert sorted(g["ham"] for g in groups) == [False, True]
+    opt = build_optimizer(groups, "sgd", lr=0.1, alpha=3.0, beta=0.0)  # ham=0 is not an accepted mode
+    x = torch.randn(4, 3)
+    model(x).sum().backward()
+    w1 = model[1].weight.detach().clone()
+    opt.step()
+    torch.testing.assert_close(model[1].weight.detach(), w1 - 0.1 * model[1].weight.grad)  # no HAM there
