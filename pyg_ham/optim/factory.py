@@ -11,7 +11,7 @@ from torch.optim import Optimizer
 
 from pyg_ham.errors import ConfigError
 from pyg_ham.optim.groups import Selector, ham_param_groups
-from pyg_ham.optim.ham import HAM, HAM_DEFAULTS
+from pyg_ham.optim.ham import HAM, HAM_DEFAULTS, _validate_ham_options
 
 __all__ = ["build_optimizer", "optimizer_class", "OPTIMIZER_NAMES"]
 
@@ -23,8 +23,12 @@ def _torch_optimizers() -> Dict[str, Type[Optimizer]]:
             if inspect.isclass(cls) and issubclass(cls, Optimizer) and cls is not Optimizer}
 
 
-#: Names accepted by :func:`build_optimizer` (any ``torch.optim`` class, case-insensitive).
-OPTIMIZER_NAMES = tuple(sorted(_torch_optimizers()))
+#: The optimizers the CLI offers: those that train a model with HAM (tested in
+#: ``tests/optim/test_contract.py``). :func:`build_optimizer` also accepts any other
+#: ``torch.optim`` class by name, e.g. ``"sparseadam"`` with ``alpha=beta=0`` or ``ham=False``
+#: groups; ``"lbfgs"`` only with ``ham=False``; ``"muon"`` needs 2-D parameters only.
+OPTIMIZER_NAMES = ("adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw", "asgd", "nadam", "radam",
+                   "rmsprop", "rprop", "sgd")
 
 
 def optimizer_class(name: str) -> Type[Optimizer]:
@@ -66,13 +70,16 @@ def build_optimizer(
     hyperbolic step and weight decay; biases and normalisation parameters get neither
     (override with :obj:`select`, :obj:`exclude`, :obj:`decay`). Given an iterable of
     parameters the same ``ndim`` rule applies; given param-group dicts they are used as they
-    are (a group's own ``weight_decay``, ``ham``, ``alpha``, ``beta`` win).
+    are (a group's own ``weight_decay``, ``ham``, ``ham_alpha``, ``ham_beta`` win). A group
+    option ``alpha``/``beta`` is the base optimizer's own (RMSprop's ``alpha``) and refused
+    for a base that has no such option.
 
     Args:
         model_or_params (Module or iterable): the model, its parameters, ``(name, param)``
             pairs or param-group dicts.
-        name (str): ``"sgd"``, ``"adam"``, ``"adamw"`` or any ``torch.optim`` class name.
-            (default: :obj:`"adamw"`)
+        name (str): ``"sgd"``, ``"adam"``, ``"adamw"``, another name in
+            :data:`OPTIMIZER_NAMES` or any ``torch.optim`` class name (``"lbfgs"`` only with
+            ``ham=False``). (default: :obj:`"adamw"`)
         lr (float or Tensor): learning rate. (default: :obj:`1e-3`)
         weight_decay (float): weight decay of the decayed tensors. (default: :obj:`0.0`)
         ham (bool): wrap the base in HAM. (default: :obj:`True`)
@@ -110,9 +117,12 @@ def build_optimizer(
         base = cls(groups, lr=lr, **kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"cannot build optimizer {name!r}: {exc}") from None
-    if not ham:
-        return base
     try:
+        if not ham:
+            for i, group in enumerate(base.param_groups):  # a group's alpha/beta must be the base's own
+                _validate_ham_options({k: group[k] for k in ("alpha", "beta") if k in group},
+                                      f"build_optimizer: param group {i}", cls)
+            return base
         return HAM(base, alpha=alpha, beta=beta, max_exponent=max_exponent, implementation=implementation)
     except ValueError as exc:
         raise ConfigError(str(exc)) from None

@@ -69,7 +69,10 @@ def ham_param_groups(
             (default: :obj:`None`, nothing)
         decay (Selector): which tensors get weight decay.
             (default: :obj:`None`, tensors with ``ndim >= 2``)
-        **group_options: further keys for every group (e.g. ``alpha``, ``beta``, ``lr``).
+        **group_options: further keys for every group, e.g. ``lr``, HAM's ``ham_alpha`` and
+            ``ham_beta``, or the base optimizer's own options (``momentum``; ``alpha`` is
+            RMSprop's smoothing constant, not HAM's :math:`\alpha`, and is refused by
+            :class:`~pyg_ham.optim.HAM` for a base without such an option).
     """
     named = (model_or_named_params.named_parameters() if isinstance(model_or_named_params, torch.nn.Module)
              else model_or_named_params)
@@ -80,7 +83,7 @@ def ham_param_groups(
     for name, param in named:
         if not param.requires_grad:
             continue
-        key = (use_ham(name, param) and not excluded(name, param), use_decay(name, param))
+        key = (bool(use_ham(name, param)) and not excluded(name, param), bool(use_decay(name, param)))
         group = buckets.setdefault(key, {"params": [], "param_names": [], "ham": key[0],
                                          "weight_decay": weight_decay if key[1] else 0.0, **group_options})
         group["params"].append(param)

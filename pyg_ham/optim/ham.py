@@ -1,10 +1,13 @@
 r"""HAM as a :class:`torch.optim.Optimizer` that wraps any base optimizer, and as a hook."""
 from __future__ import annotations
 
+import copyreg
+import inspect
 import math
-from collections import OrderedDict
-from typing import Any, Callable, Dict, Iterable, List, Optional, Union
+import weakref
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type, Union
 
+import torch
 from torch import Tensor
 from torch.optim import Optimizer
 from torch.utils.hooks import RemovableHandle
@@ -15,27 +18,155 @@ __all__ = ["HAM", "attach_ham", "apply_hyperbolic_step", "HAM_DEFAULTS"]
 
 #: The authors' defaults: ``alpha=200``, ``beta=1e-3``, the exponent clamped to ``±5``;
 #: ``ham="auto"`` selects ``ndim >= 2``.
-#: In param groups the knobs are prefixed (``ham_alpha``...): ``alpha`` is RMSprop's own key.
+#: In param groups the knobs exist only under ``ham_*`` names (``alpha`` is RMSprop's own key).
 HAM_DEFAULTS: Dict[str, Any] = {"ham": "auto", "ham_alpha": 200.0, "ham_beta": 1e-3, "ham_max_exponent": 5.0}
 _HAM_MODES = (True, False, "auto")
+_RECORD = "_pyg_ham_hook"  # attribute of an optimizer that carries HAM's (single) hook
 
 
-def _validate_ham_options(options: Dict[str, Any], where: str) -> None:
-    """Raise a ``ValueError`` naming the argument for invalid HAM knobs."""
+class _Unset:
+    """The default of an argument that was not given (so it does not replace earlier values)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "<default>"
+
+    def __reduce__(self) -> str:
+        return "_UNSET"
+
+
+_UNSET: Any = _Unset()
+
+
+_CONSTRUCTOR_OPTIONS: Dict[type, Optional[frozenset]] = {}
+
+
+def _constructor_options(cls: Type[Optimizer]) -> Optional[frozenset]:
+    """The keyword parameters of ``cls.__init__`` (``None``: it takes ``**kwargs``), cached."""
+    if cls not in _CONSTRUCTOR_OPTIONS:
+        try:
+            params = list(inspect.signature(cls.__init__).parameters.values())
+        except (TypeError, ValueError):
+            params = [inspect.Parameter("kwargs", inspect.Parameter.VAR_KEYWORD)]
+        _CONSTRUCTOR_OPTIONS[cls] = (None if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params)
+                                     else frozenset(p.name for p in params))
+    return _CONSTRUCTOR_OPTIONS[cls]
+
+
+def _validate_ham_options(options: Dict[str, Any], where: str,
+                          base_cls: Optional[Type[Optimizer]] = None) -> None:
+    """Raise a one-line ``ValueError`` naming the option for invalid HAM knobs.
+
+    The single checker of HAM's options: used for constructor arguments, for every param
+    group (at construction, in :meth:`HAM.add_param_group`, before every step) and for the
+    param groups of a state dict before it is loaded. With :obj:`base_cls` it also refuses
+    group options ``alpha``/``beta`` that the base optimizer does not have (HAM's are
+    ``ham_alpha``/``ham_beta``) and ``differentiable=True``.
+    """
     for name in ("ham_alpha", "ham_beta"):
         if name in options:
             value = options[name]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"{where}: {name} must be a finite number >= 0, got {value!r}")
-    if "ham" in options and options["ham"] not in _HAM_MODES:
+    if "ham" in options and not any(options["ham"] is mode or (isinstance(mode, str) and options["ham"] == mode)
+                                    for mode in _HAM_MODES):
         raise ValueError(f"{where}: ham must be one of True, False, 'auto', got {options['ham']!r}")
     bound = options.get("ham_max_exponent")
     if bound is not None and (isinstance(bound, bool) or not isinstance(bound, (int, float)) or not bound > 0):
         raise ValueError(f"{where}: ham_max_exponent must be None or a number > 0, got {bound!r}")
+    unknown = sorted(k for k in options if isinstance(k, str) and k.startswith("ham_") and k not in HAM_DEFAULTS)
+    if unknown:
+        raise ValueError(f"{where}: unknown HAM option {unknown[0]!r}; HAM's options are "
+                         f"{', '.join(HAM_DEFAULTS)}")
+    if base_cls is None:
+        return
+    if options.get("differentiable", False):
+        raise ValueError(f"{where}: HAM cannot wrap a differentiable=True optimizer (its in-place step under "
+                         f"no_grad would cut the graph); build {base_cls.__name__} with differentiable=False")
+    accepted = _constructor_options(base_cls)
+    for name, knob in (("alpha", "ham_alpha"), ("beta", "ham_beta")):
+        if name in options and accepted is not None and name not in accepted:
+            raise ValueError(f"{where}: {base_cls.__name__} has no option {name!r}; HAM's knob is {knob!r} "
+                             f"(e.g. ham_param_groups(model, {knob}=...))")
 
 
-def _knobs(ham: Union[bool, str], alpha: float, beta: float, max_exponent: Optional[float]) -> Dict[str, Any]:
-    return {"ham": ham, "ham_alpha": alpha, "ham_beta": beta, "ham_max_exponent": max_exponent}
+def _given(ham: Any, alpha: Any, beta: Any, max_exponent: Any) -> Dict[str, Any]:
+    """The knobs that were passed explicitly (not left at their :data:`HAM_DEFAULTS`)."""
+    knobs = {"ham": ham, "ham_alpha": alpha, "ham_beta": beta, "ham_max_exponent": max_exponent}
+    return {k: v for k, v in knobs.items() if v is not _UNSET}
+
+
+def _check_base(optimizer: Any, where: str) -> None:
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{where}: expected a torch.optim.Optimizer instance (e.g. torch.optim.AdamW(...)), "
+                        f"got {type(optimizer).__name__}")
+    if isinstance(optimizer, HAM):
+        raise TypeError(f"{where}: the optimizer is already a HAM optimizer")
+    if isinstance(optimizer, torch.optim.LBFGS):
+        raise ValueError(f"{where}: LBFGS is not supported (it re-evaluates the closure, so HAM would use a "
+                         f"gradient its step did not use); use another base optimizer")
+
+
+def _check_implementation(implementation: Any, where: str) -> None:
+    if implementation is not _UNSET and implementation is not None and implementation not in IMPLEMENTATIONS:
+        raise ValueError(f"{where}: implementation must be one of {IMPLEMENTATIONS} or None, got {implementation!r}")
+
+
+def _configure(optimizer: Optimizer, given: Dict[str, Any], where: str) -> None:
+    """Validate everything, then write HAM's knobs into ``defaults`` and the param groups.
+
+    Given knobs replace the defaults and the group values an earlier :class:`HAM` or
+    :func:`attach_ham` wrote (those equal to the earlier defaults); a value the user put in
+    a group differs from them and is kept. Knobs not given keep earlier values, else
+    :data:`HAM_DEFAULTS`.
+    """
+    _validate_ham_options(given, where)
+    for i, group in enumerate(optimizer.param_groups):
+        _validate_ham_options(group, f"{where}: param group {i}", type(optimizer))
+    previous = {k: optimizer.defaults[k] for k in HAM_DEFAULTS if k in optimizer.defaults}
+    knobs = {**HAM_DEFAULTS, **previous, **given}
+    for group in optimizer.param_groups:
+        for key, value in knobs.items():
+            if key not in group or (key in given and key in previous and _same(group[key], previous[key])):
+                group[key] = value
+    optimizer.defaults.update(knobs)
+
+
+def _same(a: Any, b: Any) -> bool:
+    return a is b or (type(a) is type(b) and a == b)
+
+
+def _selected(param_groups: Iterable[Dict[str, Any]], defaults: Dict[str, Any]
+              ) -> List[Tuple[Dict[str, Any], List[Tensor], List[Tensor]]]:
+    """Per group that gets a step: the tensors (complex ones as real views) and gradients.
+
+    Raises before anything changes when a selected tensor has a sparse gradient.
+    """
+    out = []
+    for i, group in enumerate(param_groups):
+        mode = group.get("ham", defaults["ham"])
+        alpha = group.get("ham_alpha", defaults["ham_alpha"])
+        beta = group.get("ham_beta", defaults["ham_beta"])
+        if mode is False or (alpha == 0 and beta == 0):  # exp(0) == 1: the base optimizer exactly
+            continue
+        params: List[Tensor] = []
+        grads: List[Tensor] = []
+        for p in group["params"]:
+            if p.grad is None or (mode == "auto" and p.ndim < 2):
+                continue
+            if p.grad.is_sparse:
+                raise ValueError(f"HAM: param group {i} has a sparse gradient; use dense gradients, set ham=False "
+                                 f"for that param group, or ham_alpha=ham_beta=0 there (then it is the base step)")
+            if p.is_complex():  # torch's convention: a complex tensor is its real view
+                params.append(torch.view_as_real(p))
+                grads.append(torch.view_as_real(p.grad))
+            else:
+                params.append(p)
+                grads.append(p.grad)
+        if params:
+            out.append((group, params, grads))
+    return out
 
 
 def apply_hyperbolic_step(
@@ -49,7 +180,9 @@ def apply_hyperbolic_step(
     Each group's ``ham`` key chooses the tensors (``"auto"``: those with ``ndim >= 2``;
     ``True``: all; ``False``: none), ``ham_alpha``, ``ham_beta``, ``ham_max_exponent`` and
     ``lr`` set the step, and ``maximize=True`` flips the gradient as the base step does. Parameters without a
-    gradient are skipped.
+    gradient are skipped; complex tensors are stepped as their :func:`torch.view_as_real`
+    view. A group with ``ham_alpha = ham_beta = 0`` is left alone (also with sparse
+    gradients); a sparse gradient elsewhere raises before any group changes.
 
     Args:
         param_groups (iterable of dict): the optimizer's param groups (after its base step).
@@ -59,20 +192,7 @@ def apply_hyperbolic_step(
         implementation (str, optional): see :func:`~pyg_ham.optim.hyperbolic_step_`.
     """
     defaults = {**HAM_DEFAULTS, **(defaults or {})}
-    for group in param_groups:
-        mode = group.get("ham", defaults["ham"])
-        if mode is False:
-            continue
-        params: List[Tensor] = []
-        grads: List[Tensor] = []
-        for p in group["params"]:
-            if p.grad is None or (mode == "auto" and p.ndim < 2):
-                continue
-            if p.grad.is_sparse:
-                raise RuntimeError("HAM does not support sparse gradients; use dense embeddings or set ham=False "
-                                   "for that param group")
-            params.append(p)
-            grads.append(p.grad)
+    for group, params, grads in _selected(list(param_groups), defaults):
         alpha = group.get("ham_alpha", defaults["ham_alpha"])
         hyperbolic_step_(
             params, grads, group["lr"],
@@ -82,6 +202,114 @@ def apply_hyperbolic_step(
             found_inf=found_inf,
             implementation=implementation,
         )
+
+
+def _check_step(optimizer: Optimizer) -> None:
+    """Everything that would make HAM's step fail, checked before the base step runs."""
+    for i, group in enumerate(optimizer.param_groups):
+        _validate_ham_options(group, f"HAM: param group {i}", type(optimizer))
+    _selected(optimizer.param_groups, {**HAM_DEFAULTS, **optimizer.defaults})
+
+
+class _HAMHook:
+    """HAM's single registration on an optimizer.
+
+    A step pre-hook refuses what HAM cannot do (before the base step), a step post-hook runs
+    the hyperbolic step; a load-state-dict pre-hook validates the loaded knobs and a post-hook
+    fills knobs a state dict saved without HAM lacks. The step runs on every ``step()`` once
+    :func:`attach_ham` attached it, and only inside :meth:`HAM.step` for a wrapped base.
+    """
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        self.implementation: Optional[str] = None
+        self.attached = False  # by attach_ham: every step()
+        self.wrapped = False   # by a HAM wrapper: only inside HAM.step
+        self.stepping = False  # HAM.step is running
+        self.handles = [
+            optimizer.register_step_pre_hook(self.before_step),
+            optimizer.register_step_post_hook(self.after_step),
+            optimizer.register_load_state_dict_pre_hook(self.before_load),
+            optimizer.register_load_state_dict_post_hook(self.after_load),
+        ]
+        self.step_id = self.handles[1].id
+        optimizer.__dict__[_RECORD] = self
+
+    @staticmethod
+    def of(optimizer: Optimizer) -> "_HAMHook":
+        record = optimizer.__dict__.get(_RECORD)
+        return record if record is not None else _HAMHook(optimizer)
+
+    def detach(self, optimizer: Optimizer) -> None:
+        for handle in self.handles:
+            handle.remove()
+        optimizer.__dict__.pop(_RECORD, None)
+        optimizer.__dict__.pop("__reduce_ex__", None)
+
+    def before_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        if self.attached and not self.stepping:  # HAM.step has checked already
+            _check_step(optimizer)
+
+    def after_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        if self.attached or self.stepping:
+            apply_hyperbolic_step(optimizer.param_groups, optimizer.defaults, getattr(optimizer, "found_inf", None),
+                                  self.implementation)
+
+    def before_load(self, optimizer: Optimizer, state_dict: Dict[str, Any]) -> None:
+        for i, group in enumerate(state_dict.get("param_groups", ())):
+            _validate_ham_options(group, f"load_state_dict: param group {i}", type(optimizer))
+
+    def after_load(self, optimizer: Optimizer) -> None:
+        for group in optimizer.param_groups:
+            for key in HAM_DEFAULTS:
+                group.setdefault(key, optimizer.defaults.get(key, HAM_DEFAULTS[key]))
+
+
+class _Reducer:
+    """An attached optimizer's ``__reduce_ex__``: copies and pickles rebuild it with HAM
+    attached (torch's own ``__getstate__`` keeps no hooks)."""
+
+    def __init__(self, optimizer: Optimizer) -> None:
+        self.optimizer = weakref.ref(optimizer)
+
+    def __call__(self, protocol: int) -> Any:
+        optimizer = self.optimizer()
+        rv = type(optimizer).__reduce_ex__(optimizer, protocol)
+        if isinstance(rv, tuple) and len(rv) >= 3 and rv[0] is copyreg.__newobj__ and rv[1] == (type(optimizer),):
+            record = optimizer.__dict__[_RECORD]
+            return (_rebuild_attached, (type(optimizer), record.implementation)) + tuple(rv[2:])
+        return rv
+
+
+def _rebuild_attached(cls: Type[Optimizer], implementation: Optional[str]) -> Optimizer:
+    optimizer = cls.__new__(cls)
+
+    def setstate(state: Any) -> None:
+        del optimizer.__dict__["__setstate__"]
+        cls.__setstate__(optimizer, state)
+        attach_ham(optimizer, implementation=implementation)
+
+    optimizer.__dict__["__setstate__"] = setstate
+    return optimizer
+
+
+class _AttachHandle(RemovableHandle):
+    """:func:`attach_ham`'s handle: :meth:`remove` detaches HAM (its knobs stay in the groups)."""
+
+    def __init__(self, optimizer: Optimizer, record: _HAMHook) -> None:  # noqa: D107 (no super().__init__)
+        self.id = record.step_id
+        self.hooks_dict_ref = record.handles[1].hooks_dict_ref
+        self.extra_dict_ref = ()
+        self._optimizer = weakref.ref(optimizer)
+        self._record = record
+
+    def remove(self) -> None:
+        optimizer = self._optimizer()
+        if optimizer is None or optimizer.__dict__.get(_RECORD) is not self._record or not self._record.attached:
+            return
+        self._record.attached = False
+        optimizer.__dict__.pop("__reduce_ex__", None)
+        if not self._record.wrapped:
+            self._record.detach(optimizer)
 
 
 class HAM(Optimizer):
@@ -97,19 +325,32 @@ class HAM(Optimizer):
 
     with :math:`\mathbf{w}` the weights after the base step, :math:`\mathbf{g}` the same raw
     (unscaled) gradient and :math:`\eta` the group's current learning rate. With
-    :math:`\alpha = \beta = 0` it is the base optimizer exactly.
+    :math:`\alpha = \beta = 0` it is the base optimizer exactly (also with sparse gradients).
+    Complex tensors get the step of their :func:`torch.view_as_real` view.
 
     The wrapper *shares* the base's ``param_groups`` (the same dicts), ``state`` and
     ``defaults``: LR schedulers, :class:`~torch.amp.GradScaler` (also with ``fused=True``
     bases), ``zero_grad``, ``add_param_group`` and ``state_dict``/``load_state_dict`` act on
-    both at once. HAM's knobs live in each param group as ``ham``, ``ham_alpha``,
-    ``ham_beta``, ``ham_max_exponent`` (prefixed: ``alpha`` is RMSprop's own key), so they can differ per group and are saved by :meth:`state_dict`.
+    both at once. Hooks registered on the wrapper (step, state-dict and load-state-dict
+    hooks) are registered on the base and receive it as their ``optimizer`` argument; global
+    step hooks fire once per :meth:`step`. The hyperbolic step runs as a step post-hook of
+    the base (only inside :meth:`step`): after post-hooks registered on the base before the
+    wrapper was built, before those registered later. HAM's knobs live in each param group
+    as ``ham``, ``ham_alpha``, ``ham_beta``, ``ham_max_exponent`` (HAM reads no other names:
+    ``alpha`` is RMSprop's own key), so they can differ per group and are saved by
+    :meth:`state_dict`; loaded values are validated like the arguments.
+
+    Arguments that are given replace the values an earlier :class:`HAM` or
+    :func:`attach_ham` wrote into the base's groups; values a user put in a param group
+    win over the arguments, as with torch's own options.
 
     Args:
-        base (torch.optim.Optimizer): the base optimizer instance (SGD, Adam, AdamW, ...).
+        base (torch.optim.Optimizer): the base optimizer instance (SGD, Adam, AdamW, ...);
+            not :class:`~torch.optim.LBFGS` and not ``differentiable=True``.
         alpha (float): strength :math:`\alpha \geq 0` of the hyperbolic geometry, for groups
-            that do not set their own. (default: :obj:`200.0`)
-        beta (float): multiplicative decay :math:`\beta \geq 0`. (default: :obj:`1e-3`)
+            that do not set their own ``ham_alpha``. (default: :obj:`200.0`)
+        beta (float): multiplicative decay :math:`\beta \geq 0` (``ham_beta``).
+            (default: :obj:`1e-3`)
         ham (bool or str): which tensors of a group get the step when the group does not say:
             ``"auto"`` (``ndim >= 2``: weight matrices, not biases or norms), ``True`` (all),
             ``False`` (none). (default: :obj:`"auto"`)
@@ -119,6 +360,7 @@ class HAM(Optimizer):
             :obj:`None` (or ``inf``) gives the unclamped update. (default: :obj:`5.0`)
         implementation (str, optional): ``"for-loop"``, ``"foreach"``, ``"fused"`` or
             :obj:`None` to choose by size (see :func:`~pyg_ham.optim.hyperbolic_step_`).
+            (default: :obj:`None`)
 
     Example:
         >>> base = torch.optim.AdamW(ham_param_groups(model, weight_decay=0.01), lr=1e-3)
@@ -129,42 +371,25 @@ class HAM(Optimizer):
     def __init__(
         self,
         base: Optimizer,
-        alpha: float = HAM_DEFAULTS["ham_alpha"],
-        beta: float = HAM_DEFAULTS["ham_beta"],
+        alpha: float = _UNSET,
+        beta: float = _UNSET,
         *,
-        ham: Union[bool, str] = HAM_DEFAULTS["ham"],
-        max_exponent: Optional[float] = HAM_DEFAULTS["ham_max_exponent"],
-        implementation: Optional[str] = None,
+        ham: Union[bool, str] = _UNSET,
+        max_exponent: Optional[float] = _UNSET,
+        implementation: Optional[str] = _UNSET,
     ) -> None:
-        if not isinstance(base, Optimizer):
-            raise TypeError(f"HAM: base must be a torch.optim.Optimizer instance (e.g. torch.optim.AdamW(...)), "
-                            f"got {type(base).__name__}")
-        if isinstance(base, HAM):
-            raise TypeError("HAM: base is already a HAM optimizer")
-        if implementation is not None and implementation not in IMPLEMENTATIONS:
-            raise ValueError(f"HAM: implementation must be one of {IMPLEMENTATIONS} or None, got {implementation!r}")
-        knobs = _knobs(ham, alpha, beta, max_exponent)
-        _validate_ham_options(knobs, "HAM")
+        _check_base(base, "HAM")
+        _check_implementation(implementation, "HAM")
+        _configure(base, _given(ham, alpha, beta, max_exponent), "HAM")
         self.base = base
-        self.implementation = implementation
-        self._init_hooks()
-        for key, value in knobs.items():
-            base.defaults.setdefault(key, value)
-        for group in base.param_groups:
-            _validate_ham_options(group, "HAM param group")
-            for key, value in knobs.items():
-                group.setdefault(key, value)
+        self._hook = _HAMHook.of(base)
+        self._hook.wrapped = True
+        if implementation is not _UNSET:
+            self._hook.implementation = implementation
 
-    def _init_hooks(self) -> None:
-        # What Optimizer.__init__ sets up, without creating param groups of our own.
-        self._optimizer_step_pre_hooks: Dict[int, Callable] = OrderedDict()
-        self._optimizer_step_post_hooks: Dict[int, Callable] = OrderedDict()
-        self._optimizer_state_dict_pre_hooks: Dict[int, Callable] = OrderedDict()
-        self._optimizer_state_dict_post_hooks: Dict[int, Callable] = OrderedDict()
-        self._optimizer_load_state_dict_pre_hooks: Dict[int, Callable] = OrderedDict()
-        self._optimizer_load_state_dict_post_hooks: Dict[int, Callable] = OrderedDict()
-        self._patch_step_function()
-        self._warned_capturable_if_run_uncaptured = True
+    @property
+    def implementation(self) -> Optional[str]:
+        return self._hook.implementation
 
     # Shared with the base: reading or replacing these acts on the base optimizer.
     @property  # type: ignore[override]
@@ -201,17 +426,40 @@ class HAM(Optimizer):
 
     def __setstate__(self, state: Dict[str, Any]) -> None:
         self.base = state["base"]
-        self.implementation = state.get("implementation")
-        self._init_hooks()
+        self._hook = _HAMHook.of(self.base)
+        self._hook.wrapped = True
+        self._hook.implementation = state.get("implementation")
 
     def __repr__(self) -> str:
         return f"HAM({self.base!r})"
 
+    # Hooks live on the base, which runs them (and torch's global hooks) once per step.
+    def register_step_pre_hook(self, hook: Callable) -> RemovableHandle:
+        return self.base.register_step_pre_hook(hook)
+
+    def register_step_post_hook(self, hook: Callable) -> RemovableHandle:
+        return self.base.register_step_post_hook(hook)
+
+    def register_state_dict_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        return self.base.register_state_dict_pre_hook(hook, prepend=prepend)
+
+    def register_state_dict_post_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        return self.base.register_state_dict_post_hook(hook, prepend=prepend)
+
+    def register_load_state_dict_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        return self.base.register_load_state_dict_pre_hook(hook, prepend=prepend)
+
+    def register_load_state_dict_post_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
+        return self.base.register_load_state_dict_post_hook(hook, prepend=prepend)
+
     def step(self, closure: Optional[Callable[[], float]] = None) -> Optional[float]:  # type: ignore[override]
         """Run the base step (evaluating :obj:`closure` if given), then the hyperbolic step.
 
-        Returns the loss the closure returned, as :meth:`torch.optim.Optimizer.step` does.
+        Everything HAM cannot do (sparse gradients where it acts, invalid knobs) raises
+        before the base step. Returns the loss the closure returned, as
+        :meth:`torch.optim.Optimizer.step` does.
         """
+        _check_step(self.base)
         # Set by GradScaler.step for amp-aware (fused) bases; the fused kernel unscales the
         # gradients in place, or skips the step when found_inf > 0.
         grad_scale = getattr(self, "grad_scale", None)
@@ -219,68 +467,71 @@ class HAM(Optimizer):
         forwarded = grad_scale is not None or found_inf is not None
         if forwarded:
             self.base.grad_scale, self.base.found_inf = grad_scale, found_inf
+        self._hook.stepping = True
         try:
-            loss = self.base.step(closure) if closure is not None else self.base.step()
+            return self.base.step(closure) if closure is not None else self.base.step()
         finally:
+            self._hook.stepping = False
             if forwarded:
                 del self.base.grad_scale, self.base.found_inf
-        apply_hyperbolic_step(self.param_groups, self.defaults, found_inf, self.implementation)
-        return loss
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.base.zero_grad(set_to_none=set_to_none)
 
     def add_param_group(self, param_group: Dict[str, Any]) -> None:
-        _validate_ham_options(param_group, "HAM.add_param_group")
+        _validate_ham_options(param_group, "HAM.add_param_group", type(self.base))
         self.base.add_param_group(param_group)
 
     def state_dict(self) -> Dict[str, Any]:
-        """The base optimizer's state dict; HAM's per-group knobs are part of its groups."""
+        """The base optimizer's state dict (its hooks run); HAM's per-group knobs are part of its groups."""
         return self.base.state_dict()
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        """Load into the base; the wrapper keeps sharing the (new) param group dicts."""
+        """Load into the base (its hooks run; HAM's knobs are validated first); the wrapper
+        keeps sharing the (new) param group dicts."""
         self.base.load_state_dict(state_dict)
-        for group in self.param_groups:
-            for key in HAM_DEFAULTS:
-                group.setdefault(key, self.defaults[key])
 
 
 def attach_ham(
     optimizer: Optimizer,
-    alpha: float = HAM_DEFAULTS["ham_alpha"],
-    beta: float = HAM_DEFAULTS["ham_beta"],
+    alpha: float = _UNSET,
+    beta: float = _UNSET,
     *,
-    ham: Union[bool, str] = HAM_DEFAULTS["ham"],
-    max_exponent: Optional[float] = HAM_DEFAULTS["ham_max_exponent"],
-    implementation: Optional[str] = None,
+    ham: Union[bool, str] = _UNSET,
+    max_exponent: Optional[float] = _UNSET,
+    implementation: Optional[str] = _UNSET,
 ) -> RemovableHandle:
     r"""Add HAM to an existing optimizer in place, without replacing the object.
 
     For optimizers built by frameworks (Hugging Face ``Trainer``, Lightning, Accelerate):
     registers a step post-hook that runs the hyperbolic step after every ``optimizer.step()``
-    (and not at all when :class:`~torch.amp.GradScaler` skips the step). The knobs are stored
-    in the optimizer's param groups as with :class:`HAM`.
+    (and not at all when :class:`~torch.amp.GradScaler` skips the step), and a pre-hook
+    that refuses, before the base step, what HAM cannot do. The knobs are stored in the
+    optimizer's param groups as with :class:`HAM`; loaded state dicts are validated.
+
+    Attaching is idempotent: an optimizer carries at most one HAM hook (also with a
+    :class:`HAM` wrapper around it), and a second call only replaces the settings it is
+    given. The hyperbolic step runs after the step post-hooks registered before the first
+    :func:`attach_ham` (an EMA or mask hook registered earlier sees the weights before the
+    hyperbolic step: register those after HAM) and before global post-hooks.
+    :func:`copy.deepcopy` and pickling keep HAM attached.
 
     Args:
-        optimizer (torch.optim.Optimizer): the optimizer to extend.
-        alpha, beta, ham, max_exponent, implementation: as in :class:`HAM`.
+        optimizer (torch.optim.Optimizer): the optimizer to extend (not
+            :class:`~torch.optim.LBFGS`, not ``differentiable=True``).
+        alpha, beta, ham, max_exponent, implementation: as in :class:`HAM`; given ones
+            replace what an earlier :func:`attach_ham` or :class:`HAM` wrote.
 
     Returns:
-        :class:`torch.utils.hooks.RemovableHandle`: ``handle.remove()`` detaches HAM again.
+        :class:`torch.utils.hooks.RemovableHandle`: ``handle.remove()`` detaches HAM again
+        (the ``ham_*`` knobs stay in the groups).
     """
-    if not isinstance(optimizer, Optimizer):
-        raise TypeError(f"attach_ham: optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
-    knobs = _knobs(ham, alpha, beta, max_exponent)
-    _validate_ham_options(knobs, "attach_ham")
-    if implementation is not None and implementation not in IMPLEMENTATIONS:
-        raise ValueError(f"attach_ham: implementation must be one of {IMPLEMENTATIONS} or None, got {implementation!r}")
-    for key, value in knobs.items():
-        optimizer.defaults.setdefault(key, value)
-        for group in optimizer.param_groups:
-            group.setdefault(key, value)
-
-    def hook(opt: Optimizer, args: Any, kwargs: Any) -> None:
-        apply_hyperbolic_step(opt.param_groups, opt.defaults, getattr(opt, "found_inf", None), implementation)
-
-    return optimizer.register_step_post_hook(hook)
+    _check_base(optimizer, "attach_ham")
+    _check_implementation(implementation, "attach_ham")
+    _configure(optimizer, _given(ham, alpha, beta, max_exponent), "attach_ham")
+    record = _HAMHook.of(optimizer)
+    record.attached = True
+    if implementation is not _UNSET:
+        record.implementation = implementation
+    optimizer.__dict__["__reduce_ex__"] = _Reducer(optimizer)
+    return _AttachHandle(optimizer, record)

@@ -6,7 +6,7 @@ on whatever device the graph lives on.
 * :class:`TorchNeighborLoader`: PyG's :class:`~torch_geometric.loader.NodeLoader`
   driven by that sampler, yielding the same mini-batches as PyG's ``NeighborLoader``
   (``x``, ``y``, ``n_id``, ``input_id``, ``batch_size``, ``num_sampled_nodes``,
-  ``num_sampled_edges``, ``e_id`` with edge features; seeds first).
+  ``num_sampled_edges``, ``e_id``; seeds first).
 * :func:`neighbor_loader`: returns PyG's ``NeighborLoader`` when pyg-lib is
   installed and the graph is on the CPU, a :class:`TorchNeighborLoader` otherwise
   (``force="pyg_ham"`` / ``"pyg"`` overrides).

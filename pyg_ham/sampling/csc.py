@@ -8,7 +8,23 @@ from typing import Dict, Optional, Tuple, Union
 import torch
 from torch import Tensor
 
+from pyg_ham.errors import ConfigError
+
 _INT32_MAX = 2**31 - 1
+
+
+def _check_edge_index(edge_index: Tensor, num_nodes: int) -> None:
+    if (not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2
+            or edge_index.is_floating_point() or edge_index.is_complex() or edge_index.dtype == torch.bool):
+        shape = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else type(edge_index).__name__
+        raise ConfigError(f"edge_index must be an integer tensor of shape [2, num_edges], got {shape}"
+                          f"{' ' + str(edge_index.dtype) if isinstance(edge_index, Tensor) else ''}")
+    if edge_index.numel():
+        lo, hi = (int(v) for v in torch.stack([edge_index.min(), edge_index.max()]).tolist())
+        if lo < 0 or hi >= num_nodes:
+            bad = lo if lo < 0 else hi
+            raise ConfigError(f"edge_index holds node index {bad} but num_nodes={num_nodes}: every index must "
+                              f"lie in [0, {num_nodes}); fix edge_index or pass the right num_nodes")
 
 
 @dataclass(frozen=True)
@@ -67,7 +83,12 @@ class CSCGraph:
     @classmethod
     def from_edge_index(cls, edge_index: Tensor, num_nodes: int) -> "CSCGraph":
         r"""Builds the CSC layout of :obj:`edge_index` on its own device with a
-        stable sort by target, so that parallel edges keep their order."""
+        stable sort by target, so that parallel edges keep their order.
+
+        :obj:`edge_index` is validated here, once per build (one host sync):
+        an integer tensor of shape :obj:`[2, num_edges]` with every index in
+        :obj:`[0, num_nodes)`, else a :class:`~pyg_ham.errors.ConfigError`."""
+        _check_edge_index(edge_index, num_nodes)
         src, dst = edge_index[0], edge_index[1]
         num_edges = src.numel()
         dtype = torch.int32 if max(num_nodes, num_edges) < _INT32_MAX else torch.int64

@@ -38,6 +38,27 @@ def _shuffle_generator(seed: Optional[int], generator: Optional[torch.Generator]
     return torch.Generator().manual_seed(int(seed) ^ 0x5DEECE66D)
 
 
+def _check_input_nodes(input_nodes: InputNodes, num_nodes: int) -> None:
+    # Seeds are checked once here, on any device (one host sync when the loader is built),
+    # so that no batch needs a check: a bad seed on a GPU would be a device-side assert.
+    if input_nodes is None or (isinstance(input_nodes, tuple) and len(input_nodes) == 2
+                               and isinstance(input_nodes[0], (str, tuple))):
+        return  # all nodes, or a heterogeneous (node_type, nodes) pair for PyG's loader
+    nodes = input_nodes if isinstance(input_nodes, torch.Tensor) else torch.as_tensor(input_nodes)
+    if nodes.dtype == torch.bool:
+        if nodes.numel() != num_nodes:
+            raise ConfigError(f"input_nodes is a boolean mask of {nodes.numel()} entries but the graph has "
+                              f"{num_nodes} nodes; pass a mask of length num_nodes or node indices")
+        return
+    if nodes.is_floating_point() or nodes.is_complex():
+        raise ConfigError(f"input_nodes must hold integer node indices or be a boolean mask, got {nodes.dtype}")
+    if nodes.numel():
+        lo, hi = (int(v) for v in torch.stack([nodes.min(), nodes.max()]).tolist())
+        if lo < 0 or hi >= num_nodes:
+            raise ConfigError(f"seed nodes must lie in [0, {num_nodes}) (input_nodes holds range [{lo}, {hi}]); "
+                              f"pass node indices of this graph")
+
+
 class TorchNeighborLoader(NeighborLoader):
     r"""A :class:`~torch_geometric.loader.NeighborLoader` replacement that
     samples with :class:`~pyg_ham.sampling.TorchNeighborSampler`: plain
@@ -46,9 +67,10 @@ class TorchNeighborLoader(NeighborLoader):
 
     Mini-batches are :class:`~torch_geometric.data.Data` objects built by
     :class:`~torch_geometric.loader.NodeLoader`, holding the sampled nodes'
-    features and labels plus :obj:`n_id`, :obj:`input_id`, :obj:`batch_size`,
-    :obj:`num_sampled_nodes`, :obj:`num_sampled_edges` and (with edge
-    features) :obj:`e_id`; the first :obj:`batch_size` nodes are the seeds.
+    features and labels plus :obj:`n_id`, :obj:`e_id`, :obj:`input_id`,
+    :obj:`batch_size`, :obj:`num_sampled_nodes` and :obj:`num_sampled_edges`,
+    as PyG's loader returns them; the first :obj:`batch_size` nodes are the
+    seeds. :obj:`input_nodes` is range-checked once, when the loader is built.
 
     Args:
         data (torch_geometric.data.Data): The graph.
@@ -63,8 +85,8 @@ class TorchNeighborLoader(NeighborLoader):
             (default: :obj:`None`)
         generator (torch.Generator, optional): Sampling generator on
             :obj:`device`, instead of :obj:`seed`. (default: :obj:`None`)
-        with_edge_id (bool, optional): Return :obj:`e_id` and edge features.
-            (default: :obj:`None`: when :obj:`data` has edge features)
+        with_edge_id (bool, optional): Return :obj:`e_id` and edge features;
+            :obj:`None` means :obj:`True`. (default: :obj:`None`)
         transform (callable, optional): Applied to every mini-batch.
             (default: :obj:`None`)
         filter_per_worker (bool, optional): See
@@ -100,6 +122,7 @@ class TorchNeighborLoader(NeighborLoader):
         if sampler.device.type != "cpu" and kwargs.get("num_workers", 0) > 0:
             raise ConfigError(f"num_workers must be 0 when sampling on {sampler.device} "
                               f"(GPU sampling is fast and cannot run in worker processes)")
+        _check_input_nodes(input_nodes, sampler.num_nodes)
         if kwargs.get("generator") is None:
             kwargs["generator"] = _shuffle_generator(seed, sampler.generator)
         # A NeighborLoader to PyG code that checks (e.g. BasicGNN.inference for layer-wise
@@ -186,6 +209,8 @@ def neighbor_loader(
     if device is not None and device.type != "cpu":
         raise ConfigError(f"device={str(device)!r} needs force='pyg_ham' or 'auto' "
                           f"(PyG's NeighborLoader samples on the CPU)")
+    if isinstance(data, Data):
+        _check_input_nodes(input_nodes, int(data.num_nodes))
     if loader_kwargs.get("generator") is None and (seed is not None or generator is not None):
         # PyG's sampler draws from torch's global generator; the shuffle is derived from ours
         loader_kwargs["generator"] = _shuffle_generator(seed, generator)

@@ -21,10 +21,6 @@ from pyg_ham.sampling.kernels import sample_one_hop
 from pyg_ham.sampling.validate import check_device, check_num_neighbors
 
 
-def _has_edge_features(data: Data) -> bool:
-    return any(key != "edge_index" and data.is_edge_attr(key) for key in data.keys())
-
-
 class TorchNeighborSampler(BaseSampler):
     r"""Multi-hop neighbour sampler written in plain, vectorised PyTorch (no
     :obj:`pyg-lib` or :obj:`torch-sparse`), in the style of
@@ -63,8 +59,8 @@ class TorchNeighborSampler(BaseSampler):
         generator (torch.Generator, optional): A generator on :obj:`device`
             to draw from instead of :obj:`seed`. (default: :obj:`None`)
         with_edge_id (bool, optional): Return the sampled edges' ids
-            (:obj:`e_id`), needed to gather edge features.
-            (default: :obj:`None`: only if :obj:`data` has edge features)
+            (:obj:`e_id`), needed to gather edge features; :obj:`None` means
+            :obj:`True`, as PyG's :obj:`NeighborLoader`. (default: :obj:`None`)
     """
 
     def __init__(
@@ -93,7 +89,7 @@ class TorchNeighborSampler(BaseSampler):
         if seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self.generator = generator
-        self.with_edge_id = _has_edge_features(data) if with_edge_id is None else bool(with_edge_id)
+        self.with_edge_id = True if with_edge_id is None else bool(with_edge_id)  # PyG's loader always has e_id
         self.num_nodes = int(data.num_nodes)
         self.csc: CSCGraph = get_csc(data.edge_index, self.num_nodes, self.device)
         self._node_map: Optional[Tensor] = None

@@ -119,9 +119,9 @@ def test_edge_ids_and_features_follow_the_edges():
         assert torch.equal(data.edge_index[:, batch.e_id], batch.n_id[batch.edge_index])
         assert torch.equal(batch.edge_attr, data.edge_attr[batch.e_id])
     plain = random_graph(90, 500, seed=7)
-    batch = next(iter(neighbor_loader(plain, [3], batch_size=30, force="pyg_ham")))
+    batch = next(iter(TorchNeighborLoader(plain, [3], batch_size=30, with_edge_id=False)))
     assert "e_id" not in batch
-    batch = next(iter(TorchNeighborLoader(plain, [3], batch_size=30, with_edge_id=True)))
+    batch = next(iter(TorchNeighborLoader(plain, [3], batch_size=30)))
     assert torch.equal(plain.edge_index[:, batch.e_id], batch.n_id[batch.edge_index])
 
 
