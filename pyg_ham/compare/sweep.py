@@ -140,8 +140,8 @@ def _markdown(doc: Dict[str, Any]) -> str:
     rows = []
     for arm in doc["arms"].values():
         for r in arm["results"]:
-            rows.append([arm["name"], r["variant"], fmt_pm(r["valid_mean"], r["valid_std"]),
-                         fmt_pm(r["test_mean"], r["test_std"]) if r["selected"] else "",
+            rows.append([arm["name"], r["variant"], fmt_pm(r["valid_mean"], r["valid_std"], runs=r["runs"]),
+                         fmt_pm(r["test_mean"], r["test_std"], runs=r["runs"]) if r["selected"] else "",
                          "**selected**" if r["selected"] else "",
                          r["status"] + (f": {r['error']}" if r["error"] else "")])
     lines.append(markdown_table(["arm", "variant", "valid", "test (selected only)", "", "status"], rows))

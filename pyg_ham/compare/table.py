@@ -6,6 +6,8 @@ import io
 import math
 from typing import Any, Dict, List, Optional, Sequence
 
+from pyg_ham.results.records import format_mean_std
+
 __all__ = ["fmt_pm", "fmt_p", "markdown_table", "csv_text", "comparison_markdown", "comparison_csv_rows",
            "report_rows", "REPORT_COLUMNS"]
 
@@ -16,13 +18,11 @@ def _num(value: Any) -> Optional[float]:
     return float(value)
 
 
-def fmt_pm(mean: Any, std: Any = None, digits: int = 4) -> str:
-    """``0.7174 ± 0.0029`` (OGB's reporting format); ``-`` when missing."""
-    m = _num(mean)
-    if m is None or math.isnan(m):
-        return "-"
-    s = _num(std)
-    return f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if s is not None and not math.isnan(s) else "")
+def fmt_pm(mean: Any, std: Any = None, digits: int = 4, runs: Any = None) -> str:
+    """``0.7174 ± 0.0029`` (OGB's reporting format), ``0.7174 (1 run)`` for a single run (no
+    std), ``-`` when missing; see :func:`~pyg_ham.results.format_mean_std`."""
+    return format_mean_std(mean, std, runs if isinstance(runs, int) and not isinstance(runs, bool) else None,
+                           digits)
 
 
 def fmt_p(p: Any) -> str:
@@ -80,8 +80,8 @@ def comparison_markdown(comparison: Dict[str, Any]) -> str:
         status = v["status"] + (f": {v['error']}" if v.get("error") else "")
         if v.get("diverged"):
             status += f" ({v['diverged']} diverged)"
-        rows.append([v["label"], fmt_pm(s.get("test_mean"), s.get("test_std")),
-                     fmt_pm(s.get("valid_mean"), s.get("valid_std")), _fmt_int(s.get("num_params")),
+        rows.append([v["label"], fmt_pm(s.get("test_mean"), s.get("test_std"), runs=s.get("runs")),
+                     fmt_pm(s.get("valid_mean"), s.get("valid_std"), runs=s.get("runs")), _fmt_int(s.get("num_params")),
                      s.get("runs", 0), "-" if v.get("time_per_epoch") is None else f"{v['time_per_epoch']:.3g}",
                      status])
     out.append(markdown_table(["variant", "test", "valid", "#params", "runs", "s/epoch", "status"], rows))
@@ -155,7 +155,8 @@ def report_rows(entries: Sequence[Dict[str, Any]]) -> List[List[str]]:
     out = []
     for e in entries:
         out.append([e["file"], e["dataset"], e["model"], e["variant"], e["protocol"], e["metric"],
-                    fmt_pm(e["test_mean"], e["test_std"]), fmt_pm(e["valid_mean"], e["valid_std"]),
+                    fmt_pm(e["test_mean"], e["test_std"], runs=e["runs"]),
+                    fmt_pm(e["valid_mean"], e["valid_std"], runs=e["runs"]),
                     _fmt_int(e.get("num_params")),
                     f"{e['runs']} ({e['diverged']} diverged)" if e.get("diverged") else e["runs"],
                     "-" if e.get("time_per_epoch") is None else f"{e['time_per_epoch']:.3g}",
