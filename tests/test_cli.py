@@ -68,3 +68,13 @@ def test_unknown_yaml_key_is_named(tmp_path):
     cfg.write_text("epochz: 3\n")
     result = CliRunner().invoke(main, ["train", "-c", str(cfg)])
     assert result.exit_code == 2 and "epochz" in result.output
+
+
+def test_vision_help_states_its_real_defaults():
+    from pyg_ham.vision.trainer import VISION_DEFAULTS
+
+    text = " ".join(invoke("vision", "--help").output.split())
+    assert VISION_DEFAULTS["dataset"] == "digits"
+    assert "synthetic" not in text and "default: digits." in text and "default: cnn." in text
+    assert "Learning rate (default 0.001)." in text
+    assert "default: synthetic." in " ".join(invoke("train", "--help").output.split())  # train keeps its own
