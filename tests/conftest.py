@@ -1,4 +1,10 @@
-"""Shared pytest configuration: offline data, the ``--runslow`` flag, no network."""
+"""Shared pytest configuration: offline data, the ``--runslow`` flag, no network.
+
+The offline datasets are read from ``$PYG_HAM_TEST_DATA`` (default: ``../shared/data`` beside
+the checkout); tests that need them are skipped when the folder is absent, and the run ends
+with one line saying how many were.
+"""
+import os
 import shutil
 import socket
 from pathlib import Path
@@ -6,7 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("PYG_HAM_TEST_DATA")
+                   or Path(__file__).resolve().parents[1].parent / "shared" / "data").absolute()
+_NO_DATA = "offline data not found at"
 
 # The tests train small models: one intra-op thread is as fast on 2 cores when the machine is
 # idle, and 10-100x faster when anything else runs beside them.
@@ -28,6 +36,15 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if "slow" in item.keywords:
             item.add_marker(skip)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One line: how many tests were skipped because the offline data is missing."""
+    skipped = [r for r in terminalreporter.stats.get("skipped", [])
+               if _NO_DATA in str(getattr(r, "longrepr", ""))]
+    if skipped:
+        terminalreporter.write_line(f"{len(skipped)} test(s) skipped: {_NO_DATA} {SHARED_DATA} "
+                                    f"(set PYG_HAM_TEST_DATA to the folder that holds it)")
 
 
 @pytest.fixture(autouse=True)
@@ -52,7 +69,7 @@ def _no_network(monkeypatch):
 def shared_data() -> Path:
     """The read-only offline dataset folder ``../shared/data`` (skips if absent)."""
     if not SHARED_DATA.exists():
-        pytest.skip(f"offline data not found at {SHARED_DATA}")
+        pytest.skip(f"{_NO_DATA} {SHARED_DATA} (set PYG_HAM_TEST_DATA)")
     return SHARED_DATA
 
 

@@ -68,3 +68,32 @@ def test_unknown_yaml_key_is_named(tmp_path):
     cfg.write_text("epochz: 3\n")
     result = CliRunner().invoke(main, ["train", "-c", str(cfg)])
     assert result.exit_code == 2 and "epochz" in result.output
+
+
+def test_vision_help_states_its_real_defaults():
+    from pyg_ham.vision.trainer import VISION_DEFAULTS
+
+    text = " ".join(invoke("vision", "--help").output.split())
+    assert VISION_DEFAULTS["dataset"] == "digits"
+    assert "synthetic" not in text and "default: digits." in text and "default: cnn." in text
+    assert "Learning rate (default 0.001)." in text
+    assert "default: synthetic." in " ".join(invoke("train", "--help").output.split())  # train keeps its own
+
+
+def _demo_l1(output):
+    lines = {l.split()[0]: l for l in output.splitlines() if l.startswith(("GD ", "HAM-GD "))}
+    return {k: float(v.split("||x||_1")[1].split()[0]) for k, v in lines.items()}
+
+
+def test_demo_same_start_and_ham_is_sparser():
+    # alpha = 0 (and beta = 0) makes HAM-GD plain GD: from the same start both must end identical
+    same = invoke("demo", "--steps", "300", "--lr", "0.05", "--alpha", "0")
+    assert same.exit_code == 0 and _demo_l1(same.output)["GD"] == _demo_l1(same.output)["HAM-GD"], same.output
+    result = invoke("demo", "--steps", "300", "--lr", "0.05")
+    l1 = _demo_l1(result.output)
+    assert l1["HAM-GD"] < l1["GD"] - 0.05, result.output
+    last = result.output.strip().splitlines()[-1]
+    assert last.startswith("HAM-GD's solution is sparser than GD's from the same start") and "300 steps" in last
+    for line in result.output.splitlines()[:2]:
+        assert float(line.split("loss")[1].split()[0]) < 1e-8  # both fit the equations
+    assert "sparser" in invoke("demo", "--help").output

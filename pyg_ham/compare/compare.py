@@ -23,8 +23,9 @@ from pyg_ham.errors import ConfigError, PygHamError
 from pyg_ham.results import read_json, write_json
 from pyg_ham.train.config import ExperimentConfig
 from pyg_ham.train.runner import comparable_config
+from pyg_ham.train.stability import document_stability
 
-__all__ = ["VariantOutcome", "run_variants", "build_comparison", "write_comparison", "compare",
+__all__ = ["VariantOutcome", "run_variants", "build_comparison", "write_comparison", "compare", "broken_note",
            "time_per_epoch", "as_variants"]
 
 VariantLike = Union[str, Variant]
@@ -156,12 +157,44 @@ def _status(outcome: VariantOutcome) -> str:
     return "complete" if outcome.doc.get("complete") else "incomplete"
 
 
+def broken_note(label: str, stability: Dict[str, Any]) -> Optional[str]:
+    r"""``"adam+ham diverged in 3 of 3 runs"``, ``"adam+ham unstable in 2 of 3 runs"`` (or both,
+    ``"... diverged in 1 and unstable in 2 of 3 runs"``); ``None`` when no run is flagged.
+
+    Args:
+        label (str): the variant's label.
+        stability (dict): its :func:`~pyg_ham.train.stability.document_stability`.
+    """
+    d, u, n = len(stability["diverged"]), len(stability["unstable"]), stability["runs"]
+    if d and u:
+        return f"{label} diverged in {d} and unstable in {u} of {n} runs"
+    if d or u:
+        return f"{label} {'diverged' if d else 'unstable'} in {d or u} of {n} runs"
+    return None
+
+
+def _flag_broken(out: Dict[str, Any], arms: Sequence[Any]) -> Dict[str, Any]:
+    """Replace the verdict by what is broken when an arm has diverged or unstable runs."""
+    notes = [note for label, st in arms if (note := broken_note(label, st))]
+    out["unstable_runs"] = {label: {"diverged": st["diverged"], "unstable": st["unstable"],
+                                    "runs": st["runs"], "advice": st["advice"],
+                                    "details": {k: {f: v.get(f) for f in ("status", "kind", "epoch", "reason")}
+                                                for k, v in st["details"].items()}}
+                            for label, st in arms if st["details"]}
+    if notes:
+        out["statistical_verdict"] = out.get("verdict")
+        out["verdict"] = "; ".join(notes)
+    return out
+
+
 def _pairwise(base: VariantOutcome, other: VariantOutcome, ratio: Optional[float], metric: str,
-              confidence: float) -> Dict[str, Any]:
+              confidence: float, stability: Optional[Dict[str, Dict[str, Any]]] = None) -> Dict[str, Any]:
     head = {"variant": other.variant.label, "baseline": base.variant.label, "confidence": confidence}
+    stability = stability or {}
+    arms = [(o.variant.label, stability[o.variant.label]) for o in (other, base) if o.variant.label in stability]
     missing = [o.variant.label for o in (base, other) if not (o.doc and o.doc.get("runs"))]
     if missing:
-        return {**head, "error": f"no finished runs for {', '.join(missing)}", "n": 0}
+        return _flag_broken({**head, "error": f"no finished runs for {', '.join(missing)}", "n": 0}, arms)
     out: Dict[str, Any] = dict(head)
     for key in ("test", "valid"):
         pairs = pair_runs(base.doc, other.doc, key)
@@ -177,7 +210,7 @@ def _pairwise(base: VariantOutcome, other: VariantOutcome, ratio: Optional[float
         else:
             out["valid"] = {k: result[k] for k in ("mean", "ci_low", "ci_high", "t", "df", "p", "wilcoxon_p", "n",
                                                    "verdict")}
-    return out
+    return _flag_broken(out, arms)
 
 
 def build_comparison(outcomes: Sequence[VariantOutcome], cfg: Optional[ExperimentConfig] = None, *,
@@ -192,7 +225,11 @@ def build_comparison(outcomes: Sequence[VariantOutcome], cfg: Optional[Experimen
         baseline, the paired test difference ``mean`` with ``ci_low``/``ci_high``, ``t``,
         ``df``, ``p``, ``test`` (which t-test), ``wilcoxon_p``, ``verdict``, the paired
         scores, and the same for ``valid``), ``references`` and the first result's
-        ``provenance``.
+        ``provenance``. When either side of a comparison has diverged or unstable runs (see
+        :mod:`pyg_ham.train.stability`), its ``verdict`` says so (``"adam+ham diverged in 3
+        of 3 runs"``) instead of what the paired test found (kept as
+        ``statistical_verdict``), and ``unstable_runs`` lists the flagged runs per variant;
+        each variant carries ``diverged``/``unstable`` counts, the run keys and ``advice``.
     """
     docs = [o.doc for o in outcomes if o.doc]
     first = docs[0] if docs else {}
@@ -205,18 +242,20 @@ def build_comparison(outcomes: Sequence[VariantOutcome], cfg: Optional[Experimen
         if ratio is None:
             ratio = 1.0 / max(int(config.get("folds", 10)) - 1, 1)
     variants = []
+    stability = {o.variant.label: document_stability(o.doc) for o in outcomes if o.doc}
     for o in outcomes:
         doc = o.doc or {}
-        runs = doc.get("runs", [])
+        st = stability.get(o.variant.label) or {"diverged": [], "unstable": [], "advice": None}
         variants.append({"label": o.variant.label, "optimizer": o.variant.optimizer, "ham": o.variant.ham,
                          "overrides": dict(o.variant.overrides), "file": o.path.name, "status": _status(o),
                          "error": o.error, "skipped": o.skipped, "summary": doc.get("summary"),
                          "time_per_epoch": time_per_epoch(doc),
-                         "diverged": sum(1 for r in runs if r.get("diverged")),
+                         "diverged": len(st["diverged"]), "unstable": len(st["unstable"]),
+                         "diverged_runs": st["diverged"], "unstable_runs": st["unstable"], "advice": st["advice"],
                          "provenance": doc.get("provenance")})
     base_of = baseline_of([o.variant for o in outcomes])
     by_label = {o.variant.label: o for o in outcomes}
-    comparisons = [_pairwise(by_label[b], o, ratio, metric, confidence)
+    comparisons = [_pairwise(by_label[b], o, ratio, metric, confidence, stability)
                    for o in outcomes if (b := base_of[o.variant.label]) is not None]
     model = first.get("model") or (cfg.model if cfg is not None else None)
     dataset = first.get("dataset") or (cfg.dataset if cfg is not None else "?")

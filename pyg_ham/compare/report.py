@@ -17,6 +17,7 @@ from pyg_ham.compare.table import REPORT_COLUMNS, csv_text, markdown_table, repo
 from pyg_ham.compare.variants import variant_of_config
 from pyg_ham.errors import ConfigError
 from pyg_ham.results import read_json, summarize
+from pyg_ham.train.stability import document_stability
 
 __all__ = ["collect_results", "report_entries", "format_report", "is_result_document"]
 
@@ -121,12 +122,13 @@ def report_entries(paths: Sequence[Union[str, Path]], *, merge_seeds: bool = Fal
     entries = []
     for name, doc in named:
         s = doc["summary"]
+        st = document_stability(doc)
         entries.append({"file": name, "dataset": doc.get("dataset"), "model": doc.get("model"),
                         "variant": variant_of_config(doc["config"]), "protocol": doc.get("protocol"),
                         "metric": doc.get("metric"), "test_mean": s.get("test_mean"), "test_std": s.get("test_std"),
                         "valid_mean": s.get("valid_mean"), "valid_std": s.get("valid_std"),
                         "num_params": s.get("num_params"), "runs": s.get("runs", len(doc["runs"])),
-                        "diverged": sum(1 for r in doc["runs"] if r.get("diverged")),
+                        "diverged": len(st["diverged"]), "unstable": len(st["unstable"]), "advice": st["advice"],
                         "time_per_epoch": time_per_epoch(doc), "complete": bool(doc.get("complete"))})
 
     def key(e: Dict[str, Any]) -> Any:
@@ -140,11 +142,19 @@ def report_entries(paths: Sequence[Union[str, Path]], *, merge_seeds: bool = Fal
 
 
 def format_report(entries: Sequence[Dict[str, Any]], fmt: str = "md") -> str:
-    """The entries as a markdown table (``md``) or CSV (``csv``, full precision)."""
+    """The entries as a markdown table (``md``, followed by one line per result with diverged
+    or unstable runs, saying what to change) or CSV (``csv``, full precision)."""
     if fmt == "csv":
         return csv_text(list(entries), REPORT_COLUMNS)
     if fmt != "md":
         raise ConfigError(f"format must be md or csv, got {fmt!r}")
     headers = ["file", "dataset", "model", "variant", "protocol", "metric", "test", "valid", "#params", "runs",
                "s/epoch", "complete"]
-    return markdown_table(headers, report_rows(entries)) + "\n"
+    notes = [f"* {e['file']}: {_flagged(e)} of {e['runs']} runs; {e['advice']}"
+             for e in entries if e.get("diverged") or e.get("unstable")]
+    return markdown_table(headers, report_rows(entries)) + "\n" + ("\n" + "\n".join(notes) + "\n" if notes else "")
+
+
+def _flagged(entry: Dict[str, Any]) -> str:
+    parts = [f"{k} in {entry[k]}" for k in ("diverged", "unstable") if entry.get(k)]
+    return " and ".join(parts)

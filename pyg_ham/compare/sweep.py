@@ -11,6 +11,7 @@ reported at that setting only. ``best.yaml`` holds the two selected variant stri
 from __future__ import annotations
 
 import math
+import shlex
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -140,16 +141,33 @@ def _markdown(doc: Dict[str, Any]) -> str:
     rows = []
     for arm in doc["arms"].values():
         for r in arm["results"]:
-            rows.append([arm["name"], r["variant"], fmt_pm(r["valid_mean"], r["valid_std"]),
-                         fmt_pm(r["test_mean"], r["test_std"]) if r["selected"] else "",
+            rows.append([arm["name"], r["variant"], fmt_pm(r["valid_mean"], r["valid_std"], runs=r["runs"]),
+                         fmt_pm(r["test_mean"], r["test_std"], runs=r["runs"]) if r["selected"] else "",
                          "**selected**" if r["selected"] else "",
                          r["status"] + (f": {r['error']}" if r["error"] else "")])
     lines.append(markdown_table(["arm", "variant", "valid", "test (selected only)", "", "status"], rows))
     lines += [""] + [f"* {arm['name']}: {arm['tuned'] or 'nothing selected (no complete configuration)'}"
                      for arm in doc["arms"].values()]
-    if doc.get("variants"):
-        lines += ["", f"Next: `pyg-ham compare --variants-file {doc['best_file']}` (more seeds: add `--runs 10`)."]
+    if doc.get("variants") and doc.get("next_command"):
+        lines += ["", f"Next: `{doc['next_command']}` (more seeds: add `--runs 10`)."]
     return "\n".join(lines) + "\n"
+
+
+#: Settings of a sweep's config that do not carry over to the comparison it suggests.
+_NOT_CARRIED = ("out", "checkpoint_dir", "resume")
+
+
+def write_sweep_config(cfg: ExperimentConfig, out_dir: Union[str, Path]) -> Path:
+    r"""Write ``OUT/config.yaml``: the sweep's whole configuration (dataset, root, options,
+    model, epochs, runs/folds, protocol...), so that ``pyg-ham compare -c OUT/config.yaml
+    --variants-file OUT/best.yaml`` compares the selected variants on exactly the same setting."""
+    path = Path(out_dir) / "config.yaml"
+    values = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_CARRIED}
+    header = (f"# The configuration of the sweep in {out_dir} (written by pyg-ham sweep); the variants in "
+              f"best.yaml set the optimizer and HAM.\n")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(header + yaml.safe_dump(values, sort_keys=False))
+    return path
 
 
 def run_sweep(cfg: ExperimentConfig, out_dir: Union[str, Path], *, alphas: Sequence[float],
@@ -159,7 +177,9 @@ def run_sweep(cfg: ExperimentConfig, out_dir: Union[str, Path], *, alphas: Seque
     r"""Run the equal-budget sweep of :obj:`cfg`'s optimizer with and without HAM.
 
     Writes ``OUT/<variant>.json`` per configuration (resumable as in ``compare``),
-    ``OUT/sweep.{json,csv,md}`` and ``OUT/best.yaml`` (``variants: [baseline, ham]``).
+    ``OUT/sweep.{json,csv,md}``, ``OUT/best.yaml`` (``variants: [baseline, ham]``) and
+    ``OUT/config.yaml`` (the sweep's configuration); ``next_command`` in the returned document
+    is the ``pyg-ham compare`` command that compares the two selections on the same setting.
 
     Raises:
         ConfigError: unequal budgets, or the ``gin`` protocol (its validation folds are the
@@ -182,13 +202,17 @@ def run_sweep(cfg: ExperimentConfig, out_dir: Union[str, Path], *, alphas: Seque
                         {**lr_grid, "alpha": [float(a) for a in alphas], "beta": [float(b) for b in betas]}, metric)}
     selected = [a["selected"] for a in arms.values() if a["selected"]]
     best_file = out_dir / "best.yaml"
+    config_file = write_sweep_config(cfg, out_dir)
+    next_command = (f"pyg-ham compare -c {shlex.quote(str(config_file))} "
+                    f"--variants-file {shlex.quote(str(best_file))}")
     doc = {"kind": "pyg-ham sweep", "dataset": first.get("dataset", cfg.dataset), "model": first.get("model"),
            "metric": metric, "protocol": first.get("protocol"),
            "selection": "best mean validation score per arm (ties: first in grid order); test never used",
            "budget": {"baseline": len(baseline), "ham": len(ham), "epochs": cfg.epochs,
                       "runs": first.get("summary", {}).get("runs", cfg.runs)},
            "config": {**cfg.to_dict(), "out": str(out_dir)}, "arms": arms, "variants": selected,
-           "best_file": str(best_file), "provenance": first.get("provenance")}
+           "best_file": str(best_file), "config_file": str(config_file), "next_command": next_command,
+           "provenance": first.get("provenance")}
     write_json(out_dir / "sweep.json", doc)
     (out_dir / "sweep.md").write_text(_markdown(doc))
     rows = [{"arm": arm["name"], **{k: r[k] for k in ("variant", "valid_mean", "valid_std", "runs", "status")},
@@ -199,7 +223,7 @@ def run_sweep(cfg: ExperimentConfig, out_dir: Union[str, Path], *, alphas: Seque
                                                        "test_std", "runs", "selected", "status"]))
     if len(selected) == 2:
         header = (f"# pyg-ham sweep on {doc['dataset']}: the settings selected on validation, equal budget "
-                  f"({len(baseline)} configurations each).\n# Use: pyg-ham compare --variants-file {best_file}\n")
+                  f"({len(baseline)} configurations each).\n# Use: {next_command}\n")
         best_file.write_text(header + yaml.safe_dump({"variants": selected, "tuned": {k: a["tuned"] for k, a in
                                                                                       arms.items()}}, sort_keys=False))
     return doc

@@ -6,6 +6,8 @@ import io
 import math
 from typing import Any, Dict, List, Optional, Sequence
 
+from pyg_ham.results.records import format_mean_std
+
 __all__ = ["fmt_pm", "fmt_p", "markdown_table", "csv_text", "comparison_markdown", "comparison_csv_rows",
            "report_rows", "REPORT_COLUMNS"]
 
@@ -16,13 +18,11 @@ def _num(value: Any) -> Optional[float]:
     return float(value)
 
 
-def fmt_pm(mean: Any, std: Any = None, digits: int = 4) -> str:
-    """``0.7174 ± 0.0029`` (OGB's reporting format); ``-`` when missing."""
-    m = _num(mean)
-    if m is None or math.isnan(m):
-        return "-"
-    s = _num(std)
-    return f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if s is not None and not math.isnan(s) else "")
+def fmt_pm(mean: Any, std: Any = None, digits: int = 4, runs: Any = None) -> str:
+    """``0.7174 ± 0.0029`` (OGB's reporting format), ``0.7174 (1 run)`` for a single run (no
+    std), ``-`` when missing; see :func:`~pyg_ham.results.format_mean_std`."""
+    return format_mean_std(mean, std, runs if isinstance(runs, int) and not isinstance(runs, bool) else None,
+                           digits)
 
 
 def fmt_p(p: Any) -> str:
@@ -40,6 +40,12 @@ def _fmt_signed(x: Any, digits: int = 4) -> str:
 
 def _fmt_int(x: Any) -> str:
     return f"{int(x):,}" if _num(x) is not None and not math.isnan(float(x)) else "-"
+
+
+def _flag_counts(entry: Dict[str, Any]) -> str:
+    """``"1 diverged, 2 unstable"`` from an entry's ``diverged``/``unstable`` counts ('' if none)."""
+    parts = [f"{entry[k]} {k}" for k in ("diverged", "unstable") if entry.get(k)]
+    return ", ".join(parts)
 
 
 def markdown_table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
@@ -78,10 +84,11 @@ def comparison_markdown(comparison: Dict[str, Any]) -> str:
     for v in comparison["variants"]:
         s = v.get("summary") or {}
         status = v["status"] + (f": {v['error']}" if v.get("error") else "")
-        if v.get("diverged"):
-            status += f" ({v['diverged']} diverged)"
-        rows.append([v["label"], fmt_pm(s.get("test_mean"), s.get("test_std")),
-                     fmt_pm(s.get("valid_mean"), s.get("valid_std")), _fmt_int(s.get("num_params")),
+        flagged = _flag_counts(v)
+        if flagged:
+            status += f" ({flagged})"
+        rows.append([v["label"], fmt_pm(s.get("test_mean"), s.get("test_std"), runs=s.get("runs")),
+                     fmt_pm(s.get("valid_mean"), s.get("valid_std"), runs=s.get("runs")), _fmt_int(s.get("num_params")),
                      s.get("runs", 0), "-" if v.get("time_per_epoch") is None else f"{v['time_per_epoch']:.3g}",
                      status])
     out.append(markdown_table(["variant", "test", "valid", "#params", "runs", "s/epoch", "status"], rows))
@@ -92,10 +99,16 @@ def comparison_markdown(comparison: Dict[str, Any]) -> str:
         rows = []
         for c in comps:
             if c.get("error"):
-                rows.append([c["variant"], c["baseline"], "-", "-", "-", "-", "-", 0, c["error"]])
+                note = c["error"] + (f"; {c['verdict']}" if c.get("verdict") else "")
+                rows.append([c["variant"], c["baseline"], "-", "-", "-", "-", "-", 0, note])
                 continue
             ci = "-" if c["ci_low"] != c["ci_low"] else f"[{c['ci_low']:+.4f}, {c['ci_high']:+.4f}]"
-            notes = [c["verdict"]]
+            notes = [f"**{c['verdict']}**" if c.get("statistical_verdict") else c["verdict"]]
+            if c.get("statistical_verdict"):
+                notes.append(f"the paired test alone: {c['statistical_verdict']}")
+                advice = [a["advice"] for a in (c.get("unstable_runs") or {}).values() if a.get("advice")]
+                if advice:
+                    notes.append(advice[0])
             if c.get("excluded"):
                 notes.append(f"{len(c['excluded'])} non-finite pair(s) left out: {', '.join(c['excluded'])}")
             if c.get("unpaired"):
@@ -121,7 +134,8 @@ def comparison_markdown(comparison: Dict[str, Any]) -> str:
 
 CSV_COLUMNS = ["kind", "variant", "baseline", "status", "test_mean", "test_std", "valid_mean", "valid_std",
                "num_params", "runs", "time_per_epoch", "diff_mean", "ci_low", "ci_high", "p", "test",
-               "wilcoxon_p", "n_pairs", "verdict", "error", "source"]
+               "wilcoxon_p", "n_pairs", "verdict", "error", "source", "diverged_runs", "unstable_runs",
+               "statistical_verdict"]
 
 
 def comparison_csv_rows(comparison: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -138,7 +152,10 @@ def comparison_csv_rows(comparison: Dict[str, Any]) -> List[Dict[str, Any]]:
                      "time_per_epoch": v.get("time_per_epoch"), "diff_mean": c.get("mean"),
                      "ci_low": c.get("ci_low"), "ci_high": c.get("ci_high"), "p": c.get("p"), "test": c.get("test"),
                      "wilcoxon_p": c.get("wilcoxon_p"), "n_pairs": c.get("n"), "verdict": c.get("verdict"),
-                     "error": v.get("error") or c.get("error")})
+                     "error": v.get("error") or c.get("error"),
+                     "diverged_runs": " ".join(v.get("diverged_runs") or []) or None,
+                     "unstable_runs": " ".join(v.get("unstable_runs") or []) or None,
+                     "statistical_verdict": c.get("statistical_verdict")})
     for r in comparison.get("references") or []:
         rows.append({"kind": "reference", "variant": r["method"], "test_mean": r.get("test"),
                      "test_std": r.get("test_std"), "valid_mean": r.get("valid"), "valid_std": r.get("valid_std"),
@@ -147,7 +164,8 @@ def comparison_csv_rows(comparison: Dict[str, Any]) -> List[Dict[str, Any]]:
 
 
 REPORT_COLUMNS = ["file", "dataset", "model", "variant", "protocol", "metric", "test_mean", "test_std",
-                  "valid_mean", "valid_std", "num_params", "runs", "diverged", "time_per_epoch", "complete"]
+                  "valid_mean", "valid_std", "num_params", "runs", "diverged", "unstable", "time_per_epoch",
+                  "complete", "advice"]
 
 
 def report_rows(entries: Sequence[Dict[str, Any]]) -> List[List[str]]:
@@ -155,9 +173,10 @@ def report_rows(entries: Sequence[Dict[str, Any]]) -> List[List[str]]:
     out = []
     for e in entries:
         out.append([e["file"], e["dataset"], e["model"], e["variant"], e["protocol"], e["metric"],
-                    fmt_pm(e["test_mean"], e["test_std"]), fmt_pm(e["valid_mean"], e["valid_std"]),
+                    fmt_pm(e["test_mean"], e["test_std"], runs=e["runs"]),
+                    fmt_pm(e["valid_mean"], e["valid_std"], runs=e["runs"]),
                     _fmt_int(e.get("num_params")),
-                    f"{e['runs']} ({e['diverged']} diverged)" if e.get("diverged") else e["runs"],
+                    f"{e['runs']} ({_flag_counts(e)})" if _flag_counts(e) else e["runs"],
                     "-" if e.get("time_per_epoch") is None else f"{e['time_per_epoch']:.3g}",
                     "yes" if e["complete"] else "no"])
     return out

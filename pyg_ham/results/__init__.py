@@ -1,5 +1,6 @@
 """Run records, aggregation over seeds, comparisons and result files."""
 from pyg_ham.results.io import provenance, read_json, write_json
-from pyg_ham.results.records import RunResult, mean_std, result_document, summarize
+from pyg_ham.results.records import RunResult, format_mean_std, mean_std, result_document, summarize
 
-__all__ = ["provenance", "read_json", "write_json", "RunResult", "mean_std", "summarize", "result_document"]
+__all__ = ["provenance", "read_json", "write_json", "RunResult", "mean_std", "format_mean_std", "summarize",
+           "result_document"]

@@ -16,11 +16,16 @@ __all__ = ["write_json", "read_json", "provenance"]
 
 
 def write_json(path: Union[str, Path], obj: Any) -> Path:
-    """Write :obj:`obj` as JSON atomically (temp file + rename): a crash never leaves half a file."""
+    """Write :obj:`obj` as JSON atomically (temp file + rename): a crash never leaves half a file.
+
+    The file gets the permissions :func:`open` would give it (``0o666`` less the umask), not
+    the private ``0o600`` of a temporary file.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())
         with os.fdopen(fd, "w") as f:
             json.dump(obj, f, indent=1, default=_json_default)
             f.write("\n")
@@ -29,6 +34,12 @@ def write_json(path: Union[str, Path], obj: Any) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # reading the umask means setting it; put it back at once
+    os.umask(mask)
+    return mask
 
 
 def read_json(path: Union[str, Path]) -> Any:

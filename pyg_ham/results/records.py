@@ -9,7 +9,7 @@ import torch
 
 from pyg_ham.results.io import provenance
 
-__all__ = ["RunResult", "mean_std", "summarize", "result_document"]
+__all__ = ["RunResult", "mean_std", "format_mean_std", "summarize", "result_document"]
 
 
 @dataclass
@@ -46,12 +46,38 @@ class RunResult:
 
 
 def mean_std(values: Sequence[float]) -> tuple:
-    """Mean and unbiased (``n - 1``) standard deviation, as OGB reports; std is 0 for one value."""
+    """Mean and unbiased (``n - 1``) standard deviation, as OGB reports; the std of one value
+    is undefined (``None``, ``null`` in JSON)."""
     values = [float(v) for v in values]
     if not values:
-        return math.nan, math.nan
+        return math.nan, None
     t = torch.tensor(values, dtype=torch.float64)
-    return float(t.mean()), float(t.std(unbiased=True)) if len(values) > 1 else 0.0
+    return float(t.mean()), float(t.std(unbiased=True)) if len(values) > 1 else None
+
+
+def _number(value: Any) -> Optional[float]:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isnan(value):
+        return None
+    return float(value)
+
+
+def format_mean_std(mean: Any, std: Any = None, runs: Optional[int] = None, digits: int = 4) -> str:
+    r"""``"0.7174 ± 0.0029"``; ``"0.7174 (1 run)"`` when there is one run (its std is undefined,
+    even where an older result file wrote ``0.0``); ``"0.7174"`` without a std; ``"-"``
+    without a mean.
+
+    Args:
+        mean (float): the mean.
+        std (float, optional): the standard deviation (``None``: undefined).
+        runs (int, optional): the number of runs behind the mean (``None``: not known).
+        digits (int): decimals. (default: :obj:`4`)
+    """
+    m, s = _number(mean), _number(std)
+    if m is None:
+        return "-"
+    if runs == 1:
+        return f"{m:.{digits}f} (1 run)"
+    return f"{m:.{digits}f}" + (f" ± {s:.{digits}f}" if s is not None else "")
 
 
 def summarize(runs: Sequence[Union[RunResult, Dict[str, Any]]], num_params: Optional[int] = None) -> Dict[str, Any]:

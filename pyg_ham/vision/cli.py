@@ -39,3 +39,22 @@ def vision(config_path: Optional[str], **flags: Any) -> None:
         raise ConfigError(f"'pyg-ham vision' trains image classifiers; {cfg.dataset!r} is not one "
                           f"(choose {', '.join(VISION_DATASETS)}); use 'pyg-ham train' for graph datasets")
     run_and_report(cfg)
+
+
+def _vision_help() -> None:
+    """The shared flags' help says what ``vision``'s defaults are (digits, cnn, lr 1e-3...)."""
+    from pyg_ham.vision.trainer import VISION_DEFAULTS
+
+    texts = {"dataset": f"Image dataset: digits (offline), mnist, cifar10, cifar100; default: "
+                        f"{VISION_DEFAULTS['dataset']}.",
+             "model": f"cnn, mlp or a torchvision model such as resnet18; default: {VISION_DEFAULTS['model']}.",
+             "lr": f"Learning rate (default {VISION_DEFAULTS['lr']:g}).",
+             "epochs": f"Training epochs (default {VISION_DEFAULTS['epochs']}).",
+             "hidden": f"Hidden channels (default {VISION_DEFAULTS['hidden']}).",
+             "layers": "Conv blocks (cnn) or hidden layers (mlp)."}
+    for param in vision.params:
+        if param.name in texts and isinstance(param, click.Option):
+            param.help = texts[param.name]
+
+
+_vision_help()

@@ -93,3 +93,32 @@ def test_sweep_cli_errors(tmp_path):
     r = CliRunner().invoke(main, ["sweep", "--alphas", "ten", "--out", str(tmp_path / "s")])
     assert r.exit_code == 2 and "comma-separated numbers" in r.output
     assert not (tmp_path / "s").exists()
+
+
+def test_the_printed_next_command_runs_on_the_same_setting(tmp_path, monkeypatch):
+    import shlex
+
+    from pyg_ham.train.runner import comparable_config
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "c.yaml").write_text("dataset: synthetic\ndataset_options: {num_nodes: 200}\nhidden: 8\nepochs: 9\n")
+    (tmp_path / "data").mkdir()
+    sweep = CliRunner().invoke(main, ["sweep", "-c", "c.yaml", "--root", "data", "--epochs", "2", "-q",
+                                      "--alphas", "10", "--betas", "0.001", "--weight-decays", "0", "--out", "sw"],
+                               catch_exceptions=False)
+    assert sweep.exit_code == 0, sweep.output
+    line = next(l for l in sweep.output.splitlines() if l.startswith("Next: `"))
+    command = shlex.split(line.split("`")[1])
+    assert command[:2] == ["pyg-ham", "compare"]
+    result = CliRunner().invoke(main, command[1:] + ["--out", "cmp"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    swept = {json.loads(p.read_text())["config"]["ham"]: json.loads(p.read_text())["config"]
+             for p in (tmp_path / "sw").glob("adam*.json")}
+    compared = {json.loads(p.read_text())["config"]["ham"]: json.loads(p.read_text())["config"]
+                for p in (tmp_path / "cmp").glob("adam*.json")}
+    assert set(swept) == set(compared) == {False, True}
+    for ham in (False, True):  # the very same experiment: dataset, options, root, epochs, model, variant
+        assert comparable_config(compared[ham]) == comparable_config(swept[ham])
+        assert compared[ham]["root"] == swept[ham]["root"] == "data"
+        assert compared[ham]["epochs"] == 2 and compared[ham]["dataset_options"] == {"num_nodes": 200}
+    assert "# Use: " + line.split("`")[1] in (tmp_path / "sw" / "best.yaml").read_text()
