@@ -73,12 +73,12 @@ def llm(model: str, data: str, lora_targets: Tuple[str, ...], seeds: Tuple[int, 
                        seeds=list(seeds) or [0], save_dir=save_dir, **options)  # type: ignore[arg-type]
 
     from pyg_ham.llm.finetuning import finetune
-    from pyg_ham.results import write_json
+    from pyg_ham.results import format_mean_std, write_json
 
     doc = finetune(config)
     summary = doc["summary"]
-    click.echo(f"{'HAM' if config.ham else 'base'}: eval loss {summary['valid_mean']:.4f}"
-               f" ± {summary['valid_std']:.4f}, perplexity {summary['perplexity_mean']:.2f}"
+    click.echo(f"{'HAM' if config.ham else 'base'}: eval loss "
+               f"{format_mean_std(summary['valid_mean'], summary['valid_std'], len(doc['runs']))}, perplexity {summary['perplexity_mean']:.2f}"
                f" ({len(doc['runs'])} run(s), {summary.get('num_params', 0)} trainable parameters)")
     if out is not None:
         write_json(out, doc)

@@ -25,7 +25,7 @@ from pyg_ham.llm._deps import require
 from pyg_ham.llm.data import BlockDataset, read_text, split_blocks, tokenize_blocks
 from pyg_ham.llm.trainer import HAMArguments, get_ham_trainer_class
 from pyg_ham.optim.ham import HAM_DEFAULTS
-from pyg_ham.results import RunResult, result_document
+from pyg_ham.results import RunResult, mean_std, result_document
 
 __all__ = ["LLMConfig", "load_model_and_tokenizer", "apply_lora", "finetune", "PRECISIONS"]
 
@@ -299,9 +299,7 @@ def finetune(config: LLMConfig) -> Dict[str, Any]:
                           num_params=num_params, device=device, model=config.model,
                           lower_is_better=True, total_params=total_params)
     perplexities = [r.extra["perplexity"] for r in runs]
-    doc["summary"]["perplexity_mean"] = sum(perplexities) / len(perplexities)
-    doc["summary"]["perplexity_std"] = (float(torch.tensor(perplexities, dtype=torch.float64).std())
-                                        if len(perplexities) > 1 else 0.0)
+    doc["summary"]["perplexity_mean"], doc["summary"]["perplexity_std"] = mean_std(perplexities)
     return doc
 
 

@@ -124,8 +124,10 @@ def config_from_cli(config_path: Optional[str], **flags: Any) -> "ExperimentConf
 @click.command()
 @experiment_options
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the result JSON here (after every run).")
-@click.option("--checkpoint-dir", type=click.Path(file_okay=False), help="Per-epoch checkpoints (default: OUT.ckpt/).")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False),
+              help="Per-epoch checkpoints (default: the --out path with .ckpt for .json, e.g. r.ckpt/).")
 @click.option("--resume", is_flag=True, default=None, help="Skip finished runs and continue an interrupted one.")
+@click.option("--overwrite", is_flag=True, default=None, help="Replace the finished runs already in --out.")
 def train(config_path: Optional[str], **flags: Any) -> None:
     """Train a GNN with (or without) HAM and report test at best validation, mean ± std over runs.
 
@@ -139,6 +141,21 @@ def train(config_path: Optional[str], **flags: Any) -> None:
     run_and_report(config_from_cli(config_path, **flags))
 
 
+def interrupted_note(cfg: "ExperimentConfig") -> str:  # noqa: F821
+    """What an interrupted run kept, naming only files that exist."""
+    from pyg_ham.train.runner import checkpoint_dir
+
+    kept = []
+    if cfg.out and Path(cfg.out).exists():
+        kept.append(f"finished runs are in {cfg.out}")
+    ckpt = checkpoint_dir(cfg)
+    if ckpt is not None and ckpt.is_dir() and any(ckpt.iterdir()):
+        kept.append(f"the interrupted run's last epoch is in {ckpt}/")
+    if not kept:
+        return "nothing was saved" + ("" if cfg.out else " (no --out)")
+    return "; ".join(kept) + "; rerun with --resume to continue"
+
+
 def run_and_report(cfg: "ExperimentConfig") -> None:  # noqa: F821
     """Run the experiment, print its summary line; on Ctrl-C say what was kept (exit 130)."""
     from pyg_ham.train.runner import run_experiment, summary_line
@@ -146,9 +163,7 @@ def run_and_report(cfg: "ExperimentConfig") -> None:  # noqa: F821
     try:
         doc = run_experiment(cfg, log=lambda msg: click.echo(msg, err=True))
     except KeyboardInterrupt:
-        where = f"finished runs are in {cfg.out}; rerun with --resume to continue" if cfg.out else \
-            "nothing was saved (no --out)"
-        click.echo(f"\ninterrupted: {where}", err=True)
+        click.echo(f"\ninterrupted: {interrupted_note(cfg)}", err=True)
         sys.exit(130)
     if cfg.out:
         click.echo(f"wrote {cfg.out}", err=True)

@@ -79,6 +79,7 @@ class ExperimentConfig:
     out: Optional[str] = None
     checkpoint_dir: Optional[str] = None
     resume: bool = False
+    overwrite: bool = False
     quiet: bool = False
     # provenance: the dataset recipe the settings started from (see from_recipe)
     recipe: Optional[str] = None
@@ -166,6 +167,9 @@ class ExperimentConfig:
             if len(self.fanout) != self.layers:
                 raise ConfigError(f"fanout has {len(self.fanout)} hops but the model has {self.layers} layers; "
                                   f"give one fanout per layer (e.g. --fanout {','.join(['10'] * self.layers)})")
+        if self.fanout is not None and self.batch_size is None:
+            raise ConfigError("fanout has no effect in full-batch training (every neighbour is used); "
+                              "set batch_size (--batch-size) to sample mini-batches, or drop fanout")
         if self.sparsity > 0 and not self.sparsifier:
             raise ConfigError("sparsity > 0 needs a sparsifier (--sparsifier random|erk|magnitude|gmp|acdc|rigl)")
         from pyg_ham.optim import optimizer_class

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from pyg_ham.results import RunResult
 from pyg_ham.train.diagnostics import WeightDiagnostics
+from pyg_ham.train.stability import run_stability
 
 if TYPE_CHECKING:
     from pyg_ham.train.config import ExperimentConfig
@@ -116,7 +117,10 @@ def fit(
     ``test`` at that epoch, as the OGB leaderboards require. The history records, per epoch,
     the loss, the scores, the epoch time, the learning rate, and for the weights HAM acts on
     the fraction of near-zero weights, their L1 norm and the fraction of signs flipped since
-    the previous epoch. A non-finite loss ends the run (``"diverged": True`` in the record).
+    the previous epoch. A non-finite loss ends the run (``"diverged": True`` in the record); a
+    run whose loss spikes far above its best, or whose HAM exponents saturate the clamp, is
+    marked ``"unstable"`` (:func:`~pyg_ham.train.stability.run_stability`); either way
+    ``"instability"`` says why, from which epoch, and what to change.
 
     Args:
         task (TrainingTask): one run of a task kind (its seed, batches, loss, predictions).
@@ -224,6 +228,14 @@ def fit(
     out_extra = task.record()
     if diverged:
         out_extra["diverged"] = True
+    instability = run_stability(history, lr=cfg.lr, alpha=cfg.alpha, ham=cfg.ham)
+    if instability is not None:  # flagged in the record: reason, first epoch, what to change
+        flag = {k: instability[k] for k in ("status", "kind", "reason", "epoch", "advice")}
+        if instability["status"] == "diverged":
+            out_extra["diverged"] = True
+        else:
+            out_extra["unstable"] = flag
+        out_extra["instability"] = flag
     out_extra["num_params"] = count_parameters(model)
     if sparsifier is not None:
         out_extra["sparsity"] = sparsifier.report()

@@ -10,11 +10,12 @@ import torch
 
 from pyg_ham.datasets import GraphTask, load_dataset
 from pyg_ham.errors import ConfigError
-from pyg_ham.results import RunResult, read_json, result_document, write_json
+from pyg_ham.results import RunResult, format_mean_std, read_json, result_document, write_json
 from pyg_ham.train import node, graph  # noqa: F401 - registers the "node" and "graph" task kinds
 from pyg_ham.train.common import make_optimizer
 from pyg_ham.train.config import ExperimentConfig, resolve_device
 from pyg_ham.train.engine import fit, seed_everything
+from pyg_ham.train.stability import document_stability
 from pyg_ham.train.task import RunSpec, task_kind
 
 __all__ = ["run_experiment", "run_specs", "train_run", "load_task", "comparable_config", "summary_line", "GIN_PROTOCOL_NOTE"]
@@ -22,7 +23,7 @@ __all__ = ["run_experiment", "run_specs", "train_run", "load_task", "comparable_
 GIN_PROTOCOL_NOTE = ("gin (optimistic): one epoch chosen by the mean accuracy on the held-out folds, "
                      "which are also the reported ones (Xu et al., 2019)")
 #: Settings that do not change results (ignored when checking that --resume continues the same experiment).
-_NON_RESULT_KEYS = {"out", "checkpoint_dir", "resume", "quiet", "device", "root", "recipe"}
+_NON_RESULT_KEYS = {"out", "checkpoint_dir", "resume", "overwrite", "quiet", "device", "root", "recipe"}
 
 
 def load_task(cfg: ExperimentConfig) -> Any:
@@ -94,15 +95,28 @@ def _apply_gin_protocol(records: List[Dict[str, Any]], higher_is_better: bool) -
     return best + 1
 
 
+def checkpoint_dir(cfg: ExperimentConfig) -> Optional[Path]:
+    """Where per-epoch checkpoints go: ``--checkpoint-dir``, else the ``--out`` path with ``.ckpt``."""
+    if cfg.checkpoint_dir:
+        return Path(cfg.checkpoint_dir)
+    return Path(cfg.out).with_suffix(".ckpt") if cfg.out else None
+
+
 def comparable_config(config: Dict[str, Any]) -> Dict[str, Any]:
     """The settings of a config that change results (what "the same experiment" means)."""
     return {k: v for k, v in config.items() if k not in _NON_RESULT_KEYS}
 
 
 def _load_previous(cfg: ExperimentConfig, out: Optional[Path]) -> Dict[str, Dict[str, Any]]:
-    if not (cfg.resume and out is not None and out.exists()):
+    if out is None or not out.exists():
         return {}
     previous = read_json(out)
+    if not cfg.resume:
+        finished = len(previous.get("runs") or [])
+        if finished and not cfg.overwrite:
+            raise ConfigError(f"{out} already holds {finished} finished run(s); continue them with --resume, "
+                              f"or pass --overwrite to replace them")
+        return {}
     if comparable_config(previous.get("config", {})) != comparable_config(cfg.to_dict()):
         raise ConfigError(f"{out} holds results of a different configuration; choose another --out "
                           f"or drop --resume to start afresh")
@@ -110,16 +124,20 @@ def _load_previous(cfg: ExperimentConfig, out: Optional[Path]) -> Dict[str, Dict
 
 
 def summary_line(doc: Dict[str, Any]) -> str:
-    """``dataset model optimizer(+HAM): test metric mean ± std (valid ...) over N runs, P params``."""
+    """``dataset model optimizer(+HAM): test metric mean ± std (valid ...) over N runs, P params``,
+    then how many runs diverged or were unstable and what to change."""
     cfg, s = doc["config"], doc["summary"]
     opt = cfg["optimizer"] + (f"+HAM(alpha={cfg['alpha']:g}, beta={cfg['beta']:g})" if cfg["ham"] else "")
     params = f", {s['num_params']:,} params" if "num_params" in s else ""
-    diverged = sum(1 for r in doc["runs"] if r.get("diverged"))
-    warning = (f"; {diverged} of {s['runs']} diverged (non-finite loss): lower --lr or --alpha"
-               if diverged else "")
-    return (f"{doc['dataset']} {doc.get('model', '')} {opt}: test {doc['metric']} {s['test_mean']:.4f} ± "
-            f"{s['test_std']:.4f} (valid {s['valid_mean']:.4f} ± {s['valid_std']:.4f}) over {s['runs']} "
-            f"{'folds' if doc.get('protocol') in ('cv', 'gin') else 'runs'}{params}{warning}")
+    flagged = document_stability(doc)
+    warning = ""
+    if flagged["diverged"] or flagged["unstable"]:
+        parts = [f"{len(flagged[k])} {k}" for k in ("diverged", "unstable") if flagged[k]]
+        warning = f"; {' and '.join(parts)} of {s['runs']}: {flagged['advice']}"
+    unit = "folds" if doc.get("protocol") in ("cv", "gin") else "runs"
+    return (f"{doc['dataset']} {doc.get('model', '')} {opt}: test {doc['metric']} "
+            f"{format_mean_std(s['test_mean'], s['test_std'], s['runs'])} (valid "
+            f"{format_mean_std(s['valid_mean'], s['valid_std'], s['runs'])}) over {s['runs']} {unit}{params}{warning}")
 
 
 def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
@@ -133,7 +151,7 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
     kind = task_kind(task)
     protocol, specs = run_specs(task, cfg)
     out = Path(cfg.out) if cfg.out else None
-    ckpt_dir = Path(cfg.checkpoint_dir) if cfg.checkpoint_dir else (out.with_suffix(".ckpt") if out else None)
+    ckpt_dir = checkpoint_dir(cfg)
     previous = _load_previous(cfg, out)
     model_name = (cfg.model or kind.default_model).lower()
 
@@ -163,8 +181,9 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
         if checkpoint is not None and checkpoint.exists():
             checkpoint.unlink()
         if not cfg.quiet:
+            flag = result.extra.get("instability")
             log(f"{spec['key']}: best epoch {result.best_epoch}, valid {result.valid:.4f}, test {result.test:.4f}"
-                + (" (diverged)" if result.extra.get("diverged") else ""))
+                + (f" ({flag['status']}: {flag['reason']})" if flag else ""))
     if protocol == "gin":
         _apply_gin_protocol(records, task.higher_is_better)
     doc = document(complete=True)

@@ -10,12 +10,16 @@ from pyg_ham.train.cli import config_file_keys, config_from_cli, experiment_opti
 
 __all__ = ["vision"]
 
+#: Flags of the shared option set that only graph models read.
+GRAPH_ONLY_FLAGS = ("heads", "pool", "jk", "fanout", "virtual_node", "eval_mode", "protocol", "folds", "repeats")
+
 
 @click.command()
 @experiment_options
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the result JSON here (after every run).")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False), help="Per-epoch checkpoints (default: OUT.ckpt/).")
 @click.option("--resume", is_flag=True, default=None, help="Skip finished runs and continue an interrupted one.")
+@click.option("--overwrite", is_flag=True, default=None, help="Replace the finished runs already in --out.")
 def vision(config_path: Optional[str], **flags: Any) -> None:
     """Train an image classifier with (or without) HAM; report test accuracy at best validation.
 
@@ -31,6 +35,11 @@ def vision(config_path: Optional[str], **flags: Any) -> None:
       pyg-ham vision -d cifar10 -m resnet18 --root data --epochs 100 --scheduler cosine
     """
     from pyg_ham.vision.data import VISION_DATASETS, is_vision_dataset
+
+    graph_only = [f"--{k.replace('_', '-')}" for k in GRAPH_ONLY_FLAGS if flags.get(k) is not None]
+    if graph_only:
+        raise ConfigError(f"{', '.join(graph_only)} only apply to graph models and have no effect on image "
+                          f"classifiers; drop them (or use 'pyg-ham train' on a graph dataset)")
 
     if flags.get("dataset") is None and "dataset" not in config_file_keys(config_path):
         flags["dataset"] = "digits"  # config_from_cli fills the other vision defaults

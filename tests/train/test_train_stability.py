@@ -134,3 +134,16 @@ def test_real_cora_with_ham_is_not_flagged(staged):
     doc = run_experiment(cfg, log=lambda m: None)
     assert len(doc["runs"][0]["history"]) == cfg.epochs >= 100
     assert document_stability(doc)["details"] == {}
+
+
+def test_the_shipped_tu_gin_recipe_trains_stably_with_and_without_ham(staged):
+    """configs/tu-gin.yaml as shipped (HAM alpha 20) on MUTAG, past the epochs where alpha 200 spikes."""
+    root = staged("TUDataset", "MUTAG")
+    recipe = dataclasses.replace(load_config(CONFIGS / "tu-gin.yaml"), root=str(root), folds=3, epochs=30,
+                                 quiet=True, device="cpu")
+    assert recipe.ham and recipe.alpha == 20.0
+    task = load_task(recipe)
+    for cfg in (recipe, dataclasses.replace(recipe, ham=False)):
+        doc = run_experiment(cfg, log=lambda m: None, task=task)
+        assert document_stability(doc)["details"] == {}
+        assert doc["summary"]["test_mean"] > 0.7
