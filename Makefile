@@ -9,7 +9,7 @@ EXTRAS ?= test,plots,llm
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-all clean
+.PHONY: install run test test-all lint clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -31,3 +31,8 @@ test-all: install
 
 clean:
 	rm -rf $(VENV) *.egg-info
+
+lint: install
+	$(PY) -m pip install -q "ruff>=0.6" "mypy>=1.10"
+	$(PY) -m ruff check .
+	$(PY) -m mypy pyg_ham/optim pyg_ham/sampling

@@ -117,7 +117,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--sets", default="graphsage,transformer", help="comma-separated: graphsage,transformer")
     args = parser.parse_args()
-    sets = {"graphsage": ("ogbn-arxiv GraphSAGE", graphsage_arxiv), "transformer": ("25M transformer-like", transformer_25m)}
+    sets = {"graphsage": ("ogbn-arxiv GraphSAGE", graphsage_arxiv),
+            "transformer": ("25M transformer-like", transformer_25m)}
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     print("| parameter set | #params | base | variant | median step (ms) | ratio to base |")
     print("|---|---|---|---|---|---|")

@@ -15,7 +15,8 @@ from pyg_ham.validation import check_choice, check_int, check_number, coerce_opt
     (lambda: check_number("k", 2.5, 1, integer=True), "k must be an integer >= 1, got 2.5"),
     (lambda: check_number("k", True, 1), "k must be a finite number >= 1, got True"),
     (lambda: check_int("n", 0, allow_none=True), "n must be an integer >= 1 or None, got 0"),
-    (lambda: check_choice("norm", "group", ("batch_norm", "none")), "norm must be one of batch_norm, none, got 'group'"),
+    (lambda: check_choice("norm", "group", ("batch_norm", "none")),
+     "norm must be one of batch_norm, none, got 'group'"),
     (lambda: coerce_option("Cora", "num_splits", "2.5", 1), "Cora: option num_splits must be an integer, got '2.5'"),
     (lambda: coerce_option("Cora", "flag", "maybe", True), "Cora: option flag must be true or false, got 'maybe'"),
 ])

@@ -17,7 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Union
 
 from pyg_ham.compare.leaderboards import reference_rows
 from pyg_ham.compare.stats import cv_test_train_ratio, higher_is_better, is_cv, pair_runs, paired_difference
-from pyg_ham.compare.table import comparison_csv_rows, comparison_markdown, csv_text, CSV_COLUMNS
+from pyg_ham.compare.table import CSV_COLUMNS, comparison_csv_rows, comparison_markdown, csv_text
 from pyg_ham.compare.variants import PAIRING_KEYS, Variant, baseline_of, default_variants, parse_variants
 from pyg_ham.errors import ConfigError, PygHamError
 from pyg_ham.results import read_json, write_json

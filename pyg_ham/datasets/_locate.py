@@ -5,8 +5,7 @@ from pathlib import Path
 from typing import Callable, TypeVar
 
 from pyg_ham.datasets._compat import guarded_load
-from pyg_ham.datasets.paths import (has_files, is_writable, mirror, offline, remove_empty_dirs,
-                                    staging_dir)
+from pyg_ham.datasets.paths import has_files, is_writable, mirror, offline, remove_empty_dirs, staging_dir
 from pyg_ham.errors import DatasetError
 
 T = TypeVar("T")

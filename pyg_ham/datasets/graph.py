@@ -6,7 +6,8 @@
   attributes are used where the dataset has them (``use_node_attr=True``, e.g.
   PROTEINS, ENZYMES), concatenated with the one-hot node labels.  One-hot edge
   labels are kept as :obj:`edge_attr` (PyG's default, e.g. MUTAG: 4 bond types),
-  continuous edge attributes are dropped unless ``use_edge_attr=True``.  Datasets without node features (IMDB-*, COLLAB, REDDIT-*) get one-hot
+  continuous edge attributes are dropped unless ``use_edge_attr=True``.  Datasets without node
+  features (IMDB-*, COLLAB, REDDIT-*) get one-hot
   node degrees (``OneHotDegree``) with the maximum degree found in the data, capped
   at ``degree_cap`` (default 512: only the REDDIT sets exceed it; larger degrees share
   the last slot).

@@ -2,7 +2,7 @@
 
 Predictions are raw model outputs (logits or scores):
 
-* ``"acc"``: accuracy :math:`\frac{1}{n}\sum_i [\arg\max_c \hat y_{ic} = y_i]`;
+* ``"acc"``: accuracy :math:`\frac{1}{n}\\sum_i [\arg\\max_c \\hat y_{ic} = y_i]`;
   a 1-D :obj:`pred` is taken as predicted class labels.
 * ``"rocauc"`` for one binary target: area under the ROC curve of the score
   :math:`s_i` - the single output column, or :math:`z_{i1} - z_{i0}` for two

@@ -1,4 +1,4 @@
-"""Node-classification datasets: loaders that turn PyG / OGB datasets into
+r"""Node-classification datasets: loaders that turn PyG / OGB datasets into
 :class:`~pyg_ham.datasets.tasks.NodeTask` objects.
 
 Protocols (documented per dataset in :attr:`NodeTask.description`):
@@ -33,8 +33,7 @@ from torch_geometric.data import Data
 from pyg_ham.datasets._compat import import_ogb
 from pyg_ham.datasets._locate import load_folder
 from pyg_ham.datasets.metrics import HIGHER_IS_BETTER, accuracy, binary_rocauc, ogb_eval
-from pyg_ham.datasets.splits import (check_ratios, mask_split, num_mask_splits, per_class_split, random_split,
-                                     split_seed)
+from pyg_ham.datasets.splits import check_ratios, mask_split, num_mask_splits, per_class_split, random_split, split_seed
 from pyg_ham.datasets.synthetic import csbm
 from pyg_ham.datasets.tasks import NodeTask
 
@@ -196,7 +195,8 @@ def ogbn(info: DatasetInfo, root: Path, download: bool, undirected: bool = True)
             labels = pred.argmax(dim=-1) if pred.dim() == 2 else pred.view(-1)
             return ogb_eval(evaluator, metric, y.view(-1, 1), labels.view(-1, 1))
 
-    return _task(name, data, metric, num_classes, lambda run: {k: v.clone() for k, v in split_idx.items()}, 1, "; ".join(notes),
+    return _task(name, data, metric, num_classes, lambda run: {k: v.clone() for k, v in split_idx.items()}, 1,
+                 "; ".join(notes),
                  eval_fn=eval_fn, loss_fn="bce" if metric == "rocauc" else "cross_entropy")
 
 

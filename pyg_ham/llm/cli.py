@@ -78,7 +78,8 @@ def llm(model: str, data: str, lora_targets: Tuple[str, ...], seeds: Tuple[int, 
     doc = finetune(config)
     summary = doc["summary"]
     click.echo(f"{'HAM' if config.ham else 'base'}: eval loss "
-               f"{format_mean_std(summary['valid_mean'], summary['valid_std'], len(doc['runs']))}, perplexity {summary['perplexity_mean']:.2f}"
+               f"{format_mean_std(summary['valid_mean'], summary['valid_std'], len(doc['runs']))}, "
+               f"perplexity {summary['perplexity_mean']:.2f}"
                f" ({len(doc['runs'])} run(s), {summary.get('num_params', 0)} trainable parameters)")
     if out is not None:
         write_json(out, doc)

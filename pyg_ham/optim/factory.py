@@ -114,7 +114,7 @@ def build_optimizer(
             for g in groups:
                 g.pop("param_names")
     try:
-        base = cls(groups, lr=lr, **kwargs)
+        base = cls(groups, lr=lr, **kwargs)  # type: ignore[call-arg]
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"cannot build optimizer {name!r}: {exc}") from None
     try:

@@ -273,8 +273,9 @@ class _Reducer:
 
     def __call__(self, protocol: int) -> Any:
         optimizer = self.optimizer()
-        rv = type(optimizer).__reduce_ex__(optimizer, protocol)
-        if isinstance(rv, tuple) and len(rv) >= 3 and rv[0] is copyreg.__newobj__ and rv[1] == (type(optimizer),):
+        rv: Any = type(optimizer).__reduce_ex__(optimizer, protocol)  # type: ignore[call-arg, arg-type]
+        newobj = copyreg.__newobj__  # type: ignore[attr-defined]
+        if isinstance(rv, tuple) and len(rv) >= 3 and rv[0] is newobj and rv[1] == (type(optimizer),):
             record = optimizer.__dict__[_RECORD]
             return (_rebuild_attached, (type(optimizer), record.implementation)) + tuple(rv[2:])
         return rv
@@ -406,7 +407,7 @@ class HAM(Optimizer):
 
     @state.setter
     def state(self, value: Dict[Tensor, Any]) -> None:
-        self.base.state = value
+        self.base.state = value  # type: ignore[assignment]
 
     @property  # type: ignore[override]
     def defaults(self) -> Dict[str, Any]:
@@ -466,14 +467,15 @@ class HAM(Optimizer):
         found_inf = getattr(self, "found_inf", None)
         forwarded = grad_scale is not None or found_inf is not None
         if forwarded:
-            self.base.grad_scale, self.base.found_inf = grad_scale, found_inf
+            # GradScaler's protocol for optimizers that unscale themselves (fused Adam/AdamW)
+            self.base.grad_scale, self.base.found_inf = grad_scale, found_inf  # type: ignore[attr-defined]
         self._hook.stepping = True
         try:
             return self.base.step(closure) if closure is not None else self.base.step()
         finally:
             self._hook.stepping = False
             if forwarded:
-                del self.base.grad_scale, self.base.found_inf
+                del self.base.grad_scale, self.base.found_inf  # type: ignore[attr-defined]
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.base.zero_grad(set_to_none=set_to_none)

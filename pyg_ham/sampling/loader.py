@@ -34,6 +34,7 @@ def _shuffle_generator(seed: Optional[int], generator: Optional[torch.Generator]
     if seed is None and generator is None:
         return None
     if seed is None:
+        assert generator is not None
         seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
     return torch.Generator().manual_seed(int(seed) ^ 0x5DEECE66D)
 
@@ -142,10 +143,10 @@ def choose_backend(data: Data, device: Optional[Union[str, torch.device]] = None
     r"""Returns :obj:`"pyg"` or :obj:`"pyg_ham"`: :obj:`"auto"` picks PyG's
     loader when :obj:`pyg-lib` is installed and the graph (or :obj:`device`)
     is on the CPU, ours otherwise."""
-    force = check_backend(force)
+    backend = check_backend(force)
     device = check_device(device)
-    if force != "auto":
-        return force
+    if backend != "auto":
+        return backend
     edge_index = getattr(data, "edge_index", None)
     on_cpu = (device or (edge_index.device if edge_index is not None else torch.device("cpu"))).type == "cpu"
     return "pyg" if torch_geometric.typing.WITH_PYG_LIB and on_cpu else "pyg_ham"

@@ -8,9 +8,9 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from pyg_ham.errors import ConfigError
-from pyg_ham.validation import check_int, check_number
 from pyg_ham.optim.groups import Selector
 from pyg_ham.sparse.masks import select_parameters
+from pyg_ham.validation import check_int, check_number
 
 __all__ = ["Sparsifier"]
 

@@ -7,7 +7,6 @@ from typing import Any, Callable, List, Optional, Set
 
 import click
 
-
 __all__ = ["train", "datasets", "experiment_options", "config_from_cli", "config_file_keys", "run_and_report"]
 
 
@@ -42,7 +41,8 @@ def experiment_options(func: Callable) -> Callable:
         click.option("--dataset", "-d", help="Dataset name (see `pyg-ham datasets`); default: synthetic."),
         click.option("--config", "-c", "config_path", type=click.Path(dir_okay=False),
                      help="YAML experiment config (flags override it)."),
-        click.option("--root", help="Data root laid out like shared/data (default: $PYG_HAM_DATA or ~/.cache/pyg_ham/data)."),
+        click.option("--root", help="Data root laid out like shared/data "
+                                    "(default: $PYG_HAM_DATA or ~/.cache/pyg_ham/data)."),
         click.option("--option", "-o", "dataset_options", multiple=True, callback=_key_values,
                      help="Dataset option KEY=VALUE (e.g. -o num_nodes=5000); repeatable."),
         click.option("--model", "-m", help="gcn, sage, gat, gin, mlp (node) / gin, gcn, sage, gat (graph) / "
@@ -68,7 +68,8 @@ def experiment_options(func: Callable) -> Callable:
         click.option("--runs", type=int, help="Seeds 0..R-1 (node tasks and OGB graph tasks)."),
         click.option("--seed", type=int, help="First seed."),
         click.option("--batch-size", type=int, help="Mini-batch size (node: seed nodes, enables sampling)."),
-        click.option("--fanout", callback=comma_separated(int, "15,10,5"), help="Neighbours per layer, e.g. 15,10,5 (-1 = all)."),
+        click.option("--fanout", callback=comma_separated(int, "15,10,5"),
+                     help="Neighbours per layer, e.g. 15,10,5 (-1 = all); needs --batch-size."),
         click.option("--eval-mode", help="full or layerwise evaluation (node tasks)."),
         click.option("--eval-every", type=int, help="Evaluate every N epochs."),
         click.option("--patience", type=int, help="Early stopping after N evaluations without gain."),

@@ -11,14 +11,15 @@ import torch
 from pyg_ham.datasets import GraphTask, load_dataset
 from pyg_ham.errors import ConfigError
 from pyg_ham.results import RunResult, format_mean_std, read_json, result_document, write_json
-from pyg_ham.train import node, graph  # noqa: F401 - registers the "node" and "graph" task kinds
+from pyg_ham.train import graph, node  # noqa: F401 - registers the "node" and "graph" task kinds
 from pyg_ham.train.common import make_optimizer
 from pyg_ham.train.config import ExperimentConfig, resolve_device
 from pyg_ham.train.engine import fit, seed_everything
 from pyg_ham.train.stability import document_stability
 from pyg_ham.train.task import RunSpec, task_kind
 
-__all__ = ["run_experiment", "run_specs", "train_run", "load_task", "comparable_config", "summary_line", "GIN_PROTOCOL_NOTE"]
+__all__ = ["run_experiment", "run_specs", "train_run", "load_task", "comparable_config", "checkpoint_dir",
+           "summary_line", "GIN_PROTOCOL_NOTE"]
 
 GIN_PROTOCOL_NOTE = ("gin (optimistic): one epoch chosen by the mean accuracy on the held-out folds, "
                      "which are also the reported ones (Xu et al., 2019)")

@@ -15,12 +15,23 @@ or, for any model and any datasets, :func:`fit_classifier`; from the shell,
 """
 from pyg_ham.vision._torchvision import torchvision_available
 from pyg_ham.vision.data import (
-    TORCHVISION_DATASETS, VISION_DATASETS, ImageTensorDataset, VisionTask, is_vision_dataset, list_vision_datasets,
-    load_vision_task, random_crop_flip,
+    TORCHVISION_DATASETS,
+    VISION_DATASETS,
+    ImageTensorDataset,
+    VisionTask,
+    is_vision_dataset,
+    list_vision_datasets,
+    load_vision_task,
+    random_crop_flip,
 )
 from pyg_ham.vision.models import VISION_MODELS, VisionCNN, VisionMLP, build_vision_model
 from pyg_ham.vision.trainer import (
-    DEFAULT_VISION_BATCH_SIZE, VISION_DEFAULTS, fit_classifier, make_loader, train_vision_run, vision_config,
+    DEFAULT_VISION_BATCH_SIZE,
+    VISION_DEFAULTS,
+    fit_classifier,
+    make_loader,
+    train_vision_run,
+    vision_config,
 )
 
 __all__ = [

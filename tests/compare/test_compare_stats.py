@@ -4,8 +4,14 @@ import math
 import pytest
 from scipy import stats
 
-from pyg_ham.compare.stats import (corrected_resampled_ttest, cv_test_train_ratio, pair_runs, paired_difference,
-                                   paired_ttest, wilcoxon_p)
+from pyg_ham.compare.stats import (
+    corrected_resampled_ttest,
+    cv_test_train_ratio,
+    pair_runs,
+    paired_difference,
+    paired_ttest,
+    wilcoxon_p,
+)
 
 BASE = [0.80, 0.81, 0.79, 0.83, 0.80]
 DIFFS = [0.02, 0.01, 0.03, -0.01, 0.02]

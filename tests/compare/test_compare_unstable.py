@@ -3,7 +3,6 @@ import json
 import math
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
 from pyg_ham.cli import main

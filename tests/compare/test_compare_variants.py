@@ -2,8 +2,15 @@
 import pytest
 
 from pyg_ham.compare.leaderboards import load_leaderboards, reference_rows
-from pyg_ham.compare.variants import (Variant, baseline_of, default_variants, load_variants_file, parse_variant,
-                                      parse_variants, variant_of_config)
+from pyg_ham.compare.variants import (
+    Variant,
+    baseline_of,
+    default_variants,
+    load_variants_file,
+    parse_variant,
+    parse_variants,
+    variant_of_config,
+)
 from pyg_ham.errors import ConfigError
 from pyg_ham.train.config import ExperimentConfig
 

@@ -47,8 +47,8 @@ def test_a_registered_graph_dataset_with_its_own_split():
     for i in range(60):
         label = i % 2
         n = 6 + label * 6
-        graphs.append(Data(x=torch.full((n, 1), float(label)), edge_index=torch.randint(0, n, (2, 2 * n), generator=gen),
-                           y=torch.tensor([label])))
+        edge_index = torch.randint(0, n, (2, 2 * n), generator=gen)
+        graphs.append(Data(x=torch.full((n, 1), float(label)), edge_index=edge_index, y=torch.tensor([label])))
 
     @register_dataset("test-sizes", task="graph", metric="acc")
     def sizes(root):

@@ -24,7 +24,7 @@ def corpus(sentences: int = 600, seed: int = 0) -> str:
 
 def save_tokenizer(text: str, directory):
     transformers = _hf()
-    from tokenizers import Tokenizer, models, pre_tokenizers, trainers, decoders
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)

@@ -2,8 +2,8 @@
 import pytest
 import torch
 
-from pyg_ham.optim import hyperbolic_step_
 from pyg_ham.optim import functional as F
+from pyg_ham.optim import hyperbolic_step_
 
 
 def formula(w, g, lr, alpha, beta, bound=None):

@@ -10,7 +10,6 @@ from pyg_ham import HAM, attach_ham, build_optimizer
 from pyg_ham.optim import ham_param_groups
 
 
-
 @pytest.fixture(autouse=True)
 def default_float64():
     """Exact comparisons in float64 here; the default dtype is restored for other modules."""
@@ -132,7 +131,8 @@ def test_selection_overrides_by_pattern_and_predicate():
 def test_auto_mode_on_plain_base_selects_matrices_and_explicit_true_selects_all():
     W, b, gW, gb = make_params()
     pW, pb = torch.nn.Parameter(W.clone()), torch.nn.Parameter(b.clone())
-    opt = HAM(torch.optim.SGD([{"params": [pW]}, {"params": [pb], "ham": True, "ham_alpha": 5.0, "ham_beta": 0.0}], lr=0.1),
+    groups = [{"params": [pW]}, {"params": [pb], "ham": True, "ham_alpha": 5.0, "ham_beta": 0.0}]
+    opt = HAM(torch.optim.SGD(groups, lr=0.1),
               alpha=1.0, beta=0.0)
     pW.grad, pb.grad = gW, gb
     opt.step()
@@ -238,7 +238,8 @@ def test_state_dict_roundtrip_in_fresh_process(tmp_path):
         if mode == "save":
             train(3)
             opt.param_groups[0]["ham_alpha"] = 7.0  # a per-group knob changed at run time is saved
-            torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()}, path + "/ckpt.pt")
+            state = {"model": model.state_dict(), "opt": opt.state_dict(), "sched": sched.state_dict()}
+            torch.save(state, path + "/ckpt.pt")
             train(4)
         else:
             ck = torch.load(path + "/ckpt.pt")

@@ -12,6 +12,7 @@ from pyg_ham.sampling import TorchNeighborLoader, neighbor_loader
 
 sys.path.insert(0, str(Path(__file__).parent))  # the brute-force helpers next to this file
 from sampling_brute import bfs_in, edge_set, hop_slices, in_neighbours, random_graph  # noqa: E402
+
 DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
 

@@ -60,7 +60,7 @@ def test_mask_state_every_step(make_mlp, make_optimizer, train):
     opt = make_optimizer(model, "sgd", ham=True)
     sp = build_sparsifier("random", model, opt, 0.6, 10, mask_state_every_step=True)
     train(model, opt, sp, 3)
-    for n, p in sp.params.items():  # poke the state: the next after_step masks it again
+    for p in sp.params.values():  # poke the state: the next after_step masks it again
         opt.state[p]["momentum_buffer"].fill_(1.0)
     train(model, opt, sp, 1, start=3)
     for n, p in sp.params.items():
@@ -69,7 +69,7 @@ def test_mask_state_every_step(make_mlp, make_optimizer, train):
 
 
 def test_ham_gcn_sparse_training_no_nan():
-    pyg = pytest.importorskip("torch_geometric")
+    pytest.importorskip("torch_geometric")
     from torch_geometric.nn import GCN
 
     torch.manual_seed(0)

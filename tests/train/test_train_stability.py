@@ -7,8 +7,14 @@ import pytest
 
 from pyg_ham.train.config import ExperimentConfig, load_config
 from pyg_ham.train.runner import load_task, run_experiment
-from pyg_ham.train.stability import (SPIKE_RATIO, document_stability, nice_alpha, record_stability, run_stability,
-                                     stability_advice)
+from pyg_ham.train.stability import (
+    SPIKE_RATIO,
+    document_stability,
+    nice_alpha,
+    record_stability,
+    run_stability,
+    stability_advice,
+)
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 

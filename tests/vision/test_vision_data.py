@@ -5,7 +5,12 @@ import torch
 
 from pyg_ham.errors import ConfigError, DatasetError, MissingDependencyError
 from pyg_ham.vision import (
-    VISION_DATASETS, ImageTensorDataset, VisionTask, is_vision_dataset, load_vision_task, random_crop_flip,
+    VISION_DATASETS,
+    ImageTensorDataset,
+    VisionTask,
+    is_vision_dataset,
+    load_vision_task,
+    random_crop_flip,
 )
 
 

@@ -9,9 +9,9 @@ from torch.optim import Optimizer
 from pyg_ham.errors import ConfigError
 from pyg_ham.optim.groups import Selector
 from pyg_ham.sparse.base import Sparsifier
-from pyg_ham.validation import check_choice, check_int, check_number
 from pyg_ham.sparse.masks import MAGNITUDE_RULES, magnitude_masks
 from pyg_ham.sparse.schedules import auto_interval, fraction_to_step, gmp_sparsity, is_gmp_step
+from pyg_ham.validation import check_choice, check_int, check_number
 
 __all__ = ["GMP"]
 

@@ -8,9 +8,9 @@ from torch.optim import Optimizer
 
 from pyg_ham.optim.groups import Selector
 from pyg_ham.sparse.base import Sparsifier
-from pyg_ham.validation import check_choice, check_int, check_number
 from pyg_ham.sparse.masks import DENSITY_RULES, kept_count, layer_densities, random_mask, topk_mask
 from pyg_ham.sparse.schedules import auto_interval, cosine_drop_fraction, fraction_to_step
+from pyg_ham.validation import check_choice, check_int, check_number
 
 __all__ = ["RigL"]
 

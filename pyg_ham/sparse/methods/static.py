@@ -8,9 +8,15 @@ from torch.optim import Optimizer
 
 from pyg_ham.optim.groups import Selector
 from pyg_ham.sparse.base import Sparsifier
+from pyg_ham.sparse.masks import (
+    DENSITY_RULES,
+    MAGNITUDE_RULES,
+    kept_count,
+    layer_densities,
+    magnitude_masks,
+    random_mask,
+)
 from pyg_ham.validation import check_choice, check_number
-from pyg_ham.sparse.masks import (DENSITY_RULES, MAGNITUDE_RULES, kept_count, layer_densities, magnitude_masks,
-                                  random_mask)
 
 __all__ = ["RandomPruning", "ERKPruning", "MagnitudePruning"]
 
