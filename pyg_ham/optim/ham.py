@@ -10,6 +10,7 @@ from torch.optim import Optimizer
 from torch.utils.hooks import RemovableHandle
 
 from pyg_ham.optim.functional import IMPLEMENTATIONS, hyperbolic_step_
+from pyg_ham.optim.sharding import refuse_flat_parameters
 
 __all__ = ["HAM", "attach_ham", "apply_hyperbolic_step", "HAM_DEFAULTS"]
 
@@ -145,6 +146,7 @@ class HAM(Optimizer):
             raise ValueError(f"HAM: implementation must be one of {IMPLEMENTATIONS} or None, got {implementation!r}")
         knobs = _knobs(ham, alpha, beta, max_exponent)
         _validate_ham_options(knobs, "HAM")
+        refuse_flat_parameters(base.param_groups, "HAM")
         self.base = base
         self.implementation = implementation
         self._init_hooks()
@@ -273,6 +275,7 @@ def attach_ham(
         raise TypeError(f"attach_ham: optimizer must be a torch.optim.Optimizer, got {type(optimizer).__name__}")
     knobs = _knobs(ham, alpha, beta, max_exponent)
     _validate_ham_options(knobs, "attach_ham")
+    refuse_flat_parameters(optimizer.param_groups, "attach_ham")
     if implementation is not None and implementation not in IMPLEMENTATIONS:
         raise ValueError(f"attach_ham: implementation must be one of {IMPLEMENTATIONS} or None, got {implementation!r}")
     for key, value in knobs.items():
