@@ -15,44 +15,147 @@ rate. The step never changes a sign and keeps exact zeros at zero.
 Three implementations share this module and agree to floating-point rounding:
 
 * ``"for-loop"``: one tensor at a time (the reference path),
-* ``"foreach"``: ``torch._foreach_*`` kernels over lists grouped by (device, dtype), applied
-  in chunks of at most ``chunk_numel`` elements through one reused scratch buffer, so that
-  its memory stays bounded (and, on CPU, cache-resident),
-* ``"fused"``: a :func:`torch.compile`-d single pass per tensor (reads :math:`\mathbf{w}`
-  and :math:`\mathbf{g}` once, writes :math:`\mathbf{w}` once, allocates nothing). It falls
-  back to ``"foreach"`` with one warning when compilation is unavailable.
+* ``"foreach"``: ``torch._foreach_*`` kernels over lists grouped by (device, dtype); on CPU
+  applied in chunks of at most ``chunk_numel`` elements through one reused scratch buffer, so
+  that its memory stays bounded and cache-resident, elsewhere in one pass over the whole list
+  (see :func:`foreach_chunk_plan`),
+* ``"fused"``: a :func:`torch.compile`-d single pass per tensor with dynamic shapes (reads
+  :math:`\mathbf{w}` and :math:`\mathbf{g}` once, writes :math:`\mathbf{w}` once, allocates
+  nothing). One graph per (device, dtype) serves every shape and list length. It falls back
+  to ``"foreach"`` with one warning when compilation fails; an error raised while the
+  compiled step runs propagates.
+
+Under :func:`torch.compile` of a training step every implementation emits the plain
+per-tensor expression, which the surrounding compilation fuses into one kernel per tensor.
+
+For ``float16``/``bfloat16`` weights every path computes the exponent and ``exp`` in
+``float32`` (``lr``, ``alpha`` and ``beta`` stay ``float32`` too) and rounds once, when it
+writes the weight. ``DTensor`` parameters (FSDP2) are stepped on their local shards.
 
 No path synchronises the device with the host: ``lr`` may be a float or a tensor, and a
-step skipped by :class:`torch.amp.GradScaler` (``found_inf`` > 0) is masked on the device.
+step skipped by :class:`torch.amp.GradScaler` (``found_inf`` > 0) is masked on the device,
+with the flag copied once to each device that holds parameters (see :func:`found_inf_per_device`).
 """
 from __future__ import annotations
 
 import math
+import types
 import warnings
-from collections import defaultdict
-from typing import Callable, Dict, List, Optional, Sequence, Tuple, Union
+from collections import OrderedDict, defaultdict
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
 
-__all__ = ["hyperbolic_step_", "IMPLEMENTATIONS", "DEFAULT_CHUNK_NUMEL", "FUSED_MIN_NUMEL"]
+from pyg_ham.optim.sharding import local_shards
+
+__all__ = ["hyperbolic_step_", "foreach_chunk_plan", "found_inf_per_device", "compute_dtype", "IMPLEMENTATIONS",
+           "DEFAULT_CHUNK_NUMEL", "FUSED_MIN_NUMEL"]
 
 Scalar = Union[float, Tensor]
+#: One chunk of the foreach plan: ``(tensor index, start, stop)`` flat element ranges.
+Chunk = List[Tuple[int, int, int]]
 
 #: The available implementations of the step.
 IMPLEMENTATIONS = ("for-loop", "foreach", "fused")
-#: Largest number of elements the foreach path processes at once: its only temporary is a
-#: scratch buffer of this many elements (1 MiB in float32, which stays in a CPU's L2/L3 cache).
+#: Largest number of elements the foreach path processes at once on CPU: its only temporary is
+#: a scratch buffer of this many elements (1 MiB in float32, which stays in a CPU's L2/L3 cache).
 DEFAULT_CHUNK_NUMEL = 1 << 18
 #: With ``implementation=None``, the fused path is used from this many elements on (below it,
 #: a one-off compilation costs more than it saves over a short run).
 FUSED_MIN_NUMEL = 4_000_000
+#: Device types whose foreach path is chunked (for their caches); elsewhere chunking only
+#: multiplies kernel launches.
+CHUNKED_DEVICE_TYPES = ("cpu",)
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def compute_dtype(dtype: torch.dtype) -> torch.dtype:
+    r"""The dtype the step computes in for weights of :obj:`dtype`: ``float32`` for
+    ``float16``/``bfloat16`` (whose range and precision :math:`\alpha g` and :math:`\eta`
+    exceed), else :obj:`dtype` itself."""
+    return torch.float32 if dtype in _LOW_PRECISION else dtype
+
+
+def foreach_chunk_plan(device_type: str, numels: Sequence[int], chunk_numel: int = DEFAULT_CHUNK_NUMEL,
+                       splittable: Optional[Sequence[bool]] = None) -> List[Chunk]:
+    r"""How the foreach path cuts a list of tensors into chunks: a pure function of the
+    device type and the sizes.
+
+    On a device type in :data:`CHUNKED_DEVICE_TYPES` (CPU) every chunk holds at most
+    :obj:`chunk_numel` elements: a splittable tensor larger than that is cut into flat ranges,
+    small tensors are batched together, and a non-splittable (non-contiguous) tensor larger
+    than :obj:`chunk_numel` forms a chunk of its own. On any other device (CUDA, ...) the
+    whole list is one chunk: one launch per ``torch._foreach_*`` op.
+
+    Args:
+        device_type (str): ``"cpu"``, ``"cuda"``, ...
+        numels (Sequence[int]): the number of elements of each tensor.
+        chunk_numel (int): the largest chunk on CPU. (default: :data:`DEFAULT_CHUNK_NUMEL`)
+        splittable (Sequence[bool], optional): whether each tensor may be cut into flat
+            ranges (contiguous weight and gradient). (default: all :obj:`True`)
+
+    Returns:
+        List[List[Tuple[int, int, int]]]: the chunks, each a list of
+        ``(tensor index, start, stop)`` flat element ranges; together they cover every element
+        of every tensor exactly once, in order.
+    """
+    if chunk_numel < 1:
+        raise ValueError(f"foreach_chunk_plan: chunk_numel must be >= 1, got {chunk_numel}")
+    if device_type not in CHUNKED_DEVICE_TYPES:
+        return [[(i, 0, n) for i, n in enumerate(numels)]] if len(numels) else []
+    splittable = [True] * len(numels) if splittable is None else splittable
+    out: List[Chunk] = []
+    chunk: Chunk = []
+    size = 0
+    for i, (n, split) in enumerate(zip(numels, splittable)):
+        if n > chunk_numel and split:
+            pieces = [(start, min(start + chunk_numel, n)) for start in range(0, n, chunk_numel)]
+        else:
+            pieces = [(0, n)]
+        for start, stop in pieces:
+            if chunk and size + stop - start > chunk_numel:
+                out.append(chunk)
+                chunk, size = [], 0
+            chunk.append((i, start, stop))
+            size += stop - start
+    if chunk:
+        out.append(chunk)
+    return out
+
+
+def found_inf_per_device(found_inf: Optional[Tensor], devices: Iterable[torch.device]) -> Dict[torch.device, Tensor]:
+    r""":class:`~torch.amp.GradScaler`'s ``found_inf`` flag on every device that holds
+    parameters, as torch's fused optimizers keep it: the flag itself on its own device and one
+    non-blocking copy per other device (not one per tensor or per step of a loop).
+
+    Args:
+        found_inf (Tensor, optional): the flag (positive: skip the step), on any device.
+        devices (iterable of torch.device): the devices of the parameters (repeats allowed).
+
+    Returns:
+        Dict[torch.device, Tensor]: device -> the flag on that device (empty for :obj:`None`).
+    """
+    out: Dict[torch.device, Tensor] = {}
+    if found_inf is None:
+        return out
+    out[found_inf.device] = found_inf
+    for device in devices:
+        device = torch.device(device)
+        if device not in out:
+            out[device] = found_inf.to(device, non_blocking=True)
+    return out
 
 
 def _exponent(w: Tensor, g: Tensor, lr: Scalar, alpha: float, beta: float,
               max_exponent: Optional[float]) -> Tensor:
-    """``-lr * (alpha * sign(w) * g + beta)``, optionally clamped to ``±max_exponent``."""
-    e = torch.sign(w).mul_(g).mul_(alpha).add_(beta).mul_(-lr)
+    """``-lr * (alpha * sign(w) * g + beta)`` in the compute dtype, optionally clamped."""
+    cd = compute_dtype(w.dtype)
+    e = torch.sign(w) if w.dtype == cd else w.to(cd).sign_()
+    if isinstance(lr, Tensor):
+        lr = lr.to(device=w.device, dtype=cd)
+    e = e.mul_(g).mul_(alpha).add_(beta).mul_(-lr)
     if max_exponent is not None:
         e.clamp_(-max_exponent, max_exponent)
     return e
@@ -60,57 +163,51 @@ def _exponent(w: Tensor, g: Tensor, lr: Scalar, alpha: float, beta: float,
 
 def _single_tensor_step_(params: Sequence[Tensor], grads: Sequence[Tensor], lr: Scalar,
                          alpha: float, beta: float, max_exponent: Optional[float],
-                         found_inf: Optional[Tensor]) -> None:
+                         skip: Optional[Tensor]) -> None:
     for w, g in zip(params, grads):
         e = _exponent(w, g, lr, alpha, beta, max_exponent)
-        if found_inf is not None:
-            e = torch.where(found_inf > 0, 0.0, e)
-        w.mul_(e.exp_())
+        if skip is not None:
+            e.masked_fill_(skip, 0.0)  # a fill, so inf/NaN gradients leave no NaN behind
+        w.mul_(e.exp_())  # in the compute dtype, rounded once to the weight's dtype
 
 
-def _chunks(params: Sequence[Tensor], grads: Sequence[Tensor],
-            chunk_numel: int) -> List[Tuple[List[Tensor], List[Tensor]]]:
-    """Split the lists into chunks of at most ``chunk_numel`` elements (views, no copies).
-
-    A contiguous tensor larger than ``chunk_numel`` is cut into flat views; a non-contiguous
-    one is kept whole.
-    """
-    out: List[Tuple[List[Tensor], List[Tensor]]] = []
-    ws: List[Tensor] = []
-    gs: List[Tensor] = []
-    size = 0
+def _expression_step_(params: Sequence[Tensor], grads: Sequence[Tensor], lr: Scalar, alpha: float,
+                      beta: float, max_exponent: Optional[float], skip: Optional[Tensor]) -> None:
+    # The plain out-of-place expression, for a surrounding torch.compile to fuse (one kernel
+    # per tensor, no foreach fallback, no scratch buffer).
     for w, g in zip(params, grads):
-        if w.numel() > chunk_numel and w.is_contiguous() and g.is_contiguous():
-            pieces = zip(w.view(-1).split(chunk_numel), g.view(-1).split(chunk_numel))
-        else:
-            pieces = [(w, g)]
-        for wp, gp in pieces:
-            if ws and size + wp.numel() > chunk_numel:
-                out.append((ws, gs))
-                ws, gs, size = [], [], 0
-            ws.append(wp)
-            gs.append(gp)
-            size += wp.numel()
-    if ws:
-        out.append((ws, gs))
-    return out
+        cd = compute_dtype(w.dtype)
+        e = -lr * (alpha * torch.sign(w).to(cd) * g.to(cd) + beta)
+        if max_exponent is not None:
+            e = torch.clamp(e, -max_exponent, max_exponent)
+        if skip is not None:
+            e = torch.where(skip, 0.0, e)
+        w.copy_(w.to(cd) * torch.exp(e))
 
 
 def _foreach_step_(params: Sequence[Tensor], grads: Sequence[Tensor], lr: Scalar, alpha: float,
-                   beta: float, max_exponent: Optional[float], found_inf: Optional[Tensor],
+                   beta: float, max_exponent: Optional[float], skip: Optional[Tensor],
                    chunk_numel: int) -> None:
-    # e = -lr*alpha*sign(w)*g - lr*beta, computed chunk by chunk in one reused scratch buffer:
-    # a fresh allocation per chunk costs page faults that dominate on CPU, and a chunk that
-    # fits the cache keeps the intermediate passes off main memory.
+    # e = -lr*alpha*sign(w)*g - lr*beta, computed chunk by chunk in one reused scratch buffer
+    # (of the compute dtype): a fresh allocation per chunk costs page faults that dominate on
+    # CPU, and a chunk that fits the cache keeps the intermediate passes off main memory.
+    device, cd = params[0].device, compute_dtype(params[0].dtype)
+    if isinstance(lr, Tensor):
+        lr = lr.to(device=device, dtype=cd)
     scale: Scalar = lr * (-alpha)
     shift: Scalar = lr * (-beta)
-    skip = found_inf > 0 if found_inf is not None else None
-    chunks = _chunks(params, grads, chunk_numel)
-    scratch = params[0].new_empty(max(sum(w.numel() for w in ws) for ws, _ in chunks))
-    for ws, gs in chunks:
-        es, offset = [], 0
-        for w in ws:
-            es.append(scratch[offset:offset + w.numel()].view_as(w))
+    plan = foreach_chunk_plan(device.type, [w.numel() for w in params], chunk_numel,
+                              [w.is_contiguous() and g.is_contiguous() for w, g in zip(params, grads)])
+    scratch = torch.empty(max(sum(b - a for _, a, b in chunk) for chunk in plan), dtype=cd, device=device)
+    for chunk in plan:
+        ws, gs, es, offset = [], [], [], 0
+        for i, start, stop in chunk:
+            w, g = params[i], grads[i]
+            if stop - start != w.numel():
+                w, g = w.view(-1)[start:stop], g.view(-1)[start:stop]
+            ws.append(w)
+            gs.append(g)
+            es.append(scratch[offset:offset + w.numel()].view(w.shape))
             offset += w.numel()
         torch._foreach_copy_(es, ws)
         torch._foreach_sign_(es)
@@ -127,47 +224,98 @@ def _foreach_step_(params: Sequence[Tensor], grads: Sequence[Tensor], lr: Scalar
         torch._foreach_mul_(ws, es)
 
 
-def _fused_kernel(params: List[Tensor], grads: List[Tensor], lr: Tensor, alpha: Tensor,
-                  beta: Tensor, max_exponent: Tensor, skip: Tensor) -> None:
-    for w, g in zip(params, grads):
-        e = -lr * (alpha * torch.sign(w) * g + beta)
-        e = torch.clamp(e, -max_exponent, max_exponent)
-        e = torch.where(skip, torch.zeros_like(e), e)
-        w.mul_(torch.exp(e))
+def _fused_kernel(w: Tensor, g: Tensor, lr: Tensor, alpha: Tensor, beta: Tensor, max_exponent: Tensor,
+                  skip: Tensor) -> None:
+    # One flat tensor; the scalars are 0-dim tensors of the compute dtype.
+    e = -lr * (alpha * torch.sign(w).to(lr.dtype) * g.to(lr.dtype) + beta)
+    e = torch.clamp(e, -max_exponent, max_exponent)
+    e = torch.where(skip, torch.zeros_like(e), e)
+    w.copy_(w.to(lr.dtype) * torch.exp(e))
 
 
-_compiled_kernel: Optional[Callable[..., None]] = None
+#: (device, dtype) -> the compiled kernel. Each has its own code object, hence its own
+#: compilation cache and recompile limit, and compiles with dynamic shapes: the number of
+#: graphs does not grow with the number of tensors, shapes or models a process steps.
+_compiled_kernels: Dict[Tuple[torch.device, torch.dtype], Callable[..., None]] = {}
 _fused_unavailable = False
+#: (value, device, dtype) -> 0-dim tensor: constant hyper-parameters cost no host->device copy.
+_scalar_cache: "OrderedDict[Tuple[object, ...], Tensor]" = OrderedDict()
+_SCALAR_CACHE_SIZE = 64
 
 
-def _fused_step_(params: Sequence[Tensor], grads: Sequence[Tensor], lr: Scalar, alpha: float,
-                 beta: float, max_exponent: Optional[float], found_inf: Optional[Tensor]) -> bool:
-    """Run the compiled pass; return ``False`` (after one warning) where it cannot compile."""
-    global _compiled_kernel, _fused_unavailable
+def _compiled_kernel_for(device: torch.device, dtype: torch.dtype) -> Callable[..., None]:
+    kernel = _compiled_kernels.get((device, dtype))
+    if kernel is None:
+        name = f"_fused_kernel_{device.type}{device.index if device.index is not None else ''}_" \
+               f"{str(dtype).replace('torch.', '')}"
+        code = _fused_kernel.__code__.replace(co_name=name, co_qualname=name)
+        kernel = torch.compile(types.FunctionType(code, _fused_kernel.__globals__, name), dynamic=True,
+                               fullgraph=True)
+        _compiled_kernels[(device, dtype)] = kernel
+    return kernel
+
+
+def _device_scalar(value: Scalar, device: torch.device, dtype: torch.dtype) -> Tensor:
+    if isinstance(value, Tensor):
+        return value.to(device=device, dtype=dtype)
+    key = (float(value), device, dtype)
+    t = _scalar_cache.get(key)
+    if t is None:
+        t = torch.tensor(float(value), dtype=dtype, device=device)
+        _scalar_cache[key] = t
+        if len(_scalar_cache) > _SCALAR_CACHE_SIZE:
+            _scalar_cache.popitem(last=False)
+    else:
+        _scalar_cache.move_to_end(key)
+    return t
+
+
+def _compile_errors() -> Tuple[type, ...]:
+    """Exceptions that mean "this could not be compiled" (raised before the kernel runs)."""
+    import torch._dynamo.exc as dynamo_exc
+    import torch._inductor.exc as inductor_exc
+    return (dynamo_exc.TorchDynamoException, dynamo_exc.FailOnRecompileLimitHit, inductor_exc.CppCompileError,
+            inductor_exc.InvalidCxxCompiler, inductor_exc.OperatorIssue)
+
+
+def _warn_unavailable(exc: BaseException) -> None:
+    global _fused_unavailable
+    _fused_unavailable = True
+    warnings.warn(f"pyg_ham: the fused (compiled) HAM step is unavailable here ({type(exc).__name__}: "
+                  f"{str(exc).splitlines()[0] if str(exc) else ''}); using the foreach path instead.",
+                  RuntimeWarning, stacklevel=4)
+
+
+def _fused_step_(params: Sequence[Tensor], grads: Sequence[Tensor], lr: Scalar, alpha: float, beta: float,
+                 max_exponent: Optional[float], skip: Optional[Tensor]) -> int:
+    """Run the compiled pass tensor by tensor; return how many tensors it stepped (fewer than
+    ``len(params)`` only after a compilation failure, which warns once)."""
     if _fused_unavailable:
-        return False
-    if _compiled_kernel is None:
-        _compiled_kernel = torch.compile(_fused_kernel, dynamic=False, fullgraph=True)
+        return 0
     device, dtype = params[0].device, params[0].dtype
-
-    # Hyper-parameters travel as 0-dim tensors so that a scheduler changing ``lr`` does not
-    # trigger a recompilation.
-    def as_tensor(x: Scalar) -> Tensor:
-        return torch.as_tensor(x, dtype=dtype).to(device, non_blocking=True)
-
-    skip = (found_inf > 0).to(device) if found_inf is not None else torch.zeros((), dtype=torch.bool,
-                                                                            device=device)
-    bound = math.inf if max_exponent is None else max_exponent
     try:
-        _compiled_kernel(list(params), list(grads), as_tensor(lr), as_tensor(alpha),
-                         as_tensor(beta), as_tensor(bound), skip)
-    except Exception as exc:  # compilation unavailable (no compiler, unsupported platform, ...)
-        _fused_unavailable = True
-        warnings.warn(f"pyg_ham: the fused (compiled) HAM step is unavailable here ({type(exc).__name__}: "
-                      f"{str(exc).splitlines()[0] if str(exc) else ''}); using the foreach path instead.",
-                      RuntimeWarning, stacklevel=3)
-        return False
-    return True
+        kernel = _compiled_kernel_for(device, dtype)
+        errors = _compile_errors()
+    except Exception as exc:  # torch.compile itself unavailable (unsupported Python, ...)
+        _warn_unavailable(exc)
+        return 0
+    cd = compute_dtype(dtype)
+    scalars = (_device_scalar(lr, device, cd), _device_scalar(alpha, device, cd), _device_scalar(beta, device, cd),
+               _device_scalar(math.inf if max_exponent is None else max_exponent, device, cd))
+    flag = skip if skip is not None else _device_scalar(0.0, device, torch.bool)
+    for i, (w, g) in enumerate(zip(params, grads)):
+        if w.numel() == 0:
+            continue
+        if not (w.is_contiguous() and g.is_contiguous()):
+            _single_tensor_step_([w], [g], lr, alpha, beta, max_exponent, skip)
+            continue
+        try:
+            # flat aliases that are not views (no ``_base`` for the compiled graph to guard on)
+            kernel(w.view(-1).detach(), g.view(-1).detach(), *scalars, flag)
+        except errors as exc:  # raised while compiling, before the kernel wrote anything
+            _warn_unavailable(exc)
+            return i
+    return len(params)
 
 
 def _group_by_device_dtype(params: Sequence[Tensor], grads: Sequence[Tensor]
@@ -182,8 +330,6 @@ def _group_by_device_dtype(params: Sequence[Tensor], grads: Sequence[Tensor]
 
 
 def _default_implementation(params: Sequence[Tensor]) -> str:
-    if torch.compiler.is_compiling():
-        return "foreach"  # the surrounding compilation fuses it already
     if not all(p.device.type in ("cpu", "cuda") for p in params):
         return "for-loop"
     if sum(p.numel() for p in params) >= FUSED_MIN_NUMEL and not _fused_unavailable:
@@ -211,7 +357,9 @@ def hyperbolic_step_(
         (\mathbf{w}) \odot \mathbf{g} + \beta)\big)
 
     Args:
-        params (Sequence[Tensor]): the weights after the base step, updated in place.
+        params (Sequence[Tensor]): the weights after the base step, updated in place; plain
+            tensors or :class:`~torch.distributed.tensor.DTensor` (FSDP2), stepped on their
+            local shards.
         grads (Sequence[Tensor]): the (unscaled) gradients the base step used, one per weight.
         lr (float or Tensor): the learning rate :math:`\eta` (a 0-dim tensor avoids
             recompilation under :func:`torch.compile` when a scheduler changes it).
@@ -220,18 +368,22 @@ def hyperbolic_step_(
         max_exponent (float, optional): clamp the exponent to
             :math:`[-\text{max\_exponent}, \text{max\_exponent}]` (the authors' wrapper uses 5).
             (default: :obj:`None`, no clamp: the paper's update)
-        found_inf (Tensor, optional): a :class:`~torch.amp.GradScaler` inf/NaN flag; where it
-            is positive the step leaves the weights unchanged, without a host sync and without
-            turning zeros into NaN. (default: :obj:`None`)
+        found_inf (Tensor, optional): a :class:`~torch.amp.GradScaler` inf/NaN flag, on any
+            device; where it is positive the step leaves the weights unchanged, without a host
+            sync and without turning zeros into NaN. (default: :obj:`None`)
         implementation (str, optional): ``"for-loop"``, ``"foreach"`` or ``"fused"``;
-            :obj:`None` picks ``"fused"`` for at least :data:`FUSED_MIN_NUMEL` elements where
-            :func:`torch.compile` works, else ``"foreach"``. (default: :obj:`None`)
-        chunk_numel (int): largest number of elements the foreach path treats at once; its
-            scratch buffer has this size. (default: :data:`DEFAULT_CHUNK_NUMEL`)
+            :obj:`None` picks ``"fused"`` for at least :data:`FUSED_MIN_NUMEL` (local)
+            elements where :func:`torch.compile` works, else ``"foreach"``. Inside a
+            :func:`torch.compile`-d function every choice emits the plain expression.
+            (default: :obj:`None`)
+        chunk_numel (int): largest number of elements the foreach path treats at once on CPU;
+            its scratch buffer has this size. (default: :data:`DEFAULT_CHUNK_NUMEL`)
 
     Memory: the for-loop path allocates one temporary the size of the largest tensor, the
-    foreach path one scratch buffer of ``chunk_numel`` elements (more only for a
-    non-contiguous tensor larger than that), the fused path nothing.
+    foreach path one scratch buffer of ``chunk_numel`` elements on CPU (more only for a
+    non-contiguous tensor larger than that) and one as large as the (device, dtype) group on
+    other devices, the fused path nothing (temporaries are in ``float32`` for
+    ``float16``/``bfloat16`` weights).
     """
     if len(params) != len(grads):
         raise ValueError(f"hyperbolic_step_: got {len(params)} params but {len(grads)} grads")
@@ -244,11 +396,27 @@ def hyperbolic_step_(
         raise ValueError(f"hyperbolic_step_: chunk_numel must be >= 1, got {chunk_numel}")
     if alpha == 0.0 and beta == 0.0:
         return  # exp(0) == 1: the base optimizer exactly
+    params, grads = local_shards(params, grads)
+    for w, g in zip(params, grads):
+        if w.shape != g.shape:
+            raise ValueError(f"hyperbolic_step_: a weight of shape {tuple(w.shape)} got a gradient of shape "
+                             f"{tuple(g.shape)}; pass each weight's own gradient")
+    groups = _group_by_device_dtype(params, grads)
+    flags = found_inf_per_device(found_inf, (device for device, _ in groups))
+    skips = {device: flag > 0 for device, flag in flags.items()}
+    compiling = torch.compiler.is_compiling()
     impl = implementation or _default_implementation(params)
-    for ws, gs in _group_by_device_dtype(params, grads).values():
-        if impl == "fused" and _fused_step_(ws, gs, lr, alpha, beta, max_exponent, found_inf):
+    for (device, _), (ws, gs) in groups.items():
+        skip = skips.get(device)
+        if compiling:
+            _expression_step_(ws, gs, lr, alpha, beta, max_exponent, skip)
             continue
+        if impl == "fused":
+            done = _fused_step_(ws, gs, lr, alpha, beta, max_exponent, skip)
+            if done == len(ws):
+                continue
+            ws, gs = ws[done:], gs[done:]  # the rest, after a compilation failure
         if impl == "for-loop":
-            _single_tensor_step_(ws, gs, lr, alpha, beta, max_exponent, found_inf)
+            _single_tensor_step_(ws, gs, lr, alpha, beta, max_exponent, skip)
         else:
-            _foreach_step_(ws, gs, lr, alpha, beta, max_exponent, found_inf, chunk_numel)
+            _foreach_step_(ws, gs, lr, alpha, beta, max_exponent, skip, chunk_numel)

@@ -13,6 +13,7 @@ from torch.optim import Optimizer
 from torch.utils.hooks import RemovableHandle
 
 from pyg_ham.optim.functional import IMPLEMENTATIONS, hyperbolic_step_
+from pyg_ham.optim.sharding import refuse_flat_parameters
 
 __all__ = ["HAM", "attach_ham", "apply_hyperbolic_step", "HAM_DEFAULTS"]
 
@@ -103,6 +104,7 @@ def _check_base(optimizer: Any, where: str) -> None:
                         f"got {type(optimizer).__name__}")
     if isinstance(optimizer, HAM):
         raise TypeError(f"{where}: the optimizer is already a HAM optimizer")
+    refuse_flat_parameters(optimizer.param_groups, where)
     if isinstance(optimizer, torch.optim.LBFGS):
         raise ValueError(f"{where}: LBFGS is not supported (it re-evaluates the closure, so HAM would use a "
                          f"gradient its step did not use); use another base optimizer")
