@@ -6,11 +6,12 @@ from typing import Any, Callable, List, Literal, Optional, Union
 
 import torch
 import torch_geometric.typing
-from torch_geometric.data import Data
+from torch_geometric.data import Data, HeteroData
 from torch_geometric.loader import NeighborLoader, NodeLoader
 from torch_geometric.typing import InputNodes
 
 from pyg_ham.errors import ConfigError, MissingDependencyError
+from pyg_ham.sampling.hetero import TorchHeteroNeighborSampler, check_hetero_input_nodes
 from pyg_ham.sampling.sampler import TorchNeighborSampler
 from pyg_ham.sampling.validate import (
     check_backend,
@@ -50,11 +51,23 @@ class TorchNeighborLoader(NeighborLoader):
     :obj:`num_sampled_nodes`, :obj:`num_sampled_edges` and (with edge
     features) :obj:`e_id`; the first :obj:`batch_size` nodes are the seeds.
 
+    A :class:`~torch_geometric.data.HeteroData` graph is sampled by
+    :class:`~pyg_ham.sampling.TorchHeteroNeighborSampler` into
+    :class:`~torch_geometric.data.HeteroData` mini-batches with :obj:`n_id`
+    and :obj:`num_sampled_nodes` per node type, :obj:`e_id` and
+    :obj:`num_sampled_edges` per edge type, and :obj:`input_id` /
+    :obj:`batch_size` on the input node type, as PyG's ``NeighborLoader``.
+
     Args:
-        data (torch_geometric.data.Data): The graph.
-        num_neighbors (List[int]): Fanout per hop (:obj:`-1`: all).
+        data (torch_geometric.data.Data or HeteroData): The graph.
+        num_neighbors (List[int] or Dict[Tuple[str, str, str], List[int]]):
+            Fanout per hop (:obj:`-1`: all); for a
+            :class:`~torch_geometric.data.HeteroData` graph also a dict with
+            a list per edge type.
         input_nodes (torch.Tensor, optional): Seed node indices or a boolean
-            mask. (default: :obj:`None`: all nodes)
+            mask; for a :class:`~torch_geometric.data.HeteroData` graph a node
+            type or a :obj:`(node_type, indices or mask)` pair, *e.g.*
+            :obj:`("paper", train_idx)`. (default: :obj:`None`: all nodes)
         replace (bool, optional): Sample with replacement.
             (default: :obj:`False`)
         device (torch.device or str, optional): Where sampling runs; the CSC
@@ -64,7 +77,8 @@ class TorchNeighborLoader(NeighborLoader):
         generator (torch.Generator, optional): Sampling generator on
             :obj:`device`, instead of :obj:`seed`. (default: :obj:`None`)
         with_edge_id (bool, optional): Return :obj:`e_id` and edge features.
-            (default: :obj:`None`: when :obj:`data` has edge features)
+            (default: :obj:`None`: when :obj:`data` has edge features; always
+            for :class:`~torch_geometric.data.HeteroData`)
         transform (callable, optional): Applied to every mini-batch.
             (default: :obj:`None`)
         filter_per_worker (bool, optional): See
@@ -95,8 +109,13 @@ class TorchNeighborLoader(NeighborLoader):
                 if isinstance(value, torch.Tensor) or value != default:
                     raise ConfigError(f"{key}={value!r} is not supported by the pyg_ham sampler "
                                       f"(only {key}={default!r}); use force='pyg' with pyg-lib")
-        sampler = TorchNeighborSampler(data, num_neighbors, replace=replace, device=device,
-                                       seed=seed, generator=generator, with_edge_id=with_edge_id)
+        if isinstance(data, HeteroData):  # per-type batches; see TorchHeteroNeighborSampler
+            check_hetero_input_nodes(data, input_nodes)
+            sampler_cls = TorchHeteroNeighborSampler
+        else:
+            sampler_cls = TorchNeighborSampler
+        sampler = sampler_cls(data, num_neighbors, replace=replace, device=device,
+                              seed=seed, generator=generator, with_edge_id=with_edge_id)
         if sampler.device.type != "cpu" and kwargs.get("num_workers", 0) > 0:
             raise ConfigError(f"num_workers must be 0 when sampling on {sampler.device} "
                               f"(GPU sampling is fast and cannot run in worker processes)")
@@ -124,6 +143,8 @@ def choose_backend(data: Data, device: Optional[Union[str, torch.device]] = None
     if force != "auto":
         return force
     edge_index = getattr(data, "edge_index", None)
+    if isinstance(data, HeteroData) and data.edge_types:
+        edge_index = data[data.edge_types[0]].get("edge_index")
     on_cpu = (device or (edge_index.device if edge_index is not None else torch.device("cpu"))).type == "cpu"
     return "pyg" if torch_geometric.typing.WITH_PYG_LIB and on_cpu else "pyg_ham"
 
@@ -170,7 +191,8 @@ def neighbor_loader(
         **loader_kwargs (optional): Passed on to the loader, *e.g.*
             :obj:`num_workers`, :obj:`drop_last`, :obj:`transform`.
     """
-    check_num_neighbors(num_neighbors)
+    if not isinstance(data, HeteroData):  # per-edge-type fanouts are checked by the hetero sampler
+        check_num_neighbors(num_neighbors)
     check_batch_size(batch_size)
     backend = choose_backend(data, device, force)
     if backend == "pyg_ham":
