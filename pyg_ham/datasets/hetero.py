@@ -248,16 +248,6 @@ def synthetic_mag(
     return _finish("synthetic-mag", data, split_idx, c, undirected, notes, accuracy)
 
 
-def _allow_list_hetero() -> None:
-    # OGB's processed ogbn-mag file is a Data whose attributes are dicts; allow-list
-    # the storage classes torch.load(weights_only=True) meets there (plus HeteroData).
-    from torch_geometric.data.storage import BaseStorage, EdgeStorage, NodeStorage
-
-    add = getattr(torch.serialization, "add_safe_globals", None)
-    if add is not None:
-        add([HeteroData, BaseStorage, NodeStorage, EdgeStorage])
-
-
 def ogbn_mag(root: Union[str, Path], download: bool = False, undirected: bool = True) -> HeteroNodeTask:
     r"""Loads ogbn-mag through OGB's :class:`PygNodePropPredDataset` (read from
     :obj:`<root>/ogb/ogbn_mag`, staged to the cache if read-only, no prompts),
@@ -286,7 +276,6 @@ def ogbn_mag(root: Union[str, Path], download: bool = False, undirected: bool = 
     name = "ogbn-mag"
     root = Path(root)
     nodeprop = import_ogb("ogb.nodeproppred")
-    _allow_list_hetero()
     folder = "ogbn_mag_pyg" if (root / "ogb" / "ogbn_mag_pyg").exists() else "ogbn_mag"
     ds = load_folder(name, root, "ogb", folder,
                      lambda r: nodeprop.PygNodePropPredDataset(name=name, root=r), download=download)
