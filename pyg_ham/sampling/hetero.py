@@ -451,11 +451,13 @@ class TorchHeteroNeighborSampler(BaseSampler):
                     pair_cols = front.index_select(0, pair_front) + hop["shift"].index_select(0, pair_block)
                     pos, tgt = self._sample_pairs(hop, pair_cols, pair_block,
                                                   sum(sizes[:hop["num_finite"]]), gen)
-                    edge_block = pair_block.index_select(0, tgt)
-                    counts = torch.bincount(edge_block, minlength=len(order)).tolist()
+                    # tgt is sorted and every edge type's pairs are contiguous: its edges
+                    # end where tgt reaches the next edge type's first pair.
+                    ends = torch.searchsorted(tgt, torch.cumsum(sizes_t, 0))
+                    counts = torch.diff(ends, prepend=ends.new_zeros(1)).tolist()
                     nbr = g.csc.row.index_select(0, pos)
                     local, new_nodes, new_counts = self._map_to_local(node_map, nbr, totals)
-                    col = front_local.index_select(0, pair_front.index_select(0, tgt))
+                    col = front_local.index_select(0, pair_front).index_select(0, tgt)
                     eid = g.csc.perm.index_select(0, pos).to(torch.int64) if self.with_edge_id else None
                     for b, (r, c) in enumerate(zip(local.split(counts), col.split(counts))):
                         rows[order[b]].append(r)
