@@ -22,9 +22,9 @@ matrices, so HAM's default selection (``ndim >= 2``,
 :func:`~pyg_ham.optim.ham_param_groups`) gives them the hyperbolic step; with
 :obj:`ham_embeddings=False` they are listed in :attr:`HeteroNodeModel.ham_exclude`
 (pass it as :obj:`exclude=` to the optimizer builder). Memory: one float per
-embedded node and dimension, plus the optimizer's state of the same size
-(ogbn-mag: about 1.2M embedded nodes :math:`\times` hidden size, 0.3 GB at 64
-in float32, before optimizer state).
+embedded node and dimension, plus the optimizer's state (Adam: two more
+tables of that size); ogbn-mag has about 1.2M embedded nodes, so
+:math:`1.2\text{M} \times` hidden size floats (0.3 GB at 64 in float32).
 
 Lazily sized parameters (:obj:`-1` input sizes of :func:`to_hetero`'s
 convolutions) are created by a dry forward on a one-node-per-type dummy graph
