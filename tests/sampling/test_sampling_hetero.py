@@ -263,3 +263,28 @@ def test_hetero_link_sampling_is_refused_and_graph_checks():
     assert batch["paper"].n_id.tolist() == [0, 1, 2]
     assert batch["paper", "cites", "paper"].num_sampled_edges == [0, 0]
     assert set(data.edge_types) == set(HETERO_EDGE_TYPES)
+
+
+def test_hetero_workers_are_reproducible_and_valid(monkeypatch):
+    import _socket
+    import socket
+
+    def connect(sock, address):  # DataLoader workers talk over AF_UNIX sockets only
+        if sock.family == socket.AF_UNIX:
+            return _socket.socket.connect(sock, address)
+        raise OSError("network access is disabled in tests")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    data = random_hetero_graph(SIZES, 200, seed=10)
+
+    def run():
+        loader = neighbor_loader(data, [3, 2], batch_size=30, input_nodes=("paper", None), shuffle=True,
+                                 seed=2, num_workers=2, force="pyg_ham")
+        out = []
+        for batch in loader:
+            check_hetero_batch(batch, data, [3, 2])
+            out.append(tuple(batch["author"].n_id.tolist()))
+        return out
+
+    first = run()
+    assert first == run() and len(set(first)) == len(first)
