@@ -100,3 +100,26 @@ def test_bad_arguments_raise_config_error(task):
         with pytest.raises(ConfigError, match=match) as info:
             build_hetero_model(**args)
         assert "\n" not in str(info.value)
+
+
+def test_sparsifier_masks_stay_zero_on_the_hetero_model(task):
+    from pyg_ham.sparse import build_sparsifier, select_parameters
+    data = task.data
+    model = build_hetero_model("sage", data, task.num_classes, hidden_channels=8, dropout=0.0, seed=0)
+    opt = build_optimizer(model, "adamw", lr=0.005)
+    sp = build_sparsifier("magnitude", model, opt, sparsity=0.5, total_steps=4)
+    masked = dict(select_parameters(model))
+    assert "embeddings.author.weight" in masked  # the tables are masked like any matrix
+    zeros = {n: p.detach() == 0 for n, p in masked.items()}
+    assert sum(int(z.sum()) for z in zeros.values()) >= 0.49 * sum(p.numel() for p in masked.values())
+    loader = neighbor_loader(data, [3, 2], batch_size=64, input_nodes=("paper", task.split()["train"]),
+                             seed=0, force="pyg_ham")
+    for batch in loader:
+        bs = batch["paper"].batch_size
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model.forward_batch(batch)[:bs], batch["paper"].y[:bs]).backward()
+        sp.before_step()
+        opt.step()
+        sp.after_step()
+    for n, p in masked.items():
+        assert bool((p.detach()[zeros[n]] == 0).all()), n
