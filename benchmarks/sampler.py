@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pyg_ham.datasets.hetero import synthetic_mag  # noqa: E402
-from pyg_ham.sampling import TorchNeighborLoader, clear_csc_cache  # noqa: E402
+from pyg_ham.sampling import TorchNeighborLoader, clear_csc_cache, clear_hetero_csc_cache  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 ARXIV_NODES, ARXIV_UNDIRECTED, ARXIV_SEEDS = 169_343, 1_166_243, 90_941
@@ -247,6 +247,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if backend == "pyg" and device != "cpu":
                     continue
                 clear_csc_cache()
+                clear_hetero_csc_cache()
                 sync()
                 t0 = time.perf_counter()
                 loader = make_loader(backend, d, args.fanout, args.batch_size, seeds, device, args.seed)

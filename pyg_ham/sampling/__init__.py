@@ -38,6 +38,8 @@ from pyg_ham.sampling.hetero import (
     HeteroCSC,
     TorchHeteroNeighborSampler,
     check_hetero_num_neighbors,
+    clear_hetero_csc_cache,
+    get_hetero_csc,
     sample_one_hop_per_row,
 )
 from pyg_ham.sampling.kernels import floyd_sample, sample_one_hop
@@ -58,8 +60,10 @@ __all__ = [
     "check_hetero_num_neighbors",
     "choose_backend",
     "clear_csc_cache",
+    "clear_hetero_csc_cache",
     "floyd_sample",
     "get_csc",
+    "get_hetero_csc",
     "has_pyg_neighbor_sampling",
     "neighbor_loader",
     "sample_one_hop",

@@ -12,6 +12,7 @@ number of edge types.
 """
 from __future__ import annotations
 
+import weakref
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
@@ -35,8 +36,10 @@ __all__ = [
     "HeteroCSC",
     "TorchHeteroNeighborSampler",
     "build_hetero_csc",
+    "clear_hetero_csc_cache",
     "check_hetero_input_nodes",
     "check_hetero_num_neighbors",
+    "get_hetero_csc",
     "sample_one_hop_per_row",
 ]
 
@@ -188,6 +191,37 @@ def build_hetero_csc(data: HeteroData, device: torch.device) -> HeteroCSC:
     return HeteroCSC(list(node_types), edge_types, num_nodes, csc, node_offset, col_offset)
 
 
+# (edge types, ids and versions of their edge_index tensors, node counts, device) -> HeteroCSC
+_HETERO_CACHE: Dict[tuple, HeteroCSC] = {}
+
+
+def get_hetero_csc(data: HeteroData, device: torch.device) -> HeteroCSC:
+    r"""Returns the (cached) :class:`HeteroCSC` of :obj:`data` on :obj:`device`,
+    so that several loaders over one graph share one combined layout. The
+    entry is dropped when one of the :obj:`edge_index` tensors is
+    garbage-collected and rebuilt if one was modified in place."""
+    edge_types = [tuple(et) for et in data.edge_types]
+    tensors = [data[et].get("edge_index") for et in edge_types]
+    if any(t is None for t in tensors):
+        return build_hetero_csc(data, device)  # raises the missing edge_index error
+    key = (tuple(edge_types), tuple((id(t), t._version) for t in tensors),
+           tuple((t, data[t].num_nodes) for t in data.node_types), torch.device(device))
+    graph = _HETERO_CACHE.get(key)
+    if graph is None:
+        graph = build_hetero_csc(data, device)
+        _HETERO_CACHE[key] = graph
+        for t in tensors:
+            weakref.finalize(t, _HETERO_CACHE.pop, key, None)
+    return graph
+
+
+def clear_hetero_csc_cache() -> None:
+    r"""Drops every cached :class:`HeteroCSC` (the per-edge-type layouts stay
+    in :func:`~pyg_ham.sampling.get_csc`'s cache; see
+    :func:`~pyg_ham.sampling.clear_csc_cache`)."""
+    _HETERO_CACHE.clear()
+
+
 def sample_one_hop_per_row(
     csc: CSCGraph,
     cols: Tensor,
@@ -325,7 +359,7 @@ class TorchHeteroNeighborSampler(BaseSampler):
             generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self.generator = generator
         self.with_edge_id = True if with_edge_id is None else bool(with_edge_id)
-        self.graph = build_hetero_csc(data, self.device)
+        self.graph = get_hetero_csc(data, self.device)
         self.node_types, self.edge_types = self.graph.node_types, self.graph.edge_types
         self.num_nodes = dict(self.graph.num_nodes)
         self._plan = self._make_plan()

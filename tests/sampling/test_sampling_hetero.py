@@ -288,3 +288,16 @@ def test_hetero_workers_are_reproducible_and_valid(monkeypatch):
 
     first = run()
     assert first == run() and len(set(first)) == len(first)
+
+
+def test_hetero_layout_is_cached_per_graph_and_rebuilt_after_changes():
+    from pyg_ham.sampling import get_hetero_csc
+    data = random_hetero_graph(SIZES, 60, seed=11)
+    a, b = TorchHeteroNeighborSampler(data, [2]), TorchHeteroNeighborSampler(data, [3, 1])
+    assert a.graph is b.graph is get_hetero_csc(data, torch.device("cpu"))
+    et = ("paper", "cites", "paper")
+    data[et].edge_index[:, :4] = data[et].edge_index[:, :4].flip(1).clone()  # in place: a new layout
+    c = TorchHeteroNeighborSampler(data, [2])
+    assert c.graph is not a.graph
+    batch = next(iter(TorchNeighborLoader(data, [-1], input_nodes="paper", batch_size=90)))
+    check_hetero_batch(batch, data, [-1])
