@@ -373,12 +373,17 @@ class TorchHeteroNeighborSampler(BaseSampler):
         plan = []
         for h in range(self.num_hops):
             ks = [self.num_neighbors[et][h] for et in self.edge_types]
-            finite = [e for e, k in enumerate(ks) if k > 0]
-            full = [e for e, k in enumerate(ks) if k < 0]
+            # Within each group, edge types by source type: then the new nodes, in order
+            # of first occurrence, come out grouped by type (no sort needed).
+            src = [type_index[et[0]] for et in self.edge_types]
+            finite = sorted((e for e, k in enumerate(ks) if k > 0), key=lambda e: src[e])
+            full = sorted((e for e, k in enumerate(ks) if k < 0), key=lambda e: src[e])
             order = finite + full
             dst = [type_index[self.edge_types[e][2]] for e in order]
+            srcs = [src[e] for e in order]
             plan.append(dict(
                 order=order, num_finite=len(finite), dst=dst,
+                grouped=all(a <= b for a, b in zip(srcs, srcs[1:])),
                 k=torch.tensor([ks[e] for e in order], dtype=torch.int64, device=self.device),
                 k_max=max([ks[e] for e in finite], default=0),
                 uniform=len({ks[e] for e in finite}) <= 1,
@@ -490,7 +495,7 @@ class TorchHeteroNeighborSampler(BaseSampler):
                     ends = torch.searchsorted(tgt, torch.cumsum(sizes_t, 0))
                     counts = torch.diff(ends, prepend=ends.new_zeros(1)).tolist()
                     nbr = g.csc.row.index_select(0, pos)
-                    local, new_nodes, new_counts = self._map_to_local(node_map, nbr, totals)
+                    local, new_nodes, new_counts = self._map_to_local(node_map, nbr, totals, hop["grouped"])
                     col = front_local.index_select(0, pair_front).index_select(0, tgt)
                     eid = g.csc.perm.index_select(0, pos).to(torch.int64) if self.with_edge_id else None
                     for b, (r, c) in enumerate(zip(local.split(counts), col.split(counts))):
@@ -547,11 +552,13 @@ class TorchHeteroNeighborSampler(BaseSampler):
             num_sampled_edges={et: num_sampled_edges[e] for e, et in enumerate(self.edge_types)},
         )
 
-    def _map_to_local(self, node_map: Tensor, nbr: Tensor, totals: Tensor) -> Tuple[Tensor, Tensor, List[int]]:
+    def _map_to_local(self, node_map: Tensor, nbr: Tensor, totals: Tensor,
+                      grouped: bool = False) -> Tuple[Tensor, Tensor, List[int]]:
         r"""Maps the global ids :obj:`nbr` to ids within their node type;
         not-yet-seen nodes get consecutive ids after :obj:`totals[type]` (updated
         in place) in order of first occurrence. Returns :obj:`(ids, new
-        nodes sorted by type (stable), new nodes per type)`."""
+        nodes sorted by type (stable), new nodes per type)`. :obj:`grouped`
+        says that :obj:`nbr` is already grouped by node type in type order."""
         T = len(self.node_types)
         local = node_map.index_select(0, nbr)
         new_at = (local < 0).nonzero().view(-1)
@@ -562,12 +569,20 @@ class TorchHeteroNeighborSampler(BaseSampler):
         rank = torch.arange(m - 1, -1, -1, device=nbr.device, dtype=node_map.dtype)
         node_map.scatter_reduce_(0, cand, rank, reduce="amax")
         uniq = cand.index_select(0, (node_map.index_select(0, cand) == rank).nonzero().view(-1))
-        types = self._node_type_of(uniq)
-        types, order = torch.sort(types, stable=True)
-        uniq = uniq.index_select(0, order)
-        count = torch.bincount(types, minlength=T)
-        block_start = torch.cumsum(count, 0) - count
-        ids = torch.arange(uniq.numel(), device=nbr.device) + (totals - block_start).index_select(0, types)
+        if grouped:  # types ascend along uniq: the block ends by binary search
+            bounds = torch.tensor(self.graph.node_offset[1:-1], dtype=uniq.dtype, device=uniq.device)
+            ends = torch.cat([torch.searchsorted(uniq, bounds), uniq.new_full((1,), uniq.numel())])
+            count = torch.diff(ends, prepend=ends.new_zeros(1))
+            block_start = ends - count
+            shift = torch.repeat_interleave(totals - block_start, count, output_size=uniq.numel())
+        else:
+            types = self._node_type_of(uniq)
+            types, order = torch.sort(types, stable=True)
+            uniq = uniq.index_select(0, order)
+            count = torch.bincount(types, minlength=T)
+            block_start = torch.cumsum(count, 0) - count
+            shift = (totals - block_start).index_select(0, types)
+        ids = torch.arange(uniq.numel(), device=nbr.device) + shift
         node_map.index_copy_(0, uniq, ids.to(node_map.dtype))
         totals.add_(count)
         local.index_copy_(0, new_at, node_map.index_select(0, cand))
