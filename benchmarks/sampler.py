@@ -204,7 +204,8 @@ def interleaved_ratios(loaders: Dict[str, object], batch_size: int, rounds: int,
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--graphs", nargs="+", default=["arxiv-like", "tolokers", "cornell5", "mag-like"],
-                   choices=["arxiv-like", "tolokers", "cornell5", "mag-like", "mag-like-homo"], help="graphs to sample from")
+                   choices=["arxiv-like", "tolokers", "cornell5", "mag-like", "mag-like-homo"],
+                   help="graphs to sample from")
     p.add_argument("--scale", type=float, default=1.0,
                    help="size of mag-like relative to ogbn-mag (1.0: 1.94M nodes, 21.1M edges + "
                         "reverses; needs ~6 GB of RAM) [default: 1.0]")

@@ -3,7 +3,6 @@ synthetic ogbn-mag-shaped graph."""
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
