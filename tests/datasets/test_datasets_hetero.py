@@ -95,3 +95,35 @@ def test_synthetic_mag_shape_split_and_determinism():
     assert all(torch.equal(again.data[et].edge_index, data[et].edge_index) for et in data.edge_types)
     with pytest.raises(ConfigError, match="scale"):
         synthetic_mag(scale=0)
+
+
+def test_fake_ogbn_mag_trains_mini_batch_and_evaluates_with_ogb(tmp_path):
+    from pyg_ham.models.hetero import build_hetero_model
+    from pyg_ham.optim import build_optimizer
+    from pyg_ham.sampling import neighbor_loader
+
+    root = tmp_path / "data"
+    write_fake_mag(root / "ogb" / "ogbn_mag")
+    task = ogbn_mag(root)
+    data, split = task.data, task.split()
+    model = build_hetero_model("sage", data, task.num_classes, hidden_channels=8, ham_embeddings=False, seed=0)
+    opt = build_optimizer(model, "adam", lr=0.005, exclude=model.ham_exclude)
+    assert any(g["ham"] for g in opt.param_groups)
+    assert not any(g["ham"] and any(n.startswith("embeddings.") for n in g["param_names"])
+                   for g in opt.param_groups)
+    loader = neighbor_loader(data, [25, 20], batch_size=16, input_nodes=("paper", split["train"]),
+                             shuffle=True, seed=0)
+    for batch in loader:
+        bs = batch["paper"].batch_size
+        opt.zero_grad()
+        torch.nn.functional.cross_entropy(model.forward_batch(batch)[:bs], batch["paper"].y[:bs]).backward()
+        opt.step()
+    model.eval()
+    with torch.no_grad():
+        full = model(data.x_dict, data.edge_index_dict)          # full neighbourhood
+        test_loader = neighbor_loader(data, [25, 20], batch_size=64, input_nodes=("paper", split["test"]))
+        sampled = torch.cat([model.forward_batch(b)[:b["paper"].batch_size] for b in test_loader])
+    acc_full, acc_sampled = task.evaluate(full, split["test"]), task.evaluate(sampled, split["test"])
+    assert 0.0 <= acc_full <= 1.0 and 0.0 <= acc_sampled <= 1.0
+    assert acc_full == pytest.approx(float((full[split["test"]].argmax(1) == data["paper"].y[split["test"]])
+                                           .float().mean()))
