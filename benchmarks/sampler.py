@@ -114,7 +114,7 @@ def make_graph(name: str, quick: bool, feat_dim: int, scale: float = 1.0) -> Opt
         # Node types in order (papers first: ids 0..num_papers-1, the seeds' ids are unchanged).
         assert hetero.node_types[0] == "paper"
         homo = hetero.to_homogeneous(node_attrs=[], edge_attrs=[], add_node_type=False, add_edge_type=False)
-        n = homo.num_nodes
+        n = sum(hetero[t].num_nodes for t in hetero.node_types)
         return Data(x=torch.randn(n, feat_dim), edge_index=homo.edge_index, y=torch.zeros(n, dtype=torch.long),
                     num_nodes=n)
     if name == "arxiv-like":
