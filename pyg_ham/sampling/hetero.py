@@ -8,7 +8,9 @@ All edge types of a hop are sampled together: every edge type
 :math:`(s, r, d)` gets its own block of "virtual columns" (one per node of
 type :math:`d`) in one combined CSC layout, so that a hop is one call of the
 vectorised kernel over all (frontier node, edge type) pairs, whatever the
-number of edge types.
+number of edge types (two calls when a hop mixes :obj:`-1` with finite
+fanouts; fanouts that differ between edge types go through
+:func:`sample_one_hop_per_row`).
 """
 from __future__ import annotations
 
@@ -306,8 +308,9 @@ class TorchHeteroNeighborSampler(BaseSampler):
       and :obj:`num_sampled_edges` (per edge type, :obj:`num_hops` counts)
       for :func:`~torch_geometric.utils.trim_to_layer`.
 
-    All edge types of a hop are sampled by one kernel call (see
-    :class:`HeteroCSC` and :func:`sample_one_hop_per_row`); new nodes of all
+    All edge types of a hop are sampled by one kernel call (two when the hop
+    mixes :obj:`-1` with finite fanouts; see :class:`HeteroCSC` and
+    :func:`sample_one_hop_per_row`); new nodes of all
     types are de-duplicated through one node-to-local-id array over all
     nodes, reset after every batch.
 
