@@ -5,20 +5,29 @@ Measures, per graph and device, the seconds to sample one epoch through PyG's ``
 (sum of ``num_sampled_edges`` over the batches / epoch time).
 
 Graphs: a synthetic graph of ogbn-arxiv's size (169,343 nodes, ~2.3M directed edges after
-symmetrisation, power-law degrees), and the largest real graphs in ``../shared/data``
-(Tolokers, LINKX cornell5), loaded from a temporary copy.
+symmetrisation, power-law degrees), the largest real graphs in ``../shared/data``
+(Tolokers, LINKX cornell5), loaded from a temporary copy, and ``mag-like``: an
+ogbn-mag-sized heterogeneous graph (``pyg_ham.datasets.hetero.synthetic_mag``: 1.94M nodes
+of four types, 21.1M edges of four relations, plus their reverses; ``--scale`` shrinks it),
+sampled from paper seeds by the heterogeneous sampler (edges/s summed over edge types), and
+``mag-like-homo``: the same graph's homogeneous view (``HeteroData.to_homogeneous``, every
+node with 128 features) sampled by the homogeneous sampler from the same paper seeds, which
+separates the cost of heterogeneity from that of the graph's size. The last lines give the
+heterogeneous / homogeneous rate ratios measured in the same run.
 
 Examples::
 
     python benchmarks/sampler.py                 # full run on the CPU (+ GPU when present)
     python benchmarks/sampler.py --quick         # small graph, one epoch, seconds
     python benchmarks/sampler.py --device cuda --graphs arxiv-like
+    python benchmarks/sampler.py --graphs arxiv-like mag-like --scale 0.25   # hetero vs homo
 """
 from __future__ import annotations
 
 import argparse
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -29,12 +38,13 @@ if "--thp" in sys.argv:  # read by PyTorch's CPU allocator at its first allocati
     os.environ["THP_MEM_ALLOC_ENABLE"] = "1"
 
 import torch  # noqa: E402
-from torch_geometric.data import Data  # noqa: E402
+from torch_geometric.data import Data, HeteroData  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from pyg_ham.sampling import TorchNeighborLoader, clear_csc_cache  # noqa: E402
+from pyg_ham.datasets.hetero import synthetic_mag  # noqa: E402
+from pyg_ham.sampling import TorchNeighborLoader, clear_csc_cache, clear_hetero_csc_cache  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data"
 ARXIV_NODES, ARXIV_UNDIRECTED, ARXIV_SEEDS = 169_343, 1_166_243, 90_941
@@ -90,7 +100,23 @@ def load_real(name: str) -> Optional[torch.Tensor]:
     return edge_index, num_nodes
 
 
-def make_graph(name: str, quick: bool, feat_dim: int) -> Optional[Data]:
+_MAG: Dict[tuple, HeteroData] = {}
+
+
+def make_graph(name: str, quick: bool, feat_dim: int, scale: float = 1.0) -> Optional[Data]:
+    if name in ("mag-like", "mag-like-homo"):
+        key = (0.01 if quick else scale, feat_dim)
+        if key not in _MAG:
+            _MAG[key] = synthetic_mag(scale=key[0], num_features=feat_dim, seed=0).data
+        hetero = _MAG[key]
+        if name == "mag-like":  # HeteroData; papers carry the features
+            return hetero
+        # Node types in order (papers first: ids 0..num_papers-1, the seeds' ids are unchanged).
+        assert hetero.node_types[0] == "paper"
+        homo = hetero.to_homogeneous(node_attrs=[], edge_attrs=[], add_node_type=False, add_edge_type=False)
+        n = sum(hetero[t].num_nodes for t in hetero.node_types)
+        return Data(x=torch.randn(n, feat_dim), edge_index=homo.edge_index, y=torch.zeros(n, dtype=torch.long),
+                    num_nodes=n)
     if name == "arxiv-like":
         if quick:
             n, m = 20_000, 140_000
@@ -108,6 +134,8 @@ def make_graph(name: str, quick: bool, feat_dim: int) -> Optional[Data]:
 
 def make_loader(backend: str, data: Data, fanout: List[int], batch_size: int,
                 seeds: torch.Tensor, device: str, seed: int):
+    if isinstance(data, HeteroData):
+        seeds = ("paper", seeds)
     if backend == "pyg_ham":
         return TorchNeighborLoader(data, fanout, input_nodes=seeds, batch_size=batch_size,
                                    shuffle=True, device=device, seed=seed)
@@ -123,7 +151,10 @@ def time_epochs(loader, epochs: int, sync: Callable[[], None]) -> Dict[str, floa
         t0 = time.perf_counter()
         edges, batches = 0, 0
         for batch in loader:
-            edges += sum(batch.num_sampled_edges)
+            if isinstance(batch, HeteroData):
+                edges += sum(sum(v) for v in batch.num_sampled_edges_dict.values())
+            else:
+                edges += sum(batch.num_sampled_edges)
             batches += 1
         sync()
         best = min(best, time.perf_counter() - t0)
@@ -146,10 +177,38 @@ def time_sampling_only(loader, batch_size: int, epochs: int, sync: Callable[[], 
     return best
 
 
+def _sampled_edges(out) -> int:
+    counts = out.num_sampled_edges
+    return sum(sum(v) for v in counts.values()) if isinstance(counts, dict) else sum(counts)
+
+
+def interleaved_ratios(loaders: Dict[str, object], batch_size: int, rounds: int, batches: int,
+                       sync: Callable[[], None]) -> Dict[str, List[float]]:
+    r"""Sample-only edges/s of every loader's sampler over its first ``batches`` seed batches,
+    the loaders taking turns for ``rounds`` rounds, so that the ratios between graphs are
+    measured under the same machine load (other jobs make absolute rates drift)."""
+    rates: Dict[str, List[float]] = {name: [] for name in loaders}
+    for _ in range(rounds):
+        for name, loader in loaders.items():
+            sampler, inputs = loader.node_sampler, loader.input_data
+            num = min(inputs.node.numel(), batches * batch_size)
+            sync()
+            t0, edges = time.perf_counter(), 0
+            for i in range(0, num, batch_size):
+                edges += _sampled_edges(sampler.sample_from_nodes(inputs[torch.arange(i, min(i + batch_size, num))]))
+            sync()
+            rates[name].append(edges / (time.perf_counter() - t0))
+    return rates
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--graphs", nargs="+", default=["arxiv-like", "tolokers", "cornell5"],
-                   choices=["arxiv-like", "tolokers", "cornell5"], help="graphs to sample from")
+    p.add_argument("--graphs", nargs="+", default=["arxiv-like", "tolokers", "cornell5", "mag-like"],
+                   choices=["arxiv-like", "tolokers", "cornell5", "mag-like", "mag-like-homo"],
+                   help="graphs to sample from")
+    p.add_argument("--scale", type=float, default=1.0,
+                   help="size of mag-like relative to ogbn-mag (1.0: 1.94M nodes, 21.1M edges + "
+                        "reverses; needs ~6 GB of RAM) [default: 1.0]")
     p.add_argument("--device", nargs="+", default=["cpu", "cuda"],
                    help="devices to sample on (cuda is skipped when absent) [default: cpu cuda]")
     p.add_argument("--fanout", type=int, nargs="+", default=[15, 10, 5], help="fanout per hop")
@@ -160,16 +219,22 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--epochs", type=int, default=3, help="timed epochs per setting; the best is kept")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--rounds", type=int, default=5,
+                   help="rounds of the interleaved hetero/homo sample-only comparison [default: 5]")
+    p.add_argument("--round-batches", type=int, default=10,
+                   help="seed batches per graph and round in that comparison [default: 10]")
     p.add_argument("--thp", action="store_true",
                    help="set THP_MEM_ALLOC_ENABLE=1: PyTorch backs large CPU tensors with huge "
                         "pages, which makes the per-batch feature gather fault in fewer pages")
     p.add_argument("--quick", action="store_true",
-                   help="smoke run: 20k-node synthetic graph only, one epoch")
+                   help="smoke run: 20k-node synthetic graph (and mag-like at scale 0.01 when "
+                        "listed in --graphs), one epoch")
     args = p.parse_args(argv)
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    graphs = ["arxiv-like"] if args.quick else args.graphs
+    graphs = ([g for g in args.graphs if g in ("arxiv-like", "mag-like", "mag-like-homo")] or ["arxiv-like"]) \
+        if args.quick else args.graphs
     epochs = 1 if args.quick else args.epochs
     devices = []
     for d in args.device:
@@ -179,7 +244,11 @@ def main(argv: Optional[List[str]] = None) -> int:
         devices.append(d)
     import torch_geometric.typing as pyg_typing
     backends = ["pyg_ham"] + (["pyg"] if pyg_typing.WITH_PYG_LIB else [])
-    loaded = {name: make_graph(name, args.quick, args.feat_dim) for name in graphs}
+    loaded = {}
+    for name in graphs:
+        t0 = time.perf_counter()
+        loaded[name] = make_graph(name, args.quick, args.feat_dim, args.scale)
+        print(f"[graph] {name}: built in {time.perf_counter() - t0:.1f}s", file=sys.stderr, flush=True)
 
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, "
           f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', '0')}, "
@@ -192,11 +261,16 @@ def main(argv: Optional[List[str]] = None) -> int:
     print(header)
     print("-" * len(header))
     rates: Dict[tuple, float] = {}
+    only_rates: Dict[tuple, float] = {}
+    kept: Dict[str, Dict[str, object]] = {}
     for name, data in loaded.items():
         if data is None:
             continue
         g = torch.Generator().manual_seed(args.seed)
-        seeds = torch.randperm(data.num_nodes, generator=g)[:min(args.num_seeds, data.num_nodes)]
+        num_seed_nodes = data.num_nodes
+        if name.startswith("mag-like"):  # paper seeds (ids 0..num_papers-1 in both views)
+            num_seed_nodes = next(iter(_MAG.values()))["paper"].num_nodes
+        seeds = torch.randperm(num_seed_nodes, generator=g)[:min(args.num_seeds, num_seed_nodes)]
         for device in devices:
             d = data.to(device) if device != "cpu" else data
             sync = (lambda: torch.cuda.synchronize()) if device.startswith("cuda") else (lambda: None)
@@ -204,6 +278,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                 if backend == "pyg" and device != "cpu":
                     continue
                 clear_csc_cache()
+                clear_hetero_csc_cache()
                 sync()
                 t0 = time.perf_counter()
                 loader = make_loader(backend, d, args.fanout, args.batch_size, seeds, device, args.seed)
@@ -214,6 +289,10 @@ def main(argv: Optional[List[str]] = None) -> int:
                 only = time_sampling_only(loader, args.batch_size, epochs, sync)
                 rate = r["edges"] / r["seconds"]
                 rates[(name, backend, device)] = rate
+                if backend == "pyg_ham":
+                    kept.setdefault(device, {})[name] = loader
+                if backend == "pyg_ham":
+                    only_rates[(name, device)] = r["edges"] / only
                 print(f"{name:<11} {data.num_nodes:>7} {data.num_edges:>8} {backend:<7} {device:<6} "
                       f"{seeds.numel():>6} {csc_s:>5.2f} {r['seconds']:>7.2f} {r['batches']:>7} "
                       f"{r['edges']:>13} {rate / 1e6:>8.2f} {r['edges'] / only / 1e6:>20.2f}", flush=True)
@@ -224,6 +303,27 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"{name}: {backend} on {device} / pyg_ham on cpu = {rate / cpu:.1f}x")
             if gname == name and backend == "pyg" and cpu:
                 print(f"{name}: pyg_ham / pyg (pyg-lib) on cpu = {cpu / rate:.2f}x")
+    for device in devices:
+        het = rates.get(("mag-like", "pyg_ham", device))
+        for other in ("arxiv-like", "mag-like-homo"):
+            hom = rates.get((other, "pyg_ham", device))
+            if het and hom:
+                print(f"mag-like (hetero, scale {0.01 if args.quick else args.scale}) / {other} (homo) "
+                      f"pyg_ham on {device} = {het / hom:.2f}x epoch edges/s, "
+                      f"{only_rates[('mag-like', device)] / only_rates[(other, device)]:.2f}x "
+                      f"sample-only edges/s (goal: >= 0.5x)")
+        # The same ratio with the graphs taking turns (robust to load drift between rows).
+        if "mag-like" in kept.get(device, {}) and len(kept[device]) > 1:
+            sync = (lambda: torch.cuda.synchronize()) if device.startswith("cuda") else (lambda: None)
+            inter = interleaved_ratios(kept[device], args.batch_size, args.rounds, args.round_batches, sync)
+            for other, other_rates in inter.items():
+                if other == "mag-like":
+                    continue
+                ratios = sorted(a / b for a, b in zip(inter["mag-like"], other_rates))
+                print(f"interleaved sample-only on {device}, {args.rounds} rounds x {args.round_batches} "
+                      f"batches: mag-like / {other} = {statistics.median(ratios):.2f}x (median; range "
+                      f"{ratios[0]:.2f}-{ratios[-1]:.2f}; mag-like {statistics.median(inter['mag-like']) / 1e6:.2f}"
+                      f" vs {statistics.median(other_rates) / 1e6:.2f} Medges/s)")
     return 0
 
 

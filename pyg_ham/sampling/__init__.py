@@ -7,6 +7,11 @@ on whatever device the graph lives on.
   driven by that sampler, yielding the same mini-batches as PyG's ``NeighborLoader``
   (``x``, ``y``, ``n_id``, ``input_id``, ``batch_size``, ``num_sampled_nodes``,
   ``num_sampled_edges``, ``e_id``; seeds first).
+* :class:`TorchHeteroNeighborSampler`: the same for
+  :class:`~torch_geometric.data.HeteroData` (per-edge-type fanouts, all edge
+  types of a hop in one kernel call); :class:`TorchNeighborLoader` and
+  :func:`neighbor_loader` take a ``HeteroData`` graph with
+  ``input_nodes=("paper", idx)``.
 * :func:`neighbor_loader`: returns PyG's ``NeighborLoader`` when pyg-lib is
   installed and the graph is on the CPU, a :class:`TorchNeighborLoader` otherwise
   (``force="pyg_ham"`` / ``"pyg"`` overrides).
@@ -29,6 +34,14 @@ feature gather; ``THP_MEM_ALLOC_ENABLE=1`` (a PyTorch allocator setting: huge pa
 for large tensors) makes it markedly faster.
 """
 from pyg_ham.sampling.csc import CSCGraph, clear_csc_cache, get_csc
+from pyg_ham.sampling.hetero import (
+    HeteroCSC,
+    TorchHeteroNeighborSampler,
+    check_hetero_num_neighbors,
+    clear_hetero_csc_cache,
+    get_hetero_csc,
+    sample_one_hop_per_row,
+)
 from pyg_ham.sampling.kernels import floyd_sample, sample_one_hop
 from pyg_ham.sampling.loader import (
     TorchNeighborLoader,
@@ -40,13 +53,19 @@ from pyg_ham.sampling.sampler import TorchNeighborSampler
 
 __all__ = [
     "CSCGraph",
+    "HeteroCSC",
+    "TorchHeteroNeighborSampler",
     "TorchNeighborLoader",
     "TorchNeighborSampler",
+    "check_hetero_num_neighbors",
     "choose_backend",
     "clear_csc_cache",
+    "clear_hetero_csc_cache",
     "floyd_sample",
     "get_csc",
+    "get_hetero_csc",
     "has_pyg_neighbor_sampling",
     "neighbor_loader",
     "sample_one_hop",
+    "sample_one_hop_per_row",
 ]

@@ -13,18 +13,21 @@ from pyg_ham.errors import ConfigError
 _INT32_MAX = 2**31 - 1
 
 
-def _check_edge_index(edge_index: Tensor, num_nodes: int) -> None:
+def _check_edge_index(edge_index: Tensor, num_nodes: int, num_src_nodes: Optional[int] = None) -> None:
     if (not isinstance(edge_index, Tensor) or edge_index.dim() != 2 or edge_index.size(0) != 2
             or edge_index.is_floating_point() or edge_index.is_complex() or edge_index.dtype == torch.bool):
         shape = tuple(edge_index.shape) if isinstance(edge_index, Tensor) else type(edge_index).__name__
         raise ConfigError(f"edge_index must be an integer tensor of shape [2, num_edges], got {shape}"
                           f"{' ' + str(edge_index.dtype) if isinstance(edge_index, Tensor) else ''}")
     if edge_index.numel():
-        lo, hi = (int(v) for v in torch.stack([edge_index.min(), edge_index.max()]).tolist())
-        if lo < 0 or hi >= num_nodes:
-            bad = lo if lo < 0 else hi
-            raise ConfigError(f"edge_index holds node index {bad} but num_nodes={num_nodes}: every index must "
-                              f"lie in [0, {num_nodes}); fix edge_index or pass the right num_nodes")
+        src_nodes = num_nodes if num_src_nodes is None else num_src_nodes
+        lo_src, hi_src, lo, hi = (int(v) for v in torch.stack([edge_index[0].min(), edge_index[0].max(),
+                                                               edge_index[1].min(), edge_index[1].max()]).tolist())
+        for low, high, count, what in ((lo_src, hi_src, src_nodes, "source"), (lo, hi, num_nodes, "target")):
+            if low < 0 or high >= count:
+                bad = low if low < 0 else high
+                raise ConfigError(f"edge_index holds {what} node index {bad} but there are {count} {what} nodes: "
+                                  f"every index must lie in [0, {count}); fix edge_index or pass the right num_nodes")
 
 
 @dataclass(frozen=True)
@@ -81,14 +84,15 @@ class CSCGraph:
         return CSCGraph(self.colptr.to(device), self.row.to(device), perm, self.num_nodes)
 
     @classmethod
-    def from_edge_index(cls, edge_index: Tensor, num_nodes: int) -> "CSCGraph":
+    def from_edge_index(cls, edge_index: Tensor, num_nodes: int, num_src_nodes: Optional[int] = None) -> "CSCGraph":
         r"""Builds the CSC layout of :obj:`edge_index` on its own device with a
         stable sort by target, so that parallel edges keep their order.
 
         :obj:`edge_index` is validated here, once per build (one host sync):
         an integer tensor of shape :obj:`[2, num_edges]` with every index in
-        :obj:`[0, num_nodes)`, else a :class:`~pyg_ham.errors.ConfigError`."""
-        _check_edge_index(edge_index, num_nodes)
+        :obj:`[0, num_nodes)` (sources in :obj:`[0, num_src_nodes)` for a bipartite
+        edge type), else a :class:`~pyg_ham.errors.ConfigError`."""
+        _check_edge_index(edge_index, num_nodes, num_src_nodes)
         src, dst = edge_index[0], edge_index[1]
         num_edges = src.numel()
         dtype = torch.int32 if max(num_nodes, num_edges) < _INT32_MAX else torch.int64
@@ -114,6 +118,7 @@ def get_csc(
     edge_index: Tensor,
     num_nodes: int,
     device: Optional[Union[str, torch.device]] = None,
+    num_src_nodes: Optional[int] = None,
 ) -> CSCGraph:
     r"""Returns the (cached) CSC layout of :obj:`edge_index` on :obj:`device`.
 
@@ -123,9 +128,11 @@ def get_csc(
 
     Args:
         edge_index (torch.Tensor): Edge indices of shape :obj:`[2, num_edges]`.
-        num_nodes (int): The number of nodes.
+        num_nodes (int): The number of (target) nodes.
         device (torch.device, optional): Where the layout should live.
             (default: the device of :obj:`edge_index`)
+        num_src_nodes (int, optional): The number of source nodes of a bipartite
+            edge type. (default: :obj:`num_nodes`)
     """
     device = torch.device(device) if device is not None else edge_index.device
     key = id(edge_index)
@@ -141,7 +148,7 @@ def get_csc(
         if per_device:  # Move an existing layout instead of sorting again.
             csc = next(iter(per_device.values())).to(device)
         else:
-            csc = CSCGraph.from_edge_index(edge_index.to(device), num_nodes)
+            csc = CSCGraph.from_edge_index(edge_index.to(device), num_nodes, num_src_nodes)
         per_device[device] = csc
     return per_device[device]
 

@@ -6,11 +6,12 @@ from typing import Any, Callable, List, Literal, Optional, Union
 
 import torch
 import torch_geometric.typing
-from torch_geometric.data import Data
+from torch_geometric.data import Data, HeteroData
 from torch_geometric.loader import NeighborLoader, NodeLoader
 from torch_geometric.typing import InputNodes
 
 from pyg_ham.errors import ConfigError, MissingDependencyError
+from pyg_ham.sampling.hetero import TorchHeteroNeighborSampler, check_hetero_input_nodes
 from pyg_ham.sampling.sampler import TorchNeighborSampler
 from pyg_ham.sampling.validate import (
     check_backend,
@@ -73,11 +74,23 @@ class TorchNeighborLoader(NeighborLoader):
     as PyG's loader returns them; the first :obj:`batch_size` nodes are the
     seeds. :obj:`input_nodes` is range-checked once, when the loader is built.
 
+    A :class:`~torch_geometric.data.HeteroData` graph is sampled by
+    :class:`~pyg_ham.sampling.TorchHeteroNeighborSampler` into
+    :class:`~torch_geometric.data.HeteroData` mini-batches with :obj:`n_id`
+    and :obj:`num_sampled_nodes` per node type, :obj:`e_id` and
+    :obj:`num_sampled_edges` per edge type, and :obj:`input_id` /
+    :obj:`batch_size` on the input node type, as PyG's ``NeighborLoader``.
+
     Args:
-        data (torch_geometric.data.Data): The graph.
-        num_neighbors (List[int]): Fanout per hop (:obj:`-1`: all).
+        data (torch_geometric.data.Data or HeteroData): The graph.
+        num_neighbors (List[int] or Dict[Tuple[str, str, str], List[int]]):
+            Fanout per hop (:obj:`-1`: all); for a
+            :class:`~torch_geometric.data.HeteroData` graph also a dict with
+            a list per edge type.
         input_nodes (torch.Tensor, optional): Seed node indices or a boolean
-            mask. (default: :obj:`None`: all nodes)
+            mask; for a :class:`~torch_geometric.data.HeteroData` graph a node
+            type or a :obj:`(node_type, indices or mask)` pair, *e.g.*
+            :obj:`("paper", train_idx)`. (default: :obj:`None`: all nodes)
         replace (bool, optional): Sample with replacement.
             (default: :obj:`False`)
         device (torch.device or str, optional): Where sampling runs; the CSC
@@ -118,12 +131,18 @@ class TorchNeighborLoader(NeighborLoader):
                 if isinstance(value, torch.Tensor) or value != default:
                     raise ConfigError(f"{key}={value!r} is not supported by the pyg_ham sampler "
                                       f"(only {key}={default!r}); use force='pyg' with pyg-lib")
-        sampler = TorchNeighborSampler(data, num_neighbors, replace=replace, device=device,
-                                       seed=seed, generator=generator, with_edge_id=with_edge_id)
+        if isinstance(data, HeteroData):  # per-type batches; see TorchHeteroNeighborSampler
+            check_hetero_input_nodes(data, input_nodes)
+            sampler_cls = TorchHeteroNeighborSampler
+        else:
+            sampler_cls = TorchNeighborSampler
+        sampler = sampler_cls(data, num_neighbors, replace=replace, device=device,
+                              seed=seed, generator=generator, with_edge_id=with_edge_id)
         if sampler.device.type != "cpu" and kwargs.get("num_workers", 0) > 0:
             raise ConfigError(f"num_workers must be 0 when sampling on {sampler.device} "
                               f"(GPU sampling is fast and cannot run in worker processes)")
-        _check_input_nodes(input_nodes, sampler.num_nodes)
+        if not isinstance(data, HeteroData):  # heterogeneous seeds were checked above
+            _check_input_nodes(input_nodes, sampler.num_nodes)
         if kwargs.get("generator") is None:
             kwargs["generator"] = _shuffle_generator(seed, sampler.generator)
         # A NeighborLoader to PyG code that checks (e.g. BasicGNN.inference for layer-wise
@@ -148,6 +167,8 @@ def choose_backend(data: Data, device: Optional[Union[str, torch.device]] = None
     if backend != "auto":
         return backend
     edge_index = getattr(data, "edge_index", None)
+    if isinstance(data, HeteroData) and data.edge_types:
+        edge_index = data[data.edge_types[0]].get("edge_index")
     on_cpu = (device or (edge_index.device if edge_index is not None else torch.device("cpu"))).type == "cpu"
     return "pyg" if torch_geometric.typing.WITH_PYG_LIB and on_cpu else "pyg_ham"
 
@@ -195,7 +216,8 @@ def neighbor_loader(
         **loader_kwargs (optional): Passed on to the loader, *e.g.*
             :obj:`num_workers`, :obj:`drop_last`, :obj:`transform`.
     """
-    check_num_neighbors(num_neighbors)
+    if not isinstance(data, HeteroData):  # per-edge-type fanouts are checked by the hetero sampler
+        check_num_neighbors(num_neighbors)
     check_batch_size(batch_size)
     backend = choose_backend(data, device, force)
     if backend == "pyg_ham":

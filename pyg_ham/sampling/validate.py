@@ -14,8 +14,8 @@ def check_num_neighbors(num_neighbors: Any) -> List[int]:
     r"""Returns :obj:`num_neighbors` as a list of ints, each :obj:`-1`
     (all neighbours) or :obj:`>= 0`."""
     if isinstance(num_neighbors, dict):
-        raise ConfigError("num_neighbors: per-edge-type dicts (heterogeneous graphs) are not "
-                          "supported; pass a list of ints, one per hop, each -1 or >= 0")
+        raise ConfigError("num_neighbors: a per-edge-type dict needs a HeteroData graph; for a "
+                          "Data graph pass a list of ints, one per hop, each -1 or >= 0")
     if not isinstance(num_neighbors, Sequence) or isinstance(num_neighbors, (str, bytes)):
         raise ConfigError(f"num_neighbors must be a list of ints, one per hop, each -1 or >= 0 "
                           f"(got {num_neighbors!r})")

@@ -56,7 +56,7 @@ def test_fsdp2_ham_equals_one_process(tmp_path):
     for name, params in expected.items():
         for p, q in zip(params, sharded[name]):
             assert q.shape == p.shape
-            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=lambda m: f"{name}: {m}")
+            torch.testing.assert_close(q, p, rtol=1e-4, atol=1e-5, msg=lambda m, name=name: f"{name}: {m}")
     # the hyperbolic step acted: the small model differs from the base optimizer alone
     plain = worker.build("small")
     opt = worker.optimizer("small", "sgd", plain.parameters())
