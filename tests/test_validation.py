@@ -41,3 +41,13 @@ def test_an_experiment_config_is_checked_when_created_but_its_device_at_run_time
     cfg = ExperimentConfig(device="cuda:3")  # loads on a machine without that GPU ...
     with pytest.raises(ConfigError, match="cuda"):
         cfg.validate()  # ... and is refused when it is about to run there
+
+
+def test_config_sections_cover_every_field_once_and_round_trip_flat():
+    from pyg_ham.train.config import SECTIONS
+
+    names = [k for keys in SECTIONS.values() for k in keys]
+    assert sorted(names) == sorted(ExperimentConfig.field_names())
+    cfg = ExperimentConfig(lr=0.05, alpha=20.0, batch_size=64, fanout=[5, 5])
+    assert cfg.sections()["optim"]["lr"] == 0.05 and cfg.sections()["ham"]["alpha"] == 20.0
+    assert ExperimentConfig.from_dict(cfg.to_dict()) == cfg

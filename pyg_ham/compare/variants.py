@@ -62,13 +62,9 @@ class Variant:
     def apply(self, cfg: ExperimentConfig) -> ExperimentConfig:
         """:obj:`cfg` with this variant's optimizer, HAM switch and overrides (validated)."""
         values = {"optimizer": self.optimizer, "ham": self.ham, **self.overrides}
-        try:
-            out = dataclasses.replace(cfg, **values)  # unlike cfg.replace, keeps explicit None values
-        except TypeError as exc:  # pragma: no cover - keys are checked when parsing
-            raise ConfigError(f"variant {self.label!r}: {exc}") from None
-        try:
-            return out.validate()
-        except ConfigError as exc:
+        try:  # the copy is validated when created
+            return dataclasses.replace(cfg, **values)  # unlike cfg.replace, keeps explicit None values
+        except (TypeError, ConfigError) as exc:  # unknown keys are refused when parsing
             raise ConfigError(f"variant {self.label!r}: {exc}") from None
 
 

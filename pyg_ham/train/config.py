@@ -12,7 +12,7 @@ import yaml
 from pyg_ham.errors import ConfigError
 from pyg_ham.validation import check_choice, check_number
 
-__all__ = ["ExperimentConfig", "load_config", "resolve_device"]
+__all__ = ["ExperimentConfig", "SECTIONS", "load_config", "resolve_device"]
 
 PROTOCOLS = ("default", "cv", "official", "gin")
 EVAL_MODES = ("full", "layerwise")
@@ -22,6 +22,20 @@ def no_clamp_as_none(max_exponent: Any) -> Any:
     """HAM's exponent clamp with one spelling of "no clamp": ``inf`` becomes ``None``, so that the
     two compare equal when a run resumes and result JSON stays standard (no ``Infinity``)."""
     return None if isinstance(max_exponent, float) and max_exponent == math.inf else max_exponent
+
+
+#: The fields of :class:`ExperimentConfig` by section, as GraphGym groups them. The config, its YAML
+#: files and result JSONs stay flat (every config and result written so far loads unchanged).
+SECTIONS: Dict[str, tuple] = {
+    "data": ("dataset", "root", "dataset_options", "recipe"),
+    "model": ("model", "hidden", "layers", "dropout", "norm", "jk", "heads", "pool", "virtual_node"),
+    "optim": ("optimizer", "lr", "weight_decay", "momentum", "scheduler"),
+    "ham": ("ham", "alpha", "beta", "max_exponent"),
+    "train": ("epochs", "runs", "seed", "eval_mode", "eval_every", "eval_train", "patience", "device",
+              "protocol", "folds", "repeats", "sparsity", "sparsifier"),
+    "sampling": ("batch_size", "fanout"),
+    "output": ("out", "checkpoint_dir", "resume", "overwrite", "quiet"),
+}
 
 
 @dataclass
@@ -131,7 +145,13 @@ class ExperimentConfig:
         self.validate(device=False)
 
     def to_dict(self) -> Dict[str, Any]:
+        """The flat dict of every field (what YAML files and result JSONs hold)."""
         return dataclasses.asdict(self)
+
+    def sections(self) -> Dict[str, Dict[str, Any]]:
+        """The settings grouped by :data:`SECTIONS` (``{"optim": {"lr": ..., ...}, ...}``)."""
+        flat = self.to_dict()
+        return {name: {k: flat[k] for k in keys} for name, keys in SECTIONS.items()}
 
     def validate(self, device: bool = True) -> "ExperimentConfig":
         """Check every value; raise :class:`~pyg_ham.errors.ConfigError` naming the bad one.
