@@ -79,6 +79,8 @@ def experiment_options(func: Callable) -> Callable:
         click.option("--repeats", type=int, help="Cross-validation repeats (default 1)."),
         click.option("--sparsity", type=float, help="Target sparsity of the weight matrices, e.g. 0.9."),
         click.option("--sparsifier", help="random, erk, magnitude, gmp, acdc, rigl."),
+        click.option("--sync-bn/--no-sync-bn", default=None,
+                     help="Under torchrun: BatchNorm statistics over all ranks (default) or per rank."),
         click.option("--quiet", "-q", is_flag=True, default=None, help="No progress bars."),
     ]
     for option in reversed(options):

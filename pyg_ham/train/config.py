@@ -32,7 +32,7 @@ SECTIONS: Dict[str, tuple] = {
     "optim": ("optimizer", "lr", "weight_decay", "momentum", "scheduler"),
     "ham": ("ham", "alpha", "beta", "max_exponent"),
     "train": ("epochs", "runs", "seed", "eval_mode", "eval_every", "eval_train", "patience", "device",
-              "protocol", "folds", "repeats", "sparsity", "sparsifier"),
+              "protocol", "folds", "repeats", "sparsity", "sparsifier", "sync_bn"),
     "sampling": ("batch_size", "fanout"),
     "output": ("out", "checkpoint_dir", "resume", "overwrite", "quiet"),
 }
@@ -89,6 +89,8 @@ class ExperimentConfig:
     # sparse training
     sparsity: float = 0.0
     sparsifier: Optional[str] = None
+    # several processes (torchrun): BatchNorm statistics over the global batch
+    sync_bn: bool = True
     # output
     out: Optional[str] = None
     checkpoint_dir: Optional[str] = None

@@ -132,6 +132,7 @@ def fit(
         resume (bool): continue from :obj:`checkpoint` if it exists. (default: :obj:`False`)
     """
     from pyg_ham.models import count_parameters
+    from pyg_ham.train import distributed
     from pyg_ham.train.common import make_sparsifier, update
 
     epochs, seed = cfg.epochs, task.seed
@@ -147,29 +148,45 @@ def fit(
     history: List[Dict[str, Any]] = []
     start = 1
     diagnostics = WeightDiagnostics.from_optimizer(model, optimizer)
-    seed_everything(seed)
-    if resume and path is not None and path.exists():
-        ck = torch.load(path, map_location="cpu", weights_only=False)
+    # several processes: the model in DDP for training (the unwrapped one is evaluated and saved),
+    # each rank its own dropout stream; rank 0 alone writes the checkpoint (every rank's state in it)
+    world, rank = distributed.world_size(), distributed.rank()
+    net = distributed.wrap_model(model, task.device, sync_bn=getattr(cfg, "sync_bn", True))
+    seed_everything(seed + 1_000_003 * rank)
+    ck = None
+    if resume and path is not None:
+        ck = distributed.on_main(lambda: torch.load(path, map_location="cpu", weights_only=False)
+                                 if path.exists() else None)
+    if ck is not None:
+        if ck.get("world_size", 1) != world:
+            from pyg_ham.errors import ConfigError
+            raise ConfigError(f"checkpoint {path} was written by {ck.get('world_size', 1)} process(es), this run has "
+                              f"{world}; resume with --nproc {ck.get('world_size', 1)} or drop --resume")
+        own = ck["ranks"][rank] if "ranks" in ck else ck
         model.load_state_dict(ck["model"])
         optimizer.load_state_dict(ck["optimizer"])
         for name, obj in stateful.items():
-            obj.load_state_dict(ck["stateful"][name])
+            obj.load_state_dict(own["stateful"][name])
         diagnostics.load_state_dict(ck["diagnostics"])
         history, start = ck["history"], ck["epoch"] + 1
-        _set_rng_state(ck["rng"])
+        _set_rng_state(own["rng"])
 
     def train_epoch() -> float:
         total = torch.zeros((), device=task.device)
         count = 0
         for batch in task.train_batches():
-            loss, size = task.batch_loss(model, batch)
+            loss, size = task.batch_loss(net, batch)
             update(loss, optimizer, sparsifier)
             total += loss.detach() * size
             count += size
+        if world > 1:  # the mean over the global batch: every rank's sum and count
+            summed = distributed.all_reduce_sum(torch.stack([total.float(), torch.tensor(float(count)).to(total)]))
+            total, count = summed[0], int(summed[1])
         return float(total) / max(count, 1)  # one host sync per epoch
 
     def evaluate() -> Scores:
-        return {split: task.score(pred, target) for split, (pred, target) in task.predict(model).items()}
+        scores = {split: task.score(pred, target) for split, (pred, target) in task.predict(model).items()}
+        return distributed.broadcast_object(scores)  # every rank selects and stops on rank 0's scores
 
     best_valid: Optional[float] = None
     stale = 0  # evaluations since the best one (restored on resume)
@@ -180,7 +197,7 @@ def fit(
             else:
                 stale += 1
     diverged = False
-    progress = not cfg.quiet
+    progress = not cfg.quiet and distributed.is_main()
     bar = tqdm(range(start, epochs + 1), desc=task.desc or "train", disable=not progress, leave=False,
                initial=start - 1, total=epochs, dynamic_ncols=True)
     for epoch in bar:
@@ -215,10 +232,14 @@ def fit(
             bar.set_postfix(loss=f"{loss:.4f}", valid=f"{record.get('valid', float('nan')):.4f}",
                             best=f"{best_valid if best_valid is not None else float('nan'):.4f}")
         if path is not None:
-            _save_atomic({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                          "stateful": {n: o.state_dict() for n, o in stateful.items()},
-                          "diagnostics": diagnostics.state_dict(), "history": history, "epoch": epoch,
-                          "rng": _rng_state()}, path)
+            own = {"stateful": {n: o.state_dict() for n, o in stateful.items()}, "rng": _rng_state()}
+            ranks = distributed.gather_objects(own) if world > 1 else None
+            if distributed.is_main():
+                ck = {"model": model.state_dict(), "optimizer": optimizer.state_dict(), **own,
+                      "diagnostics": diagnostics.state_dict(), "history": history, "epoch": epoch}
+                if ranks is not None:
+                    ck.update(world_size=world, ranks=ranks)
+                _save_atomic(ck, path)
         if cfg.patience is not None and stale >= cfg.patience:
             break
     bar.close()

@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from pyg_ham.datasets import NodeTask
+from pyg_ham.errors import ConfigError
 from pyg_ham.models import build_node_model
 from pyg_ham.train.config import ExperimentConfig
 from pyg_ham.train.task import GeneratorState, RunSpec, TrainingTask, register_task_kind
@@ -38,6 +39,12 @@ class FullBatchNodeTask(TrainingTask):
     @classmethod
     def create(cls, task: NodeTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device,
                **options: Any) -> TrainingTask:
+        from pyg_ham.train import distributed
+
+        if cfg.batch_size is None and distributed.world_size() > 1:
+            raise ConfigError(f"full-batch node training in {distributed.world_size()} processes would compute the "
+                              f"same step {distributed.world_size()} times; set --batch-size to split mini-batches "
+                              f"over the processes, or run in one process")
         kind = FullBatchNodeTask if cfg.batch_size is None else MiniBatchNodeTask
         return kind(task, cfg, spec, device, **options)
 
@@ -76,24 +83,48 @@ class FullBatchNodeTask(TrainingTask):
 class MiniBatchNodeTask(FullBatchNodeTask):
     r"""Mini-batches of ``cfg.batch_size`` shuffled training nodes with neighbour sampling
     (``cfg.fanout`` per layer, default 10) through :func:`pyg_ham.sampling.neighbor_loader`.
-    Both random streams of an epoch (the shuffle and the sampled neighbours) are checkpointed."""
+    Both random streams of an epoch (the shuffle and the sampled neighbours) are checkpointed.
+
+    In :math:`R` processes (``torchrun``) ``cfg.batch_size`` stays the global batch: every rank
+    draws the same epoch permutation of the training nodes (seeded by the run's seed and the
+    epoch, :class:`~torch.utils.data.distributed.DistributedSampler`, padded by repetition to a
+    multiple of :math:`R`), takes every :math:`R`-th node of it from its rank on, and samples
+    batches of ``batch_size / R`` seeds with its own generator (seed ``seed + rank``), so that
+    step :math:`k` of the :math:`R` ranks together trains on the nodes one process would train on
+    at step :math:`k` with that permutation. The graph's CPU tensors are memory-mapped from one
+    file per machine (:func:`~pyg_ham.train.distributed.share_memory`)."""
 
     def __init__(self, task: NodeTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device) -> None:
-        super().__init__(task, cfg, spec, device)
         from pyg_ham.sampling import neighbor_loader
+        from pyg_ham.train import distributed
 
-        self.generator = torch.Generator(device=self.data.x.device).manual_seed(self.seed)
-        self.loader = neighbor_loader(self.data, self.fanout, cfg.batch_size, input_nodes=self.split["train"],
-                                      shuffle=True, generator=self.generator)
+        world, rank = distributed.world_size(), distributed.rank()
+        if world > 1:
+            if cfg.batch_size % world:
+                raise ConfigError(f"batch_size {cfg.batch_size} is the global batch and must split evenly over "
+                                  f"{world} processes; use a multiple of {world}")
+            distributed.share_memory(task.data)
+        super().__init__(task, cfg, spec, device)
+        from torch.utils.data.distributed import DistributedSampler
+
+        self.generator = torch.Generator(device=self.data.x.device).manual_seed(self.seed + rank)
+        # one process is the case R = 1 (the same permutation, all of it)
+        self.epoch_sampler = DistributedSampler(range(self.split["train"].numel()), num_replicas=world,
+                                                rank=rank, shuffle=True, seed=self.seed)
+        self.loader = neighbor_loader(self.data, self.fanout, cfg.batch_size // world,
+                                      input_nodes=self.split["train"], sampler=self.epoch_sampler,
+                                      generator=self.generator)
+        self.epochs_started = EpochCounter(self.epoch_sampler)
 
     @property
     def fanout(self) -> List[int]:
         return list(self.cfg.fanout) if self.cfg.fanout is not None else [10] * self.cfg.layers
 
     def steps_per_epoch(self) -> int:
-        return math.ceil(self.split["train"].numel() / self.cfg.batch_size)
+        return math.ceil(len(self.epoch_sampler) / (self.cfg.batch_size // self.epoch_sampler.num_replicas))
 
     def train_batches(self) -> Iterable[Any]:
+        self.epochs_started.next()
         return self.loader
 
     def batch_loss(self, model: torch.nn.Module, batch: Any) -> Tuple[Tensor, int]:
@@ -104,8 +135,24 @@ class MiniBatchNodeTask(FullBatchNodeTask):
         return self.task.loss(out[:batch.batch_size], seeds), seeds.numel()
 
     def stateful(self) -> Dict[str, Any]:
-        states: Dict[str, Any] = {"sampling_generator": GeneratorState(self.generator)}
-        shuffle = getattr(self.loader, "generator", None)
-        if shuffle is not None:
-            states["shuffle_generator"] = GeneratorState(shuffle)
-        return states
+        return {"sampling_generator": GeneratorState(self.generator), "epoch_sampler": self.epochs_started}
+
+
+class EpochCounter:
+    r"""The epoch of a :class:`~torch.utils.data.distributed.DistributedSampler` (its permutation's
+    seed is ``seed + epoch``), advanced once per epoch and checkpointed."""
+
+    def __init__(self, sampler: Any) -> None:
+        self.sampler = sampler
+        self.epoch = -1
+
+    def next(self) -> None:
+        self.epoch += 1
+        self.sampler.set_epoch(self.epoch)
+
+    def state_dict(self) -> Dict[str, int]:
+        return {"epoch": self.epoch}
+
+    def load_state_dict(self, state: Dict[str, int]) -> None:
+        self.epoch = int(state["epoch"])
+        self.sampler.set_epoch(self.epoch)

@@ -11,7 +11,7 @@ import torch
 from pyg_ham.datasets import GraphTask, load_dataset
 from pyg_ham.errors import ConfigError
 from pyg_ham.results import RunResult, format_mean_std, read_json, result_document, write_json
-from pyg_ham.train import graph, node  # noqa: F401 - registers the "node" and "graph" task kinds
+from pyg_ham.train import distributed, graph, node  # noqa: F401 - registers the "node" and "graph" task kinds
 from pyg_ham.train.common import make_optimizer
 from pyg_ham.train.config import ExperimentConfig, resolve_device
 from pyg_ham.train.engine import fit, seed_everything
@@ -145,15 +145,25 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
                    task: Optional[Any] = None) -> Dict[str, Any]:
     r"""Train every run of :obj:`cfg` and return the result document (also written to
     ``cfg.out`` after each run). With ``cfg.resume`` finished runs are skipped and an
-    interrupted run continues from its last epoch checkpoint."""
+    interrupted run continues from its last epoch checkpoint.
+
+    Under ``torchrun`` every rank runs this; the process group starts here (after the config
+    is validated on every rank) and rank 0 alone reads and writes ``cfg.out``, checkpoints and
+    logs (:mod:`pyg_ham.train.distributed`)."""
     cfg.validate()
-    device = resolve_device(cfg.device)
+    with distributed.session(resolve_device(cfg.device)) as device:
+        return _run_experiment(cfg, log if distributed.is_main() else (lambda msg: None), task, device)
+
+
+def _run_experiment(cfg: ExperimentConfig, log: Callable[[str], None], task: Optional[Any],
+                    device: torch.device) -> Dict[str, Any]:
     task = task if task is not None else load_task(cfg)
     kind = task_kind(task)
     protocol, specs = run_specs(task, cfg)
     out = Path(cfg.out) if cfg.out else None
     ckpt_dir = checkpoint_dir(cfg)
-    previous = _load_previous(cfg, out)
+    previous = distributed.on_main(lambda: _load_previous(cfg, out))
+    main = distributed.is_main()
     model_name = (cfg.model or kind.default_model).lower()
 
     records: List[Dict[str, Any]] = []
@@ -165,21 +175,25 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
         if protocol in ("cv", "gin"):
             extra["splits"] = [{"key": s["key"], "valid": s["split"]["valid"].tolist(),
                                 "test": s["split"]["test"].tolist()} for s in specs]
-        return result_document(task.name, task.kind, task.metric, cfg.to_dict(), records,
-                               num_params=num_params, device=device, **extra)
+        doc = result_document(task.name, task.kind, task.metric, cfg.to_dict(), records,
+                              num_params=num_params, device=device, **extra)
+        doc["provenance"].update(processes)
+        return doc
+
+    processes = distributed.describe(device)
 
     for spec in specs:
         if spec["key"] in previous:
             records.append(previous[spec["key"]])
             continue
         checkpoint = ckpt_dir / f"{spec['key']}.pt" if ckpt_dir else None
-        if checkpoint is not None:
+        if checkpoint is not None and main:
             checkpoint.parent.mkdir(parents=True, exist_ok=True)
         result = train_run(task, cfg, spec, device, checkpoint=checkpoint, resume=cfg.resume)
         records.append(result.to_dict())
-        if out is not None:
+        if out is not None and main:
             write_json(out, document(complete=False))
-        if checkpoint is not None and checkpoint.exists():
+        if checkpoint is not None and main and checkpoint.exists():
             checkpoint.unlink()
         if not cfg.quiet:
             flag = result.extra.get("instability")
@@ -188,7 +202,7 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
     if protocol == "gin":
         _apply_gin_protocol(records, task.higher_is_better)
     doc = document(complete=True)
-    if out is not None:
+    if out is not None and main:
         write_json(out, doc)
         if ckpt_dir is not None and ckpt_dir.exists() and not any(ckpt_dir.iterdir()):
             ckpt_dir.rmdir()

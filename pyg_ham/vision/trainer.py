@@ -16,7 +16,9 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, TensorDataset
 
+from pyg_ham.errors import ConfigError
 from pyg_ham.results import RunResult
+from pyg_ham.train import distributed
 from pyg_ham.train.config import ExperimentConfig, resolve_device
 from pyg_ham.train.task import RunSpec, TrainingTask, register_task_kind
 from pyg_ham.vision.data import ImageTensorDataset, VisionTask
@@ -51,17 +53,21 @@ def _batch_indexable(dataset: Dataset) -> bool:
     return isinstance(dataset, (ImageTensorDataset, TensorDataset))
 
 
-def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, num_workers: int = 0) -> DataLoader:
+def make_loader(dataset: Dataset, batch_size: int, shuffle: bool = False, num_workers: int = 0,
+                sampler: Optional[Any] = None) -> DataLoader:
     r"""A loader of ``(images, labels)`` batches.
 
     In-memory datasets (:class:`~pyg_ham.vision.ImageTensorDataset`, ``TensorDataset``) are
     indexed a whole batch at a time (no per-item collation); any other dataset goes through
     a standard :class:`~torch.utils.data.DataLoader`. Shuffling draws from the global torch
     RNG, which :func:`~pyg_ham.train.engine.fit` seeds and checkpoints, so a resumed run
-    sees the same batches.
+    sees the same batches; a :obj:`sampler` (e.g. a ``DistributedSampler``) replaces the shuffle.
     """
+    if sampler is not None and not _batch_indexable(dataset):
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers)
     if _batch_indexable(dataset):
-        sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
+        if sampler is None:
+            sampler = RandomSampler(dataset) if shuffle else SequentialSampler(dataset)
         return DataLoader(dataset, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None,
                           num_workers=num_workers)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers)
@@ -98,14 +104,42 @@ class ImageClassificationTask(TrainingTask):
         super().__init__(task, cfg, spec, device)
         self.model_spec = model
         batch_size = cfg.batch_size or DEFAULT_VISION_BATCH_SIZE
-        self.train_loader = make_loader(task.train, batch_size, shuffle=True)
-        self.eval_loaders = {k: make_loader(getattr(task, k), max(batch_size, 256)) for k in self.eval_splits}
+        self.epochs_started = None
+        world = distributed.world_size()
+        if world == 1:
+            self.train_loader = make_loader(task.train, batch_size, shuffle=True)
+            self.eval_loaders = {k: make_loader(getattr(task, k), max(batch_size, 256)) for k in self.eval_splits}
+            return
+        # torchrun: each rank every R-th image of the same epoch permutation, batch_size / R per step;
+        # each rank evaluates every R-th image, the predictions gathered
+        if batch_size % world:
+            raise ConfigError(f"batch_size {batch_size} is the global batch and must split evenly over {world} "
+                              f"processes; use a multiple of {world}")
+        from torch.utils.data import Subset
+        from torch.utils.data.distributed import DistributedSampler
+
+        from pyg_ham.train.node import EpochCounter
+
+        rank = distributed.rank()
+        sampler = DistributedSampler(task.train, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
+        self.epochs_started = EpochCounter(sampler)
+        self.train_loader = make_loader(task.train, batch_size // world, sampler=sampler)
+        self.eval_loaders = {k: make_loader(Subset(getattr(task, k), range(rank, len(getattr(task, k)), world)),
+                                            max(batch_size, 256)) for k in self.eval_splits}
 
     def build_model(self) -> nn.Module:
         return _resolve_model(self.model_spec, self.task, self.cfg)
 
+    def steps_per_epoch(self) -> int:
+        return len(self.train_loader)
+
     def train_batches(self) -> Iterable[Any]:
+        if self.epochs_started is not None:
+            self.epochs_started.next()
         return self.train_loader
+
+    def stateful(self) -> Dict[str, Any]:
+        return {} if self.epochs_started is None else {"epoch_sampler": self.epochs_started}
 
     def batch_loss(self, model: nn.Module, batch: Any) -> Tuple[Tensor, int]:
         x, y = batch
@@ -121,7 +155,7 @@ class ImageClassificationTask(TrainingTask):
             for x, y in loader:
                 preds.append(model(x.to(self.device, non_blocking=True)))
                 targets.append(y.to(self.device, non_blocking=True))
-            out[key] = (torch.cat(preds), torch.cat(targets))
+            out[key] = (distributed.all_gather_cat(torch.cat(preds)), distributed.all_gather_cat(torch.cat(targets)))
         return out
 
 

@@ -1,0 +1,281 @@
+r"""Training in several processes: ``torch.distributed`` set up once, for :func:`~pyg_ham.train.fit`.
+
+A run started by ``torchrun`` (``torchrun --nproc-per-node N -m pyg_ham train ...``, or
+``pyg-ham train --nproc N``, which launches the same) finds ``RANK``/``WORLD_SIZE``/
+``MASTER_ADDR``/``MASTER_PORT`` in its environment; :func:`session` then starts the process
+group (NCCL on CUDA, gloo on the CPU), picks each rank's device (``cuda:LOCAL_RANK``) and ends
+the group when the experiment ends. Without those variables every helper here is the identity
+of one process (rank 0 of 1), so the same code path trains in one process.
+
+What is split how (data parallelism, the way PyG's ``examples/multi_gpu`` do it):
+
+* the model is replicated and wrapped in :class:`~torch.nn.parallel.DistributedDataParallel`
+  (:func:`wrap_model`): gradients are averaged over ranks before the (HAM) step, so every rank
+  takes the same step and the replicas stay bit-identical;
+* each rank takes a disjoint, equal-sized slice of the same epoch permutation of the training
+  examples (:class:`~torch.utils.data.distributed.DistributedSampler`), with ``batch_size /
+  world_size`` examples per step, so the global batch is the one process's batch;
+* BatchNorm becomes a synchronised BatchNorm (statistics over the global batch,
+  :class:`SyncBatchNorm`, which also runs on the CPU with gloo).
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from contextlib import contextmanager
+from typing import Any, Callable, Dict, Iterator, List, Optional, TypeVar
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+
+from pyg_ham.errors import ConfigError
+
+__all__ = ["world_size", "rank", "local_rank", "is_main", "is_distributed", "session", "describe", "barrier",
+           "broadcast_object", "gather_objects", "all_gather_cat", "all_reduce_sum", "on_main", "wrap_model",
+           "SyncBatchNorm", "convert_sync_batchnorm", "share_memory", "launched"]
+
+T = TypeVar("T")
+_STATE: Dict[str, Any] = {"devices": None, "shared": set()}
+
+
+def launched() -> bool:
+    """Whether this process was started by ``torchrun`` for more than one process."""
+    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+
+
+def is_distributed() -> bool:
+    """Whether a process group of more than one process is running."""
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def world_size() -> int:
+    """The number of processes (1 without a process group)."""
+    return dist.get_world_size() if is_distributed() else 1
+
+
+def rank() -> int:
+    """This process's rank (``$RANK`` before the group starts; 0 in one process)."""
+    return dist.get_rank() if is_distributed() else int(os.environ.get("RANK", "0"))
+
+
+def local_rank() -> int:
+    """This process's rank on its machine (``$LOCAL_RANK``)."""
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def is_main() -> bool:
+    """Rank 0: the one process that writes results, checkpoints and logs."""
+    return rank() == 0
+
+
+@contextmanager
+def session(device: torch.device) -> Iterator[torch.device]:
+    r"""Start the process group if ``torchrun`` launched several processes, and end it afterwards.
+
+    The backend is NCCL for CUDA devices and gloo otherwise; with CUDA each rank trains on
+    ``cuda:LOCAL_RANK``. Yields this rank's device. Re-entrant: a group that is already running
+    is used as it is (and left running).
+
+    Args:
+        device (torch.device): the device the configuration asks for.
+    """
+    if not launched() or (dist.is_available() and dist.is_initialized()):
+        yield _rank_device(device) if is_distributed() else device
+        return
+    if not dist.is_available():
+        raise ConfigError("torch.distributed is not available in this torch build; run in one process")
+    device = _rank_device(device)
+    backend = "nccl" if device.type == "cuda" else "gloo"
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+    try:
+        _STATE["devices"] = gather_objects(str(device))
+        yield device
+    finally:
+        _STATE["devices"] = None
+        dist.destroy_process_group()
+
+
+def _rank_device(device: torch.device) -> torch.device:
+    if device.type == "cuda" and device.index is None:
+        return torch.device("cuda", local_rank() % max(torch.cuda.device_count(), 1))
+    return device
+
+
+def describe(device: Any = None) -> Dict[str, Any]:
+    """Provenance of the process group: ``world_size``, ``backend`` and every rank's device."""
+    if not is_distributed():
+        return {"world_size": 1, "backend": None, "devices": [str(device)] if device is not None else None}
+    devices = _STATE["devices"] or gather_objects(str(device))
+    return {"world_size": world_size(), "backend": dist.get_backend(), "devices": devices}
+
+
+def barrier() -> None:
+    """Wait for every rank (no-op in one process)."""
+    if is_distributed():
+        dist.barrier()
+
+
+def broadcast_object(obj: T, src: int = 0) -> T:
+    """Rank :obj:`src`'s :obj:`obj` on every rank (picklable objects; identity in one process)."""
+    if not is_distributed():
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+def gather_objects(obj: Any) -> List[Any]:
+    """Every rank's :obj:`obj`, in rank order, on every rank (``[obj]`` in one process)."""
+    if not is_distributed():
+        return [obj]
+    out: List[Any] = [None] * world_size()
+    dist.all_gather_object(out, obj)
+    return out
+
+
+def all_gather_cat(tensor: Tensor) -> Tensor:
+    r"""The concatenation (in rank order, along dim 0) of every rank's :obj:`tensor`; the ranks'
+    first dimensions may differ (each is padded to the largest for the collective)."""
+    if not is_distributed():
+        return tensor
+    backend_device = tensor.device if dist.get_backend() != "gloo" else torch.device("cpu")
+    local = tensor.to(backend_device).contiguous()
+    sizes = gather_objects(local.shape[0])
+    padded = local.new_zeros((max(sizes),) + tuple(local.shape[1:]))
+    padded[:local.shape[0]] = local
+    out = [torch.empty_like(padded) for _ in sizes]
+    dist.all_gather(out, padded)
+    return torch.cat([o[:n] for o, n in zip(out, sizes)]).to(tensor.device)
+
+
+def all_reduce_sum(tensor: Tensor) -> Tensor:
+    """The sum of :obj:`tensor` over ranks (a new tensor; :obj:`tensor` itself in one process)."""
+    if not is_distributed():
+        return tensor
+    out = tensor.clone() if dist.get_backend() != "gloo" else tensor.detach().cpu().clone()
+    dist.all_reduce(out)
+    return out.to(tensor.device)
+
+
+def on_main(fn: Callable[[], T]) -> T:
+    r"""Run :obj:`fn` on rank 0 only and return its result on every rank; an exception on rank
+    0 (e.g. a :class:`~pyg_ham.errors.ConfigError`) is raised on every rank, so none waits."""
+    if not is_distributed():
+        return fn()
+    result: Any = None
+    error: Optional[BaseException] = None
+    if is_main():
+        try:
+            result = fn()
+        except Exception as exc:  # noqa: BLE001 - re-raised on every rank below
+            error = exc
+    result, error = broadcast_object((result, error))
+    if error is not None:
+        raise error
+    return result
+
+
+class SyncBatchNorm(torch.nn.SyncBatchNorm):
+    r""":class:`torch.nn.SyncBatchNorm` that also synchronises on the CPU (gloo).
+
+    In training mode over :math:`R` ranks, each with :math:`n_r` rows :math:`x_{r,i}`, the
+    statistics are those of the global batch,
+
+    .. math::
+        \mu = \frac{1}{n} \sum_{r,i} x_{r,i}, \qquad
+        \sigma^2 = \frac{1}{n} \sum_{r,i} (x_{r,i} - \mu)^2, \qquad n = \sum_r n_r,
+
+    computed with two differentiable all-reduces (:func:`torch.distributed.nn.all_reduce`), so
+    the backward pass sums the statistics' gradients over ranks as torch's CUDA kernel does. On
+    CUDA (and in eval mode) it is :class:`torch.nn.SyncBatchNorm` itself.
+    """
+
+    def forward(self, input: Tensor) -> Tensor:  # noqa: A002 - torch's signature
+        if input.device.type != "cpu" or not self.training or not is_distributed():
+            return super().forward(input)
+        self._check_input_dim(input)
+        from torch.distributed.nn import all_reduce
+
+        dims = [0] + list(range(2, input.dim()))
+        shape = [1, -1] + [1] * (input.dim() - 2)
+        count = torch.tensor([input.numel() / input.size(1)], dtype=input.dtype)
+        total = all_reduce(torch.cat([input.sum(dims), count]))
+        n = total[-1]
+        mean = total[:-1] / n
+        centred = input - mean.view(shape)
+        var = all_reduce(centred.pow(2).sum(dims)) / n
+        out = centred * torch.rsqrt(var + self.eps).view(shape)
+        if self.affine:
+            out = out * self.weight.view(shape) + self.bias.view(shape)
+        if self.track_running_stats and self.running_mean is not None:
+            with torch.no_grad():
+                self.num_batches_tracked.add_(1)
+                momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
+                            else self.momentum)
+                self.running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
+                unbiased = var.detach() * (n / (n - 1)).clamp(min=0) if float(n) > 1 else var.detach()
+                self.running_var.mul_(1 - momentum).add_(unbiased, alpha=momentum)
+        return out
+
+
+def convert_sync_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
+    """Every ``BatchNorm*d`` of :obj:`model` as :class:`SyncBatchNorm`, in place (same parameters
+    and buffers, so an optimizer built before the conversion keeps working)."""
+    model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    for module in model.modules():
+        if type(module) is torch.nn.SyncBatchNorm:
+            module.__class__ = SyncBatchNorm
+    return model
+
+
+def wrap_model(model: torch.nn.Module, device: torch.device, sync_bn: bool = True) -> torch.nn.Module:
+    r""":obj:`model` in :class:`~torch.nn.parallel.DistributedDataParallel` (rank 0's weights
+    broadcast to every rank), BatchNorm synchronised unless :obj:`sync_bn` is ``False``;
+    :obj:`model` itself in one process. The wrapped module stays :obj:`model` (its parameters,
+    checkpoints and evaluation are the unwrapped ones).
+
+    Args:
+        model (Module): the model, already on :obj:`device`.
+        device (torch.device): this rank's device.
+        sync_bn (bool): synchronise BatchNorm statistics over ranks. (default: :obj:`True`)
+    """
+    if not is_distributed():
+        return model
+    if sync_bn:
+        convert_sync_batchnorm(model)
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids)
+
+
+def share_memory(data: Any) -> Any:
+    r"""Tensors of :obj:`data` (a PyG ``Data``) memory-mapped from one file per machine, so the
+    ranks on one machine share one copy of the graph in the page cache instead of each holding
+    its own. The machine's first rank writes the file (in ``/dev/shm`` when it exists), every
+    rank maps it, and the file is unlinked once all have (the mappings keep it alive).
+    CPU tensors only; identity in one process or when :obj:`data` is on a GPU.
+    """
+    if not is_distributed() or id(data) in _STATE["shared"]:
+        return data
+    tensors = {k: v for k, v in data.to_dict().items() if isinstance(v, Tensor) and v.device.type == "cpu"}
+    if not tensors:
+        return data
+    folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+    job = os.environ.get("TORCHELASTIC_RUN_ID", "") + os.environ.get("MASTER_PORT", "")
+    path = os.path.join(folder, f"pyg_ham_graph_{job}_{os.getppid()}_{len(_STATE['shared'])}.pt")
+    if local_rank() == 0:
+        torch.save(tensors, path + ".tmp")
+        os.replace(path + ".tmp", path)
+    barrier()
+    shared = torch.load(path, mmap=True, weights_only=True)
+    barrier()
+    if local_rank() == 0:
+        os.unlink(path)
+    for key, value in shared.items():
+        data[key] = value
+    _STATE["shared"].add(id(data))
+    return data
