@@ -65,7 +65,10 @@ class LazyGroup(click.Group):
         try:
             return super().invoke(ctx)
         except PygHamError as exc:
-            click.echo(f"Error: {exc}", err=True)
+            import os
+
+            where = f"rank {os.environ['RANK']} of {os.environ['WORLD_SIZE']}: " if "WORLD_SIZE" in os.environ else ""
+            click.echo(f"Error: {where}{exc}", err=True)
             ctx.exit(2)
 
 

@@ -15,6 +15,22 @@ from pyg_ham.validation import check_int, check_number
 __all__ = ["Sparsifier"]
 
 
+def _rank0_masks(masks: Dict[str, Tensor]) -> Dict[str, Tensor]:
+    """Rank 0's :obj:`masks` on every rank of a running process group (the masks as they are otherwise)."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        return masks
+    cpu = dist.get_backend() == "gloo"
+    out = {}
+    for n in sorted(masks):
+        m = masks[n].to(torch.uint8)
+        m = m.cpu() if cpu else m
+        dist.broadcast(m, src=0)
+        out[n] = m.to(device=masks[n].device, dtype=torch.bool)
+    return out
+
+
 class Sparsifier:
     r"""Base class of sparse training: boolean masks over the weight tensors that the
     optimizer updates, kept in force around every optimizer step.
@@ -128,8 +144,11 @@ class Sparsifier:
     def set_masks(self, masks: Dict[str, Tensor]) -> None:
         """Replace (some of) the masks and apply them to the weights and optimizer state.
 
-        Synchronises once (to find the tensors that have pruned entries).
+        Synchronises once (to find the tensors that have pruned entries). In several processes
+        (``torch.distributed``) every rank calls it at the same step and takes rank 0's masks,
+        so all replicas prune and regrow the same entries whatever their rounding.
         """
+        masks = _rank0_masks(masks)
         for n, m in masks.items():
             p = self.params[n]
             if m.shape != p.shape:

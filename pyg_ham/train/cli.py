@@ -1,6 +1,7 @@
 """``pyg-ham train`` and ``pyg-ham datasets``: parse flags into an ExperimentConfig, run it."""
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, List, Optional, Set
@@ -112,7 +113,7 @@ def config_from_cli(config_path: Optional[str], **flags: Any) -> "ExperimentConf
     norm = flags.pop("norm", None)
     dataset = flags.pop("dataset", None) or cfg.dataset
     cfg = ExperimentConfig.from_recipe(dataset, base=cfg, keep=config_file_keys(config_path), **flags)
-    if cfg.recipe is not None:
+    if cfg.recipe is not None and os.environ.get("RANK", "0") == "0":  # once under torchrun
         from pyg_ham.datasets import get_recipe
 
         click.echo(f"recipe: {cfg.recipe} for {cfg.dataset} ({get_recipe(cfg.recipe)['description']}); "
@@ -131,7 +132,8 @@ def config_from_cli(config_path: Optional[str], **flags: Any) -> "ExperimentConf
               help="Per-epoch checkpoints (default: the --out path with .ckpt for .json, e.g. r.ckpt/).")
 @click.option("--resume", is_flag=True, default=None, help="Skip finished runs and continue an interrupted one.")
 @click.option("--overwrite", is_flag=True, default=None, help="Replace the finished runs already in --out.")
-def train(config_path: Optional[str], **flags: Any) -> None:
+@click.option("--nproc", type=int, help="Train in N processes on this machine (torchrun; DDP, gloo on CPU).")
+def train(config_path: Optional[str], nproc: Optional[int] = None, **flags: Any) -> None:
     """Train a GNN with (or without) HAM and report test at best validation, mean ± std over runs.
 
     \b
@@ -140,8 +142,30 @@ def train(config_path: Optional[str], **flags: Any) -> None:
       pyg-ham train --dataset Cora --root ../shared/data --runs 10
       pyg-ham train --config configs/ogbn-arxiv-sage.yaml --no-ham
       pyg-ham train --dataset MUTAG --root ../shared/data   # 10-fold CV
+      pyg-ham train --batch-size 512 --nproc 2        # 2 processes (DDP), as torchrun -m pyg_ham
     """
-    run_and_report(config_from_cli(config_path, **flags))
+    cfg = config_from_cli(config_path, **flags)
+    if nproc is not None and nproc != 1:
+        from pyg_ham.train import distributed
+
+        if distributed.launched():
+            raise click.UsageError("--nproc starts torchrun itself; under torchrun leave it out")
+        cfg.validate()  # bad input is refused once, before any process starts
+        distributed.check_config(cfg, nproc)
+        sys.exit(distributed.launch(nproc, _without_nproc(sys.argv[1:])))
+    run_and_report(cfg)
+
+
+def _without_nproc(argv: List[str]) -> List[str]:
+    out, skip = [], False
+    for arg in argv:
+        if skip:
+            skip = False
+        elif arg == "--nproc":
+            skip = True
+        elif not arg.startswith("--nproc="):
+            out.append(arg)
+    return out
 
 
 def interrupted_note(cfg: "ExperimentConfig") -> str:  # noqa: F821
@@ -168,6 +192,10 @@ def run_and_report(cfg: "ExperimentConfig") -> None:  # noqa: F821
     except KeyboardInterrupt:
         click.echo(f"\ninterrupted: {interrupted_note(cfg)}", err=True)
         sys.exit(130)
+    from pyg_ham.train.distributed import is_main
+
+    if not is_main():  # under torchrun rank 0 reports
+        return
     if cfg.out:
         click.echo(f"wrote {cfg.out}", err=True)
     click.echo(summary_line(doc))

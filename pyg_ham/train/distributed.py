@@ -16,12 +16,13 @@ What is split how (data parallelism, the way PyG's ``examples/multi_gpu`` do it)
   examples (:class:`~torch.utils.data.distributed.DistributedSampler`), with ``batch_size /
   world_size`` examples per step, so the global batch is the one process's batch;
 * BatchNorm becomes a synchronised BatchNorm (statistics over the global batch,
-  :class:`SyncBatchNorm`, which also runs on the CPU with gloo).
+  :class:`CPUSyncBatchNorm` on the CPU, where torch's is not available).
 """
 from __future__ import annotations
 
 import os
 import tempfile
+import uuid
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Optional, TypeVar
 
@@ -33,7 +34,8 @@ from pyg_ham.errors import ConfigError
 
 __all__ = ["world_size", "rank", "local_rank", "is_main", "is_distributed", "session", "describe", "barrier",
            "broadcast_object", "gather_objects", "all_gather_cat", "all_reduce_sum", "on_main", "wrap_model",
-           "SyncBatchNorm", "convert_sync_batchnorm", "share_memory", "launched"]
+           "CPUSyncBatchNorm", "convert_sync_batchnorm", "share_memory", "launched", "launch", "check_config",
+           "error_line"]
 
 T = TypeVar("T")
 _STATE: Dict[str, Any] = {"devices": None, "shared": set()}
@@ -178,27 +180,47 @@ def on_main(fn: Callable[[], T]) -> T:
     return result
 
 
-class SyncBatchNorm(torch.nn.SyncBatchNorm):
-    r""":class:`torch.nn.SyncBatchNorm` that also synchronises on the CPU (gloo).
+class _AllReduceSum(torch.autograd.Function):
+    """Differentiable sum over ranks: the backward pass sums the gradients over ranks too."""
 
-    In training mode over :math:`R` ranks, each with :math:`n_r` rows :math:`x_{r,i}`, the
-    statistics are those of the global batch,
+    @staticmethod
+    def forward(ctx: Any, tensor: Tensor) -> Tensor:
+        out = tensor.clone()
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
+        out = grad.contiguous().clone()
+        dist.all_reduce(out)
+        return out
+
+
+class CPUSyncBatchNorm(torch.nn.modules.batchnorm._BatchNorm):
+    r"""BatchNorm whose training statistics are those of the global batch over all ranks, on the
+    CPU with gloo (:class:`torch.nn.SyncBatchNorm` is CUDA-only and DDP refuses it on the CPU).
+
+    In training mode over :math:`R` ranks, each with :math:`n_r` rows :math:`x_{r,i}`,
 
     .. math::
         \mu = \frac{1}{n} \sum_{r,i} x_{r,i}, \qquad
         \sigma^2 = \frac{1}{n} \sum_{r,i} (x_{r,i} - \mu)^2, \qquad n = \sum_r n_r,
 
-    computed with two differentiable all-reduces (:func:`torch.distributed.nn.all_reduce`), so
-    the backward pass sums the statistics' gradients over ranks as torch's CUDA kernel does. On
-    CUDA (and in eval mode) it is :class:`torch.nn.SyncBatchNorm` itself.
+    computed with two differentiable all-reduces (their backward is an all-reduce too), so the
+    backward pass sums the statistics' gradients over ranks as torch's CUDA kernel does; the
+    running statistics are updated from them (unbiased variance) as in :class:`torch.nn.BatchNorm1d`.
+    In eval mode, or without a process group, it is plain BatchNorm.
     """
 
+    def _check_input_dim(self, input: Tensor) -> None:  # noqa: A002 - torch's signature
+        if input.dim() < 2:
+            raise ValueError(f"expected at least 2D input (got {input.dim()}D input)")
+
     def forward(self, input: Tensor) -> Tensor:  # noqa: A002 - torch's signature
-        if input.device.type != "cpu" or not self.training or not is_distributed():
+        if not self.training or not is_distributed():
             return super().forward(input)
         self._check_input_dim(input)
-        from torch.distributed.nn import all_reduce
-
+        all_reduce = _AllReduceSum.apply
         dims = [0] + list(range(2, input.dim()))
         shape = [1, -1] + [1] * (input.dim() - 2)
         count = torch.tensor([input.numel() / input.size(1)], dtype=input.dtype)
@@ -213,21 +235,22 @@ class SyncBatchNorm(torch.nn.SyncBatchNorm):
         if self.track_running_stats and self.running_mean is not None:
             with torch.no_grad():
                 self.num_batches_tracked.add_(1)
-                momentum = (1.0 / float(self.num_batches_tracked) if self.momentum is None
-                            else self.momentum)
+                momentum = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+                unbiased = var.detach() * (n / (n - 1)) if float(n) > 1 else var.detach()
                 self.running_mean.mul_(1 - momentum).add_(mean.detach(), alpha=momentum)
-                unbiased = var.detach() * (n / (n - 1)).clamp(min=0) if float(n) > 1 else var.detach()
-                self.running_var.mul_(1 - momentum).add_(unbiased, alpha=momentum)
+                self.running_var.mul_(1 - momentum).add_(unbiased.detach(), alpha=momentum)
         return out
 
 
-def convert_sync_batchnorm(model: torch.nn.Module) -> torch.nn.Module:
-    """Every ``BatchNorm*d`` of :obj:`model` as :class:`SyncBatchNorm`, in place (same parameters
-    and buffers, so an optimizer built before the conversion keeps working)."""
+def convert_sync_batchnorm(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """Every ``BatchNorm*d`` of :obj:`model` synchronised over ranks, in place (same parameters and
+    buffers, so an optimizer built before the conversion keeps working): :class:`torch.nn.SyncBatchNorm`
+    on CUDA, :class:`CPUSyncBatchNorm` on the CPU."""
     model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
-    for module in model.modules():
-        if type(module) is torch.nn.SyncBatchNorm:
-            module.__class__ = SyncBatchNorm
+    if device.type == "cpu":
+        for module in model.modules():
+            if type(module) is torch.nn.SyncBatchNorm:
+                module.__class__ = CPUSyncBatchNorm
     return model
 
 
@@ -245,7 +268,7 @@ def wrap_model(model: torch.nn.Module, device: torch.device, sync_bn: bool = Tru
     if not is_distributed():
         return model
     if sync_bn:
-        convert_sync_batchnorm(model)
+        convert_sync_batchnorm(model, device)
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device] if device.type == "cuda" else None
@@ -279,3 +302,68 @@ def share_memory(data: Any) -> Any:
         data[key] = value
     _STATE["shared"].add(id(data))
     return data
+
+
+def check_config(cfg: Any, processes: int) -> None:
+    r"""Refuse, with one line and before any process starts, settings that cannot train in
+    :obj:`processes` processes: full-batch node training (every rank would compute the same step)
+    and a global batch that does not split evenly over the ranks."""
+    if processes <= 1:
+        return
+    from pyg_ham.datasets import get_info
+
+    kind = get_info(cfg.dataset).task
+    if kind == "node" and cfg.batch_size is None:
+        raise ConfigError(f"full-batch node training in {processes} processes would compute the same step "
+                          f"{processes} times; set --batch-size to split mini-batches over the processes, "
+                          f"or run in one process")
+    if cfg.batch_size is not None and cfg.batch_size % processes:
+        raise ConfigError(f"batch_size {cfg.batch_size} is the global batch and must split evenly over "
+                          f"{processes} processes; use a multiple of {processes}")
+
+
+#: Errors a rank raises because another rank died (its peer closed the connection): that rank's
+#: own error line is the one to read, so these end quietly.
+_PEER_ERRORS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Socket closed")
+
+
+def error_line(exc: BaseException) -> Optional[str]:
+    r"""The one line a rank prints for :obj:`exc` (``Error: rank 1 of 2: ValueError: ...``), or
+    ``None`` for a collective that failed because another rank ended first."""
+    message = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    if isinstance(exc, getattr(dist, "DistBackendError", ())) or any(p in str(exc) for p in _PEER_ERRORS):
+        return None
+    return f"Error: rank {rank()} of {os.environ.get('WORLD_SIZE', '1')}: {type(exc).__name__}: {message}"
+
+
+def launch(nproc: int, argv: List[str], module: str = "pyg_ham") -> int:
+    r"""Run ``python -m pyg_ham ARGV`` in :obj:`nproc` processes on this machine through torch's own
+    launcher (what ``torchrun --standalone --nproc-per-node NPROC -m pyg_ham ARGV`` does) and
+    return the exit status: 0, or the first failing rank's (that rank prints its one error line;
+    the launcher's own logs are silenced).
+
+    Args:
+        nproc (int): processes (ranks) to start.
+        argv (list of str): the command line after ``pyg_ham``.
+        module (str): the module to run. (default: ``"pyg_ham"``)
+    """
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import elastic_launch
+    from torch.distributed.run import config_from_args, parse_args
+
+    if not (isinstance(nproc, int) and nproc >= 1):
+        raise ConfigError(f"nproc must be an integer >= 1, got {nproc!r}")
+    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
+    os.environ.setdefault("OMP_NUM_THREADS", "1")  # torchrun's default, without its warning
+    args = parse_args(["--nproc-per-node", str(nproc), "--module", module, *argv])
+    # what torchrun --standalone does: a c10d rendezvous on a free local port
+    args.rdzv_backend, args.rdzv_endpoint, args.rdzv_id = "c10d", "localhost:0", str(uuid.uuid4())
+    config, cmd, cmd_args = config_from_args(args)
+    try:
+        elastic_launch(config, cmd)(*cmd_args)
+    except ChildFailedError as exc:
+        _, failure = exc.get_first_failure()
+        return failure.exitcode if failure.exitcode > 0 else 1
+    return 0

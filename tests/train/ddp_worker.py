@@ -1,0 +1,81 @@
+"""One rank of the DDP + HAM check (run by test_train_distributed.py as 2 gloo processes).
+
+Rank r of R trains on rows r, r + R, ... of each global batch (the DistributedSampler split),
+through pyg_ham's own wrap_model (DDP, BatchNorm synchronised on the CPU) and a HAM optimizer,
+with a RiGL sparsifier in the HAM case; rank 0 saves every rank's final weights and masks.
+"""
+import os
+import sys
+
+import torch
+
+STEPS, BATCH, FEATURES = 6, 16, 8
+
+
+def data():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(STEPS, BATCH, FEATURES, generator=gen)
+    y = torch.randint(0, 3, (STEPS, BATCH), generator=gen)
+    return x, y
+
+
+def build():
+    torch.manual_seed(1)
+    return torch.nn.Sequential(torch.nn.Linear(FEATURES, 16), torch.nn.BatchNorm1d(16), torch.nn.ReLU(),
+                               torch.nn.Linear(16, 3))
+
+
+def optimizer(model, ham):
+    from pyg_ham.optim import build_optimizer
+
+    return build_optimizer(model, "sgd", lr=0.1, momentum=0.9, ham=ham, alpha=50.0, beta=1e-3)
+
+
+CASES = ("plain", "ham", "ham+rigl")
+
+
+def sparsify(model, opt):
+    from pyg_ham.sparse import build_sparsifier
+
+    return build_sparsifier("rigl", model, opt, 0.5, STEPS, seed=0, interval=2)
+
+
+def train(net, model, opt, rows, sparsifier=None):
+    from pyg_ham.train.common import update
+
+    x, y = data()
+    for step in range(STEPS):
+        loss = torch.nn.functional.cross_entropy(net(x[step, rows]), y[step, rows])
+        update(loss, opt, sparsifier)
+    return model
+
+
+def main(rank, world, port, out):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world))
+    torch.set_num_threads(1)
+    import torch.distributed as dist
+
+    from pyg_ham.train import distributed
+
+    dist.init_process_group("gloo", rank=rank, world_size=world)
+    try:
+        results = {}
+        for case in CASES:
+            model = build()
+            opt = optimizer(model, case != "plain")
+            net = distributed.wrap_model(model, torch.device("cpu"))
+            sparsifier = sparsify(model, opt) if case == "ham+rigl" else None
+            train(net, model, opt, slice(rank, None, world), sparsifier)
+            state = {"params": [p.detach().clone() for p in model.parameters()],
+                     "buffers": [b.clone() for b in model.buffers()]}
+            if sparsifier is not None:
+                state["masks"] = {n: m.clone() for n, m in sparsifier.masks.items()}
+            results[case] = distributed.gather_objects(state)
+        if rank == 0:
+            torch.save(results, out)
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])

@@ -1,0 +1,195 @@
+"""Training in 2 CPU processes (gloo on 127.0.0.1): DDP + HAM, torchrun CLI runs, resume, errors."""
+import importlib.util
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+pytestmark = pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(**extra):
+    path = os.pathsep.join([str(REPO), str(HERE), os.environ.get("PYTHONPATH", "")])
+    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_PORT")}
+    return {**env, "PYTHONPATH": path, "OMP_NUM_THREADS": "1", **extra}
+
+
+def _module(name):
+    spec = importlib.util.spec_from_file_location(name, HERE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_ddp_ham_ranks_identical_and_equal_to_one_process(tmp_path):
+    out, port = tmp_path / "ddp.pt", _free_port()
+    procs = [subprocess.Popen([sys.executable, str(HERE / "ddp_worker.py"), str(r), "2", str(port), str(out)],
+                              env=_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for r in range(2)]
+    try:
+        worker = _module("ddp_worker")  # the one-process reference on the whole global batch
+        expected = {}
+        for case in worker.CASES:
+            model = worker.build()
+            opt = worker.optimizer(model, case != "plain")
+            sparsifier = worker.sparsify(model, opt) if case == "ham+rigl" else None
+            worker.train(model, model, opt, slice(None), sparsifier)
+            expected[case] = ([p.detach() for p in model.parameters()], sparsifier.masks if sparsifier else None)
+        logs = [p.communicate(timeout=120)[0] for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    assert all(p.returncode == 0 for p in procs), "\n".join(log[-2000:] for log in logs)
+    ranks = torch.load(out)
+    deviation = {}
+    for case, (params, masks) in expected.items():
+        r0, r1 = ranks[case]
+        for a, b in zip(r0["params"] + r0["buffers"], r1["params"] + r1["buffers"]):
+            assert torch.equal(a, b), f"{case}: ranks differ"  # bit-identical replicas
+        if masks is None:
+            deviation[case] = max(float((a - b).abs().max()) for a, b in zip(r0["params"], params))
+        else:  # (weights: a row pruned to zero gives a zero-variance BatchNorm channel, whose rounding
+            # decides ReLU's gate at 0, so only the masks are compared with one process here)
+            assert r0["masks"].keys() == r1["masks"].keys() == masks.keys()
+            for n in masks:
+                assert torch.equal(r0["masks"][n], r1["masks"][n])  # the same entries pruned on every rank
+                assert torch.equal(r0["masks"][n], masks[n])
+                assert 0 < float(r0["masks"][n].float().mean()) < 1
+    # equal to one process within the rounding plain DDP shows (SGD: summing in another order)
+    assert deviation["plain"] <= 1e-6, deviation
+    assert deviation["ham"] <= max(10 * deviation["plain"], 1e-6), deviation
+    # and HAM acted: its weights are not the plain ones
+    assert not torch.allclose(ranks["ham"][0]["params"][0], ranks["plain"][0]["params"][0], atol=1e-3)
+    print(f"max deviation from one process: {deviation}")
+
+
+NODE_ARGS = ["train", "-d", "synthetic", "-o", "num_nodes=400", "--model", "sage", "--hidden", "16", "--norm", "none",
+             "--dropout", "0", "--batch-size", "48", "--fanout=-1,-1", "--device", "cpu", "--quiet", "--seed", "3"]
+
+
+def _torchrun(args, nproc=2, timeout=180, **popen):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-addr",
+           "127.0.0.1", "--master-port", str(_free_port()), "-m", "pyg_ham", *args]
+    return subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, **popen)
+
+
+def _finish(proc, timeout=180):
+    try:
+        out, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        raise AssertionError(f"timed out:\n{err[-3000:]}") from None
+    return proc.returncode, out, err
+
+
+def _one_process(args):
+    from click.testing import CliRunner
+
+    from pyg_ham.cli import main
+
+    result = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+
+
+def _assert_same_runs(doc, ref, rtol):
+    assert len(doc["runs"]) == len(ref["runs"])
+    for run, one in zip(doc["runs"], ref["runs"]):
+        assert [h["epoch"] for h in run["history"]] == [h["epoch"] for h in one["history"]]
+        torch.testing.assert_close(torch.tensor([h["loss"] for h in run["history"]]),
+                                   torch.tensor([h["loss"] for h in one["history"]]), rtol=rtol, atol=1e-6)
+        for key in ("valid", "test"):
+            assert abs(run[key] - one[key]) <= 1e-6, (key, run[key], one[key])
+
+
+def test_torchrun_node_minibatch_matches_one_process_and_resumes(tmp_path):
+    two, one, resumed = tmp_path / "two.json", tmp_path / "one.json", tmp_path / "resumed.json"
+    args = NODE_ARGS + ["--epochs", "4", "--optimizer", "sgd", "--lr", "0.05"]
+    proc = _torchrun(args + ["--out", str(two)])
+    _one_process(args + ["--out", str(one)])  # while the two ranks train
+    code, out, err = _finish(proc)
+    assert code == 0, err[-3000:]
+    assert out.count("synthetic sage") == 1  # the summary once (rank 0)
+    doc, ref = json.loads(two.read_text()), json.loads(one.read_text())
+    assert doc["provenance"]["world_size"] == 2 and doc["provenance"]["backend"] == "gloo"
+    assert doc["provenance"]["devices"] == ["cpu", "cpu"] and ref["provenance"]["world_size"] == 1
+    # fanout -1 and no BatchNorm/dropout: the global batch is one process's, up to the order of sums
+    _assert_same_runs(doc, ref, rtol=1e-4)
+
+    # interrupt after an epoch's checkpoint, then --resume in 2 processes: the same run exactly
+    long_args = args[:-4] + ["--epochs", "20", "--optimizer", "sgd", "--lr", "0.05", "--out", str(resumed)]
+    full = tmp_path / "full.json"
+    reference = _torchrun(long_args[:-1] + [str(full)])
+    assert _finish(reference)[0] == 0
+    proc = _torchrun(long_args)
+    ckpt = resumed.with_suffix(".ckpt") / "run0.pt"
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "finished before it could be interrupted"
+    os.killpg(proc.pid, signal.SIGTERM)
+    _finish(proc)
+    assert ckpt.exists() and not resumed.exists()
+    stopped_at = torch.load(ckpt, weights_only=False)["epoch"]
+    assert 1 <= stopped_at < 20
+    code, _, err = _finish(_torchrun(long_args + ["--resume"]))
+    assert code == 0, err[-3000:]
+    a, b = json.loads(resumed.read_text()), json.loads(full.read_text())
+    assert [h["loss"] for h in a["runs"][0]["history"]] == [h["loss"] for h in b["runs"][0]["history"]]
+    assert a["runs"][0]["test"] == b["runs"][0]["test"]
+
+
+def test_torchrun_graph_training_matches_one_process(staged, tmp_path):
+    root = staged("TUDataset", "MUTAG")
+    two, one = tmp_path / "two.json", tmp_path / "one.json"
+    args = ["train", "-d", "MUTAG", "--root", str(root), "--folds", "2", "--epochs", "3", "--norm", "none",
+            "--dropout", "0", "--hidden", "16", "--batch-size", "32", "--device", "cpu", "--quiet"]
+    proc = _torchrun(args + ["--out", str(two)])
+    _one_process(args + ["--out", str(one)])
+    code, out, err = _finish(proc)
+    assert code == 0, err[-3000:]
+    doc, ref = json.loads(two.read_text()), json.loads(one.read_text())
+    assert doc["provenance"]["world_size"] == 2
+    # 84 training graphs per fold (even: no padding); Adam (the recipe's) amplifies the rounding of the sums
+    _assert_same_runs(doc, ref, rtol=1e-3)
+    assert doc["summary"]["test_mean"] == pytest.approx(ref["summary"]["test_mean"], abs=1e-6)
+
+
+def test_a_failing_rank_ends_the_job_with_one_line(tmp_path):
+    # rank 1 raises in its third training step; the launcher (pyg-ham train --nproc) ends both ranks
+    code = ("import sys; from pyg_ham.train.distributed import launch; "
+            f"sys.exit(launch(2, {NODE_ARGS + ['--epochs', '50']!r}, module='failing_rank'))")
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and "Warning" not in line]
+    assert lines == ["Error: rank 1 of 2: RuntimeError: rank 1 failed on purpose at step 3"], proc.stderr[-3000:]
+    assert time.time() - t0 < 60
+
+
+def test_full_batch_node_training_in_two_processes_is_refused():
+    from click.testing import CliRunner
+
+    from pyg_ham.cli import main
+
+    result = CliRunner().invoke(main, ["train", "-o", "num_nodes=100", "--nproc", "2", "--epochs", "1"])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines()[-1].startswith("Error: full-batch node training in 2 processes")
