@@ -84,11 +84,13 @@ NODE_ARGS = ["train", "-d", "synthetic", "-o", "num_nodes=400", "--model", "sage
              "--dropout", "0", "--batch-size", "48", "--fanout=-1,-1", "--device", "cpu", "--quiet", "--seed", "3"]
 
 
-def _torchrun(args, nproc=2, timeout=180, **popen):
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), "--master-addr",
-           "127.0.0.1", "--master-port", str(_free_port()), "-m", "pyg_ham", *args]
+def _torchrun(args, nproc=2, node=None, port=None):
+    """``torchrun ... -m pyg_ham ARGS``: one machine, or node ``(rank, of)`` of a static multi-node job."""
+    nodes = [] if node is None else ["--nnodes", str(node[1]), "--node-rank", str(node[0])]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", str(nproc), *nodes, "--master-addr",
+           "127.0.0.1", "--master-port", str(port or _free_port()), "-m", "pyg_ham", *args]
     return subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            start_new_session=True, **popen)
+                            start_new_session=True)
 
 
 def _finish(proc, timeout=180):
@@ -120,26 +122,25 @@ def _assert_same_runs(doc, ref, rtol):
             assert abs(run[key] - one[key]) <= 1e-6, (key, run[key], one[key])
 
 
-def test_torchrun_node_minibatch_matches_one_process_and_resumes(tmp_path):
+def test_torchrun_node_minibatch_two_nodes_matches_one_process_and_resumes(tmp_path):
     two, one, resumed = tmp_path / "two.json", tmp_path / "one.json", tmp_path / "resumed.json"
-    args = NODE_ARGS + ["--epochs", "4", "--optimizer", "sgd", "--lr", "0.05"]
-    proc = _torchrun(args + ["--out", str(two)])
+    args = NODE_ARGS + ["--epochs", "20", "--optimizer", "sgd", "--lr", "0.05", "--alpha", "2"]
+    # two "machines" on 127.0.0.1 (torchrun --nnodes 2 --node-rank 0/1), one process each
+    port = _free_port()
+    nodes = [_torchrun(args + ["--out", str(two)], nproc=1, node=(r, 2), port=port) for r in range(2)]
     _one_process(args + ["--out", str(one)])  # while the two ranks train
-    code, out, err = _finish(proc)
-    assert code == 0, err[-3000:]
-    assert out.count("synthetic sage") == 1  # the summary once (rank 0)
+    (code0, out, err), (code1, out1, err1) = [_finish(p) for p in nodes]
+    assert code0 == code1 == 0, err[-3000:] + err1[-3000:]
+    assert (out + out1).count("synthetic sage") == 1  # the summary once (rank 0)
     doc, ref = json.loads(two.read_text()), json.loads(one.read_text())
     assert doc["provenance"]["world_size"] == 2 and doc["provenance"]["backend"] == "gloo"
     assert doc["provenance"]["devices"] == ["cpu", "cpu"] and ref["provenance"]["world_size"] == 1
     # fanout -1 and no BatchNorm/dropout: the global batch is one process's, up to the order of sums
     _assert_same_runs(doc, ref, rtol=1e-4)
 
-    # interrupt after an epoch's checkpoint, then --resume in 2 processes: the same run exactly
-    long_args = args[:-4] + ["--epochs", "20", "--optimizer", "sgd", "--lr", "0.05", "--out", str(resumed)]
-    full = tmp_path / "full.json"
-    reference = _torchrun(long_args[:-1] + [str(full)])
-    assert _finish(reference)[0] == 0
-    proc = _torchrun(long_args)
+    # 2 processes on one machine, interrupted after an epoch's checkpoint, then --resume: the same
+    # run as the uninterrupted one, exactly
+    proc = _torchrun(args + ["--out", str(resumed)])
     ckpt = resumed.with_suffix(".ckpt") / "run0.pt"
     deadline = time.time() + 120
     while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
@@ -150,11 +151,11 @@ def test_torchrun_node_minibatch_matches_one_process_and_resumes(tmp_path):
     assert ckpt.exists() and not resumed.exists()
     stopped_at = torch.load(ckpt, weights_only=False)["epoch"]
     assert 1 <= stopped_at < 20
-    code, _, err = _finish(_torchrun(long_args + ["--resume"]))
+    code, _, err = _finish(_torchrun(args + ["--out", str(resumed), "--resume"]))
     assert code == 0, err[-3000:]
-    a, b = json.loads(resumed.read_text()), json.loads(full.read_text())
-    assert [h["loss"] for h in a["runs"][0]["history"]] == [h["loss"] for h in b["runs"][0]["history"]]
-    assert a["runs"][0]["test"] == b["runs"][0]["test"]
+    again = json.loads(resumed.read_text())
+    assert [h["loss"] for h in again["runs"][0]["history"]] == [h["loss"] for h in doc["runs"][0]["history"]]
+    assert again["runs"][0]["test"] == doc["runs"][0]["test"]
 
 
 def test_torchrun_graph_training_matches_one_process(staged, tmp_path):
