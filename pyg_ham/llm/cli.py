@@ -76,6 +76,10 @@ def llm(model: str, data: str, lora_targets: Tuple[str, ...], seeds: Tuple[int, 
     from pyg_ham.results import format_mean_std, write_json
 
     doc = finetune(config)
+    from pyg_ham.train.distributed import is_main
+
+    if not is_main():  # under torchrun rank 0 reports and writes
+        return
     summary = doc["summary"]
     click.echo(f"{'HAM' if config.ham else 'base'}: eval loss "
                f"{format_mean_std(summary['valid_mean'], summary['valid_std'], len(doc['runs']))}, "

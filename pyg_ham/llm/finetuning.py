@@ -26,6 +26,7 @@ from pyg_ham.llm.data import BlockDataset, read_text, split_blocks, tokenize_blo
 from pyg_ham.llm.trainer import HAMArguments, get_ham_trainer_class
 from pyg_ham.optim.ham import HAM_DEFAULTS
 from pyg_ham.results import RunResult, mean_std, result_document
+from pyg_ham.train import distributed
 
 __all__ = ["LLMConfig", "load_model_and_tokenizer", "apply_lora", "finetune", "PRECISIONS"]
 
@@ -220,6 +221,8 @@ def _training_arguments(config: LLMConfig, output_dir: str, seed: int) -> Any:
             fp16=config.precision == "fp16", bf16=config.precision == "bf16",
             eval_strategy="no", save_strategy="no", logging_steps=config.log_every, report_to="none",
             disable_tqdm=True, dataloader_num_workers=0,
+            # under torchrun: DDP over the ranks (gloo on the CPU, where NCCL does not run)
+            ddp_backend="gloo" if config.use_cpu() and int(os.environ.get("WORLD_SIZE", "1")) > 1 else None,
         )
     except ValueError as exc:
         raise ConfigError(f"invalid training settings: {_first_line(exc)}") from None
@@ -283,7 +286,7 @@ def finetune(config: LLMConfig) -> Dict[str, Any]:
             selected = list(trainer.ham_selected)
             steps = trainer.state.global_step
             epoch = float(trainer.state.epoch or 0.0)
-        if config.save_dir is not None:
+        if config.save_dir is not None and distributed.is_main():
             target = Path(config.save_dir) if len(config.seeds) == 1 else Path(config.save_dir) / f"seed{seed}"
             model.save_pretrained(str(target))
             tokenizer.save_pretrained(str(target))
@@ -298,6 +301,7 @@ def finetune(config: LLMConfig) -> Dict[str, Any]:
     doc = result_document(Path(config.data).name, "llm", "eval_loss", _config_dict(config), runs,
                           num_params=num_params, device=device, model=config.model,
                           lower_is_better=True, total_params=total_params)
+    doc["provenance"].update(distributed.describe(device))  # world_size, backend, every rank's device
     perplexities = [r.extra["perplexity"] for r in runs]
     doc["summary"]["perplexity_mean"], doc["summary"]["perplexity_std"] = mean_std(perplexities)
     return doc

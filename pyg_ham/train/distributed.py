@@ -35,7 +35,7 @@ from pyg_ham.errors import ConfigError
 __all__ = ["world_size", "rank", "local_rank", "is_main", "is_distributed", "session", "describe", "barrier",
            "broadcast_object", "gather_objects", "all_gather_cat", "all_reduce_sum", "on_main", "wrap_model",
            "CPUSyncBatchNorm", "convert_sync_batchnorm", "share_memory", "launched", "launch", "check_config",
-           "error_line"]
+           "error_line", "release_memory"]
 
 T = TypeVar("T")
 _STATE: Dict[str, Any] = {"devices": None, "shared": set()}
@@ -301,7 +301,23 @@ def share_memory(data: Any) -> Any:
     for key, value in shared.items():
         data[key] = value
     _STATE["shared"].add(id(data))
+    del tensors
+    release_memory()
     return data
+
+
+def release_memory() -> None:
+    """Collect garbage and hand freed heap pages back to the OS (glibc's ``malloc_trim``), so that
+    the private copy a rank loaded before :func:`share_memory` stops counting."""
+    import gc
+
+    gc.collect()
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def check_config(cfg: Any, processes: int) -> None:
