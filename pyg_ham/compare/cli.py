@@ -75,6 +75,10 @@ def compare(variant_args: Tuple[str, ...], config_path: Optional[str], variant_o
                           all_references=all_references, confidence=confidence)
     except KeyboardInterrupt:
         _interrupted(out_dir)
+    from pyg_ham.train.distributed import is_main
+
+    if not is_main():  # under torchrun rank 0 reports
+        return
     click.echo(comparison_markdown(doc))
     _log(f"wrote {out_dir}/comparison.json, .csv, .md" + (" and figures" if plot else ""))
     failed = [v["label"] for v in doc["variants"] if v["status"] == "failed"]

@@ -270,7 +270,12 @@ def build_comparison(outcomes: Sequence[VariantOutcome], cfg: Optional[Experimen
 def write_comparison(comparison: Dict[str, Any], out_dir: Union[str, Path], *, plot: bool = False,
                      docs: Optional[Dict[str, Dict[str, Any]]] = None, name: str = "comparison") -> List[Path]:
     r"""Write ``comparison.json``, ``.csv`` and ``.md`` (and the PNG figures with :obj:`plot`,
-    which need the variants' result documents :obj:`docs`, keyed by label)."""
+    which need the variants' result documents :obj:`docs`, keyed by label). Under ``torchrun``
+    rank 0 alone writes (the others return ``[]``)."""
+    from pyg_ham.train.distributed import is_main
+
+    if not is_main():
+        return []
     out_dir = Path(out_dir)
     paths = [write_json(out_dir / f"{name}.json", comparison)]
     for suffix, text in ((".csv", csv_text(comparison_csv_rows(comparison), CSV_COLUMNS)),
