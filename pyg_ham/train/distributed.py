@@ -62,8 +62,8 @@ def rank() -> int:
 
 
 def local_rank() -> int:
-    """This process's rank on its machine (``$LOCAL_RANK``)."""
-    return int(os.environ.get("LOCAL_RANK", "0"))
+    """This process's rank on its machine (``$LOCAL_RANK``; without it, the global rank)."""
+    return int(os.environ.get("LOCAL_RANK", rank()))
 
 
 def is_main() -> bool:
@@ -278,7 +278,8 @@ def wrap_model(model: torch.nn.Module, device: torch.device, sync_bn: bool = Tru
 def share_memory(data: Any) -> Any:
     r"""Tensors of :obj:`data` (a PyG ``Data``) memory-mapped from one file per machine, so the
     ranks on one machine share one copy of the graph in the page cache instead of each holding
-    its own. The machine's first rank writes the file (in ``/dev/shm`` when it exists), every
+    its own. The machine's first rank writes the file (in ``/dev/shm`` when it exists and has room,
+    else the temp folder), every
     rank maps it, and the file is unlinked once all have (the mappings keep it alive).
     CPU tensors only; identity in one process or when :obj:`data` is on a GPU.
     """
@@ -287,16 +288,26 @@ def share_memory(data: Any) -> Any:
     tensors = {k: v for k, v in data.to_dict().items() if isinstance(v, Tensor) and v.device.type == "cpu"}
     if not tensors:
         return data
-    folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
     job = os.environ.get("TORCHELASTIC_RUN_ID", "") + os.environ.get("MASTER_PORT", "")
-    path = os.path.join(folder, f"pyg_ham_graph_{job}_{os.getppid()}_{len(_STATE['shared'])}.pt")
+    name = f"pyg_ham_graph_{job}_{os.getppid()}_{len(_STATE['shared'])}.pt"
+    # /dev/shm first (RAM); a container's small /dev/shm (often 64 MB) falls back to the temp folder
+    paths = [os.path.join(folder, name) for folder in ("/dev/shm", tempfile.gettempdir()) if os.path.isdir(folder)]
     if local_rank() == 0:
-        torch.save(tensors, path + ".tmp")
-        os.replace(path + ".tmp", path)
+        for candidate in paths:
+            try:
+                torch.save(tensors, candidate + ".tmp")
+                os.replace(candidate + ".tmp", candidate)
+                break
+            except (OSError, RuntimeError):  # torch.save reports a full disk as RuntimeError
+                if os.path.exists(candidate + ".tmp"):
+                    os.unlink(candidate + ".tmp")
+        else:
+            raise ConfigError(f"cannot write the shared graph to {' or '.join(paths)} (no space?); free space there")
     barrier()
-    shared = torch.load(path, mmap=True, weights_only=True)
+    path = next((p for p in paths if os.path.exists(p)), None)
+    shared = torch.load(path, mmap=True, weights_only=True) if path is not None else {}  # none: keep our copy
     barrier()
-    if local_rank() == 0:
+    if local_rank() == 0 and path is not None:
         os.unlink(path)
     for key, value in shared.items():
         data[key] = value

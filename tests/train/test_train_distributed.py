@@ -78,6 +78,10 @@ def test_ddp_ham_ranks_identical_and_equal_to_one_process(tmp_path):
     # and HAM acted: its weights are not the plain ones
     assert not torch.allclose(ranks["ham"][0]["params"][0], ranks["plain"][0]["params"][0], atol=1e-3)
     print(f"max deviation from one process: {deviation}")
+    # the graph memory-mapped from one file: same values, each of the 2 ranks charged about half of it
+    for rank in ranks["shared"]:
+        assert rank["same"]
+        assert rank["pss"] < 0.7 * rank["bytes"], rank  # a private copy would be charged fully
 
 
 NODE_ARGS = ["train", "-d", "synthetic", "-o", "num_nodes=400", "--model", "sage", "--hidden", "16", "--norm", "none",
