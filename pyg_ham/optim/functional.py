@@ -39,10 +39,11 @@ with the flag copied once to each device that holds parameters (see :func:`found
 from __future__ import annotations
 
 import math
+import sys
 import types
 import warnings
 from collections import OrderedDict, defaultdict
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
 
 import torch
 from torch import Tensor
@@ -248,7 +249,10 @@ def _compiled_kernel_for(device: torch.device, dtype: torch.dtype) -> Callable[.
     if kernel is None:
         name = f"_fused_kernel_{device.type}{device.index if device.index is not None else ''}_" \
                f"{str(dtype).replace('torch.', '')}"
-        code = _fused_kernel.__code__.replace(co_name=name, co_qualname=name)
+        names: Dict[str, str] = {"co_name": name}
+        if sys.version_info >= (3, 11):
+            names["co_qualname"] = name
+        code = _fused_kernel.__code__.replace(**names)  # type: ignore[arg-type]
         kernel = torch.compile(types.FunctionType(code, _fused_kernel.__globals__, name), dynamic=True,
                                fullgraph=True)
         _compiled_kernels[(device, dtype)] = kernel
@@ -270,7 +274,7 @@ def _device_scalar(value: Scalar, device: torch.device, dtype: torch.dtype) -> T
     return t
 
 
-def _compile_errors() -> Tuple[type, ...]:
+def _compile_errors() -> Tuple[Type[BaseException], ...]:
     """Exceptions that mean "this could not be compiled" (raised before the kernel runs)."""
     import torch._dynamo.exc as dynamo_exc
     import torch._inductor.exc as inductor_exc

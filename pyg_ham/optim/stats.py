@@ -14,7 +14,7 @@ unchanged unless :func:`~pyg_ham.optim.track_exponents` switched it on.
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence
+from typing import Dict, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
@@ -36,7 +36,8 @@ class ExponentStats:
         self._clamped = 0  # exponents of clamped groups seen (a Python count: no sync)
 
     @torch.no_grad()
-    def observe(self, params: Sequence[Tensor], grads: Sequence[Tensor], lr: object, alpha: float, beta: float,
+    def observe(self, params: Sequence[Tensor], grads: Sequence[Tensor], lr: Union[float, Tensor], alpha: float,
+                beta: float,
                 max_exponent: Optional[float], found_inf: Optional[Tensor] = None) -> None:
         r"""Add one group's step (the weights after the base step and the gradients it used)."""
         params, grads = local_shards(params, grads)
