@@ -183,6 +183,7 @@ def datasets(root: Optional[str]) -> None:
     rows = list_datasets(root)
     click.echo(f"data root: {data_root(root)}")
     width = max(len(r["name"]) for r in rows)
+    kind = max(len(r["task"]) for r in rows)
     for r in rows:
         mark = "present" if r["present"] else "-"
-        click.echo(f"{r['name']:<{width}}  {r['task']:<6}  {r['metric']:<6}  {mark:<7}  {r['recipe'] or ''}")
+        click.echo(f"{r['name']:<{width}}  {r['task']:<{kind}}  {r['metric']:<6}  {mark:<7}  {r['recipe'] or ''}")

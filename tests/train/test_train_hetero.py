@@ -231,3 +231,14 @@ def test_heterogeneous_settings_are_checked_before_training(mag_task):
         small(ham_embeddings="no")
     with pytest.raises(ConfigError, match="model must be one of"):
         run_experiment(small(model="gat"), task=mag_task)
+
+
+def test_datasets_lists_the_heterogeneous_ones_in_aligned_columns(tmp_path):
+    root = tmp_path / "data"
+    write_fake_mag(root / "ogb" / "ogbn_mag")
+    result = CliRunner().invoke(main, ["datasets", "--root", str(root)])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line for line in result.output.splitlines()[1:]}
+    assert rows["ogbn-mag"].split()[1:] == ["hetero-node", "acc", "present", "ogbn-mag-sage"]
+    assert rows["synthetic-mag"].split()[1:4] == ["hetero-node", "acc", "present"]
+    assert len({line.index(" acc ") for name, line in rows.items() if " acc " in line}) == 1
