@@ -38,6 +38,11 @@ class FullBatchNodeTask(TrainingTask):
     @classmethod
     def create(cls, task: NodeTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device,
                **options: Any) -> TrainingTask:
+        if cfg.eval_mode == "sampled":
+            from pyg_ham.errors import ConfigError
+
+            raise ConfigError(f"{task.name}: eval_mode 'sampled' is for heterogeneous graphs (ogbn-mag); "
+                              f"use eval_mode full or layerwise")
         kind = FullBatchNodeTask if cfg.batch_size is None else MiniBatchNodeTask
         return kind(task, cfg, spec, device, **options)
 

@@ -11,7 +11,7 @@ import torch
 from pyg_ham.datasets import GraphTask, load_dataset
 from pyg_ham.errors import ConfigError
 from pyg_ham.results import RunResult, format_mean_std, read_json, result_document, write_json
-from pyg_ham.train import graph, node  # noqa: F401 - registers the "node" and "graph" task kinds
+from pyg_ham.train import graph, hetero, node  # noqa: F401 - registers the "node", "graph", "hetero-node" kinds
 from pyg_ham.train.common import make_optimizer
 from pyg_ham.train.config import ExperimentConfig, resolve_device
 from pyg_ham.train.engine import fit, seed_everything
