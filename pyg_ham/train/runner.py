@@ -104,8 +104,11 @@ def checkpoint_dir(cfg: ExperimentConfig) -> Optional[Path]:
 
 
 def comparable_config(config: Dict[str, Any]) -> Dict[str, Any]:
-    """The settings of a config that change results (what "the same experiment" means)."""
-    return {k: v for k, v in config.items() if k not in _NON_RESULT_KEYS}
+    """The settings of a config that change results (what "the same experiment" means). A setting
+    added after a result was written (absent from its config) counts as its default, which is the
+    behaviour that result was trained with."""
+    full = {**ExperimentConfig().to_dict(), **config}
+    return {k: v for k, v in full.items() if k not in _NON_RESULT_KEYS}
 
 
 def _load_previous(cfg: ExperimentConfig, out: Optional[Path]) -> Dict[str, Dict[str, Any]]:
