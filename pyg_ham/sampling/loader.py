@@ -8,12 +8,13 @@ import torch
 import torch_geometric.typing
 from torch_geometric.data import Data, HeteroData
 from torch_geometric.loader import NeighborLoader, NodeLoader
-from torch_geometric.sampler import BaseSampler
+from torch_geometric.sampler import BaseSampler, HeteroSamplerOutput, SamplerOutput
 from torch_geometric.sampler.base import SubgraphType
 from torch_geometric.typing import InputNodes, OptTensor
 
 from pyg_ham.errors import ConfigError, MissingDependencyError
 from pyg_ham.sampling.hetero import TorchHeteroNeighborSampler, check_hetero_input_nodes
+from pyg_ham.sampling.placement import LOCAL, gather_to, placement_plan, stored_tensors, without
 from pyg_ham.sampling.sampler import TorchNeighborSampler
 from pyg_ham.sampling.validate import (
     check_backend,
@@ -161,6 +162,38 @@ class TorchNeighborLoader(NeighborLoader):
         NodeLoader.__init__(self, data, node_sampler=sampler, input_nodes=input_nodes, input_time=input_time,
                             transform=transform, transform_sampler_output=transform_sampler_output,
                             filter_per_worker=filter_per_worker, **kwargs)
+        # One device per batch: the tensors not stored on the sampling device, and how they get there.
+        plan = placement_plan(sampler_device, stored_tensors(data))
+        self._moved = {key: how for key, how in plan.items() if how != LOCAL}
+        self._view = without(data, self._moved) if self._moved else None
+        self._batch_device = sampler_device
+
+    def filter_fn(self, out: Union[SamplerOutput, HeteroSamplerOutput]) -> Union[Data, HeteroData]:
+        r"""PyG's filtering, with every tensor of the batch on the sampling
+        device (see :mod:`pyg_ham.sampling.placement`): attributes stored
+        elsewhere are gathered by :func:`~pyg_ham.sampling.placement.gather_to`
+        (on the CPU into pinned memory and copied asynchronously when
+        sampling on a GPU)."""
+        if not self._moved:
+            return super().filter_fn(out)
+        data, transform = self.data, self.transform
+        self.data, self.transform = self._view, None
+        try:
+            batch = super().filter_fn(out)
+        finally:
+            self.data, self.transform = data, transform
+        device = self._batch_device
+        for (store_key, name), how in self._moved.items():
+            src = data._store if store_key is None else data[store_key]
+            dst = batch._store if store_key is None else batch[store_key]
+            if src.is_node_attr(name):
+                index = dst.n_id
+            else:
+                index = dst.get("e_id")
+                if index is None:
+                    continue  # no edge ids (with_edge_id=False): no edge features either
+            dst[name] = gather_to(src[name], index, device, how)
+        return batch if transform is None else transform(batch)
 
 
 def has_pyg_neighbor_sampling() -> bool:
