@@ -327,8 +327,24 @@ class TorchHeteroNeighborSampler(BaseSampler):
         num_neighbors (List[int] or Dict[Tuple[str, str, str], List[int]]):
             Fanout per hop, for all edge types or per edge type; :obj:`-1`
             takes all in-neighbours and :obj:`0` none.
+        subgraph_type (str, optional): :obj:`"directional"`,
+            :obj:`"bidirectional"` or :obj:`"induced"`.
+            (default: :obj:`"directional"`)
         replace (bool, optional): Sample with replacement.
             (default: :obj:`False`)
+        disjoint (bool, optional): One subgraph per seed (:obj:`batch` in the
+            output); nodes are keyed by (seed slot, node). (default: :obj:`False`)
+        temporal_strategy (str, optional): :obj:`"uniform"` or :obj:`"last"`.
+        time_attr (str, optional): Node- or edge-level time; each column of
+            the layout is sorted by it so that the neighbours not newer than
+            the seed are a prefix (:class:`~pyg_ham.sampling.options.TemporalIndex`).
+            Implies :obj:`disjoint`. (default: :obj:`None`)
+        weight_attr (str, optional): Edge weights (see
+            :func:`~pyg_ham.sampling.kernels.sample_rows`). (default: :obj:`None`)
+        is_sorted (bool, optional): Ignored (detected). share_memory (bool,
+            optional): Share the layout with worker processes.
+        directed (bool, optional): Deprecated; :obj:`False` means induced.
+        sample_direction (str, optional): Only :obj:`"forward"`.
         device (torch.device or str, optional): Where sampling runs.
             (default: the device of the first :obj:`edge_index`)
         seed (int, optional): Seed of the sampler's own random generator.

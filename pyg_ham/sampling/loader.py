@@ -69,6 +69,9 @@ class TorchNeighborLoader(NeighborLoader):
     :obj:`batch_size`, :obj:`num_sampled_nodes` and :obj:`num_sampled_edges`,
     as PyG's loader returns them; the first :obj:`batch_size` nodes are the
     seeds. :obj:`input_nodes` is range-checked once, when the loader is built.
+    Every tensor of a batch is on the sampling device (see
+    :mod:`pyg_ham.sampling.placement`). Parameters and their order are
+    :class:`~torch_geometric.loader.NeighborLoader`'s, then ours (keyword-only).
 
     A :class:`~torch_geometric.data.HeteroData` graph is sampled by
     :class:`~pyg_ham.sampling.TorchHeteroNeighborSampler` into
@@ -87,8 +90,29 @@ class TorchNeighborLoader(NeighborLoader):
             mask; for a :class:`~torch_geometric.data.HeteroData` graph a node
             type or a :obj:`(node_type, indices or mask)` pair, *e.g.*
             :obj:`("paper", train_idx)`. (default: :obj:`None`: all nodes)
+        input_time (torch.Tensor, optional): The time of every seed
+            (temporal sampling: no neighbour newer than it is sampled); by
+            default the seeds' node-level time. (default: :obj:`None`)
         replace (bool, optional): Sample with replacement.
             (default: :obj:`False`)
+        subgraph_type (str, optional): :obj:`"directional"`,
+            :obj:`"bidirectional"` or :obj:`"induced"` (every edge among the
+            sampled nodes). (default: :obj:`"directional"`)
+        disjoint (bool, optional): One subgraph per seed, with :obj:`batch`
+            mapping nodes to seeds. (default: :obj:`False`)
+        temporal_strategy (str, optional): :obj:`"uniform"` or :obj:`"last"`
+            (the most recent neighbours). (default: :obj:`"uniform"`)
+        time_attr (str, optional): Node- or edge-level time attribute.
+            (default: :obj:`None`)
+        weight_attr (str, optional): Edge weight attribute: draws
+            proportional to weight. (default: :obj:`None`)
+        transform_sampler_output (callable, optional): Applied to every
+            sampler output. (default: :obj:`None`)
+        is_sorted (bool, optional): Ignored (sortedness is detected).
+        neighbor_sampler (BaseSampler, optional): A ready sampler to use
+            instead of building one. (default: :obj:`None`)
+        directed (bool, optional): Deprecated; :obj:`False` means
+            :obj:`subgraph_type="induced"`. (default: :obj:`True`)
         device (torch.device or str, optional): Where sampling runs; the CSC
             layout is moved there once. (default: the graph's device)
         seed (int, optional): Makes sampling and shuffling reproducible.
