@@ -428,6 +428,7 @@ class TorchHeteroNeighborSampler(BaseSampler):
         csc = self.graph.csc
         etype = self._edge_type_positions()
         values = torch.full((csc.num_edges,), fill, dtype=torch.float64, device=self.device)
+        assert csc.perm is not None  # the joined layout always has one
         eid = csc.perm.to(torch.int64)
         for e, et in enumerate(self.edge_types):
             if attr not in data[et]:
@@ -547,7 +548,10 @@ class TorchHeteroNeighborSampler(BaseSampler):
         # pair_time: the seed time of every pair (temporal sampling).
         csc = self.csc
         plain = self.weight is None and pair_time is None
-        deg = None if pair_time is None else self.temporal.valid_deg(cols, pair_time)
+        deg = None
+        if pair_time is not None:
+            assert self.temporal is not None
+            deg = self.temporal.valid_deg(cols, pair_time)
         strategy = self.temporal_strategy if pair_time is not None else "uniform"
         pos_parts, tgt_parts = [], []
         if num_finite_pairs:
@@ -666,6 +670,7 @@ class TorchHeteroNeighborSampler(BaseSampler):
                     counts = torch.diff(ends, prepend=ends.new_zeros(1)).tolist()
                     nbr = self.csc.row.index_select(0, pos)
                     if table is None:
+                        assert node_map is not None
                         local, new_nodes, new_counts = self._map_to_local(node_map, nbr, totals, hop["grouped"])
                         new_local = node_map.index_select(0, new_nodes).to(torch.int64)
                     else:
@@ -673,6 +678,7 @@ class TorchHeteroNeighborSampler(BaseSampler):
                         local, new_nodes, new_batch, new_local, new_counts = self._map_to_local_disjoint(
                             table, nbr.to(torch.int64), nbr_batch, totals)
                     col = front_local.index_select(0, pair_front).index_select(0, tgt)
+                    assert self.csc.perm is not None
                     eid = self.csc.perm.index_select(0, pos).to(torch.int64) if self.with_edge_id else None
                     for b, (r, c) in enumerate(zip(local.split(counts), col.split(counts))):
                         rows[order[b]].append(r)
@@ -689,6 +695,7 @@ class TorchHeteroNeighborSampler(BaseSampler):
                 per_edge = [0] * E
                 for b, c in enumerate(counts):
                     per_edge[order[b]] = c
+                assert num_sampled_edges is not None
                 for e in range(E):
                     num_sampled_edges[e].append(per_edge[e])
                 # The new nodes are the next frontier.
@@ -703,6 +710,7 @@ class TorchHeteroNeighborSampler(BaseSampler):
             all_nodes = torch.cat(nodes)
             node_dict = self._per_type(nodes, num_sampled_nodes, subtract_offset=True)
             if self.subgraph_type == "induced":
+                assert node_map is not None  # induced is never disjoint
                 rows, cols, edges = self._induced_edges(node_dict, node_map)
                 num_sampled_edges = None
         except BaseException:
@@ -762,8 +770,10 @@ class TorchHeteroNeighborSampler(BaseSampler):
         col = front_local.index_select(0, pair_front).index_select(0, tgt)
         keep = (src >= 0).nonzero().view(-1)
         src, block, col = src.index_select(0, keep), block.index_select(0, keep), col.index_select(0, keep)
+        assert self.csc.perm is not None
         eid = self.csc.perm.index_select(0, pos.index_select(0, keep)).to(torch.int64)
-        for b, e in enumerate(hop["order"]):
+        order: List[int] = list(hop["order"])  # type: ignore[call-overload]
+        for b, e in enumerate(order):
             at = (block == b).nonzero().view(-1)
             rows[e].append(src.index_select(0, at))
             cols[e].append(col.index_select(0, at))

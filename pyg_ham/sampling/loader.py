@@ -163,7 +163,7 @@ class TorchNeighborLoader(NeighborLoader):
         if isinstance(data, HeteroData):  # per-type batches; see TorchHeteroNeighborSampler
             check_hetero_input_nodes(data, input_nodes)
         if neighbor_sampler is None:
-            sampler_cls = TorchHeteroNeighborSampler if isinstance(data, HeteroData) else TorchNeighborSampler
+            sampler_cls: Any = TorchHeteroNeighborSampler if isinstance(data, HeteroData) else TorchNeighborSampler
             neighbor_sampler = sampler_cls(
                 data, num_neighbors, subgraph_type=subgraph_type, replace=replace, disjoint=disjoint,
                 temporal_strategy=temporal_strategy, time_attr=time_attr, weight_attr=weight_attr,
@@ -187,8 +187,8 @@ class TorchNeighborLoader(NeighborLoader):
                             transform=transform, transform_sampler_output=transform_sampler_output,
                             filter_per_worker=filter_per_worker, **kwargs)
         # One device per batch: the tensors not stored on the sampling device, and how they get there.
-        plan = placement_plan(sampler_device, stored_tensors(data))
-        self._moved = {key: how for key, how in plan.items() if how != LOCAL}
+        plan = placement_plan(sampler_device, dict(stored_tensors(data)))
+        self._moved: Dict[Any, str] = {key: how for key, how in plan.items() if how != LOCAL}
         self._view = without(data, self._moved) if self._moved else None
         self._batch_device = sampler_device
 
@@ -200,7 +200,8 @@ class TorchNeighborLoader(NeighborLoader):
         sampling on a GPU)."""
         if not self._moved:
             return super().filter_fn(out)
-        data, transform = self.data, self.transform
+        data: Any = self.data  # type: ignore[has-type]
+        transform: Any = self.transform  # type: ignore[has-type]
         self.data, self.transform = self._view, None
         try:
             batch = super().filter_fn(out)

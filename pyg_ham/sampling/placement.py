@@ -15,7 +15,7 @@ pyg_ham loaders put every tensor of a batch on the sampling device:
 from __future__ import annotations
 
 import copy
-from typing import Dict, Hashable, Tuple
+from typing import Any, Dict, Tuple
 
 import torch
 from torch import Tensor
@@ -23,7 +23,7 @@ from torch import Tensor
 LOCAL, PINNED, COPY = "local", "pinned", "copy"
 
 
-def placement_plan(sample_device: torch.device, stored: Dict[Hashable, torch.device]) -> Dict[Hashable, str]:
+def placement_plan(sample_device: torch.device, stored: Dict[Any, torch.device]) -> Dict[Any, str]:
     r"""Returns, for every stored tensor (key: any name, *e.g.*
     :obj:`(store key, attribute)`), how it reaches :obj:`sample_device`:
     :obj:`"local"`, :obj:`"pinned"` or :obj:`"copy"` (see the module
@@ -31,7 +31,7 @@ def placement_plan(sample_device: torch.device, stored: Dict[Hashable, torch.dev
 
     Args:
         sample_device (torch.device): Where the sampler runs (and the batch lives).
-        stored (Dict[Hashable, torch.device]): Where each tensor is stored.
+        stored (Dict[Any, torch.device]): Where each tensor is stored.
     """
     sample_device = torch.device(sample_device)
     plan = {}

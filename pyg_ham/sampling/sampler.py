@@ -194,7 +194,10 @@ class TorchNeighborSampler(BaseSampler):
         # One hop for the columns cols; seed_time (one per column) limits them to older neighbours.
         if self.weight is None and seed_time is None:
             return sample_one_hop(self.csc, cols, k, self.replace, gen)
-        deg = None if seed_time is None else self.temporal.valid_deg(cols, seed_time)
+        deg = None
+        if seed_time is not None:
+            assert self.temporal is not None
+            deg = self.temporal.valid_deg(cols, seed_time)
         strategy = self.temporal_strategy if seed_time is not None else "uniform"
         return sample_rows(self.csc.colptr, cols, k, replace=self.replace, generator=gen, deg=deg,
                            weight=self.weight, strategy=strategy)
@@ -223,7 +226,8 @@ class TorchNeighborSampler(BaseSampler):
                                  reduce="amax")
 
         nodes, rows, cols, edges = [seeds], [], [], []
-        num_sampled_nodes, num_sampled_edges = [num_seeds], []
+        num_sampled_nodes: List[int] = [num_seeds]
+        num_sampled_edges: Optional[List[int]] = []
         frontier, frontier_offset, num_total = seeds, 0, num_seeds
         try:
             for k in self.num_neighbors:
@@ -234,6 +238,7 @@ class TorchNeighborSampler(BaseSampler):
                 cols.append(tgt + frontier_offset)
                 if self.with_edge_id:
                     edges.append(csc.edge_id(pos))
+                assert num_sampled_edges is not None
                 num_sampled_edges.append(pos.numel())
                 num_sampled_nodes.append(new_nodes.numel())
                 nodes.append(new_nodes)
