@@ -88,8 +88,8 @@ class MiniBatchNodeTask(FullBatchNodeTask):
         from pyg_ham.sampling import neighbor_loader
 
         self.generator = torch.Generator(device=self.data.x.device).manual_seed(self.seed)
-        self.loader = neighbor_loader(self.data, self.fanout, cfg.batch_size, input_nodes=self.split["train"],
-                                      shuffle=True, generator=self.generator)
+        self.loader = neighbor_loader(self.data, self.fanout, batch_size=cfg.batch_size,
+                                      input_nodes=self.split["train"], shuffle=True, generator=self.generator)
 
     @property
     def fanout(self) -> List[int]:
