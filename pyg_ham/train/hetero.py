@@ -125,7 +125,7 @@ class MiniBatchHeteroNodeTask(FullBatchHeteroNodeTask):
         from pyg_ham.sampling import neighbor_loader
 
         self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
-        self.loader = neighbor_loader(self.data, self.fanout, cfg.batch_size,
+        self.loader = neighbor_loader(self.data, self.fanout, batch_size=cfg.batch_size,
                                       input_nodes=(self.target, self.split["train"]), shuffle=True,
                                       generator=self.generator)
 
@@ -160,7 +160,7 @@ class MiniBatchHeteroNodeTask(FullBatchHeteroNodeTask):
         splits = self.eval_splits
         idx = torch.cat([self.split[k] for k in splits])
         gen = torch.Generator(device=self.device).manual_seed(self.seed + _EVAL_SEED_OFFSET)
-        loader = neighbor_loader(self.data, self.fanout, self.cfg.batch_size, input_nodes=(self.target, idx),
+        loader = neighbor_loader(self.data, self.fanout, batch_size=self.cfg.batch_size, input_nodes=(self.target, idx),
                                  generator=gen, force="pyg_ham")
         out = torch.cat([model.forward_batch(b.to(self.device))[:b[self.target].batch_size] for b in loader])
         pieces = out.split([self.split[k].numel() for k in splits])
