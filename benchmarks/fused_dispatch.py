@@ -1,33 +1,53 @@
-"""The default fused path's per-tensor dispatch: every tensor compiled-called (FUSED_TENSOR_MIN_NUMEL = 0)
-against small tensors sent to one foreach call (the default), against foreach alone; HAM's step on the
-25M transformer-like set, interleaved medians of 15 rounds in one process, one thread.
+"""The default fused path's per-tensor dispatch, measured side by side in one process.
+
+HAM's step on the 25M transformer-like set (``optimizer_step.transformer_25m``), one thread,
+interleaved medians of 15 rounds:
+
+* every tensor through the compiled kernel (``FUSED_TENSOR_MIN_NUMEL = 0``, as before),
+* the default (tensors under ``FUSED_TENSOR_MIN_NUMEL`` share one foreach call),
+* foreach alone.
 
     python benchmarks/fused_dispatch.py
 """
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
-sys.path.insert(0, "benchmarks")
+sys.path.insert(0, str(Path(__file__).parent))
 from optimizer_step import transformer_25m  # noqa: E402
 
 from pyg_ham.optim import functional as F  # noqa: E402
 
-torch.set_num_threads(1)
-ps = [p for p in transformer_25m() if p.ndim >= 2]
-ws = [p.detach().clone() for p in ps]; gs = [torch.randn_like(w) * 1e-3 for w in ws]
-print(len(ws), "tensors", sum(w.numel() for w in ws), "elements", sorted({w.numel() for w in ws}))
-def run(mode):
-    if mode == "per-tensor fused (before)": F.FUSED_TENSOR_MIN_NUMEL = 0; impl = None
-    elif mode == "hybrid default (after)": F.FUSED_TENSOR_MIN_NUMEL = 1 << 20; impl = None
-    else: impl = "foreach"
-    t = time.perf_counter(); F.hyperbolic_step_(ws, gs, 1e-3, 200.0, 1e-3, max_exponent=5.0, implementation=impl); return time.perf_counter() - t
-modes = ["per-tensor fused (before)", "hybrid default (after)", "foreach"]
-for m in modes: run(m); run(m)  # warm up / compile
-times = {m: [] for m in modes}
-for _ in range(15):
-    for m in modes: times[m].append(run(m))
-base = statistics.median(times["foreach"])
-for m in modes: print(f"{m:28s} {1e3*statistics.median(times[m]):7.2f} ms  ({statistics.median(times[m])/base:.2f}x foreach)")
+MODES = {"per-tensor fused (before)": (0, None), "hybrid default (after)": (1 << 20, None),
+         "foreach": (1 << 20, "foreach")}
+
+
+def step(ws, gs, mode: str) -> float:
+    F.FUSED_TENSOR_MIN_NUMEL, implementation = MODES[mode]
+    start = time.perf_counter()
+    F.hyperbolic_step_(ws, gs, 1e-3, 200.0, 1e-3, max_exponent=5.0, implementation=implementation)
+    return time.perf_counter() - start
+
+
+def main() -> None:
+    torch.set_num_threads(1)
+    ws = [p.detach().clone() for p in transformer_25m() if p.ndim >= 2]
+    gs = [torch.randn_like(w) * 1e-3 for w in ws]
+    print(f"{len(ws)} tensors, {sum(w.numel() for w in ws):,} elements, sizes {sorted({w.numel() for w in ws})}")
+    for mode in MODES:  # warm-up and compilation
+        step(ws, gs, mode), step(ws, gs, mode)
+    times = {mode: [] for mode in MODES}
+    for _ in range(15):
+        for mode in MODES:
+            times[mode].append(step(ws, gs, mode))
+    base = statistics.median(times["foreach"])
+    for mode, ts in times.items():
+        median = statistics.median(ts)
+        print(f"{mode:28s} {1e3 * median:8.2f} ms  ({median / base:.2f}x foreach)")
+
+
+if __name__ == "__main__":
+    main()
