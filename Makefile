@@ -9,7 +9,7 @@ EXTRAS ?= test,plots,llm
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: install run test test-all lint typecheck clean
+.PHONY: install run test test-all lint clean
 
 $(VENV)/.installed: setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -33,10 +33,6 @@ clean:
 	rm -rf $(VENV) *.egg-info
 
 lint: install
-	$(PY) -m pip install -q "ruff>=0.6"
+	$(PY) -m pip install -q "ruff>=0.6" "mypy>=1.10"
 	$(PY) -m ruff check .
-
-# not yet clean (13 findings after the kernel and heterogeneous-sampler merges): not run by CI
-typecheck: install
-	$(PY) -m pip install -q "mypy>=1.10"
 	$(PY) -m mypy pyg_ham/optim pyg_ham/sampling

@@ -52,7 +52,7 @@ def minibatch_setting(args) -> Tuple[Dict[str, Callable[[], int]], str]:
     model = build_node_model("sage", 128, 40, hidden_channels=256, num_layers=3, norm="batch_norm")
     steps = {}
     for name, m, opt in _pair(model):
-        loader = neighbor_loader(data, [15, 10, 5], 1024, input_nodes=train_idx, shuffle=True, seed=0)
+        loader = neighbor_loader(data, [15, 10, 5], batch_size=1024, input_nodes=train_idx, shuffle=True, seed=0)
         batches = _forever(loader)
 
         def run(m=m, opt=opt, batches=batches) -> int:

@@ -21,6 +21,15 @@ Examples::
     python benchmarks/sampler.py --quick         # small graph, one epoch, seconds
     python benchmarks/sampler.py --device cuda --graphs arxiv-like
     python benchmarks/sampler.py --graphs arxiv-like mag-like --scale 0.25   # hetero vs homo
+    python benchmarks/sampler.py --options --graphs arxiv-like       # weighted / temporal / ... rows
+    python benchmarks/sampler.py --scale-table 2e6 2e7 6e7 --graphs  # uniform sampler vs graph size
+
+``--options`` times NeighborLoader's options (weighted with and without replacement, disjoint,
+temporal with node- and edge-level time, "last", induced, bidirectional) on the arxiv-like graph,
+sample-only, each variant taking turns with the plain uniform sampler (and a second uniform
+sampler, whose ratio shows the noise) in the same run. ``--scale-table`` samples power-law graphs
+of the given numbers of directed edges and reports the steady sample-only edges/s and the
+sampler's extra bytes per graph edge (its CSC layout, edge-id permutation and node map).
 """
 from __future__ import annotations
 
@@ -31,6 +40,7 @@ import statistics
 import sys
 import tempfile
 import time
+import time as time_mod
 from pathlib import Path
 from typing import Callable, Dict, List, Optional
 
@@ -201,6 +211,86 @@ def interleaved_ratios(loaders: Dict[str, object], batch_size: int, rounds: int,
     return rates
 
 
+def _sampler_rate(sampler, seeds: torch.Tensor, batch_size: int, batches: int,
+                  time: Optional[torch.Tensor] = None) -> float:
+    from torch_geometric.sampler import NodeSamplerInput
+    t0, edges = time_mod.perf_counter(), 0
+    for i in range(0, min(seeds.numel(), batches * batch_size), batch_size):
+        idx = torch.arange(i, min(i + batch_size, seeds.numel()))
+        inp = NodeSamplerInput(input_id=idx, node=seeds[idx], time=None if time is None else time[idx])
+        out = sampler.sample_from_nodes(inp)
+        edges += out.row.numel()  # also counts induced / bidirectional edges
+    return edges / (time_mod.perf_counter() - t0)
+
+
+def options_table(data: Data, fanout: List[int], batch_size: int, rounds: int, batches: int, seed: int) -> None:
+    r"""Sample-only edges/s of every NeighborLoader option next to the uniform sampler, interleaved."""
+    from pyg_ham.sampling import TorchNeighborSampler
+    g = torch.Generator().manual_seed(seed)
+    data = data.clone()
+    data.w = torch.rand(data.num_edges, generator=g)
+    data.node_time = torch.randint(0, 1000, (data.num_nodes,), generator=g)
+    data.edge_time = torch.randint(0, 1000, (data.num_edges,), generator=g)
+    seeds = torch.randperm(data.num_nodes, generator=g)
+    input_time = torch.randint(500, 1000, (seeds.numel(),), generator=g)
+    variants = {
+        "uniform": {}, "uniform (again)": {}, "replace": dict(replace=True),
+        "weighted": dict(weight_attr="w"), "weighted+replace": dict(weight_attr="w", replace=True),
+        "disjoint": dict(disjoint=True), "temporal node": dict(time_attr="node_time"),
+        "temporal node last": dict(time_attr="node_time", temporal_strategy="last"),
+        "temporal edge": dict(time_attr="edge_time"), "bidirectional": dict(subgraph_type="bidirectional"),
+        "induced": dict(subgraph_type="induced"),
+    }
+    samplers = {name: TorchNeighborSampler(data, fanout, seed=seed, **kw) for name, kw in variants.items()}
+    rates: Dict[str, List[float]] = {name: [] for name in variants}
+    for _ in range(rounds):
+        for name, sampler in samplers.items():
+            t = input_time if name == "temporal edge" else None
+            rates[name].append(_sampler_rate(sampler, seeds, batch_size, batches, t))
+    base = rates["uniform"]
+    print(f"\noptions, sample-only, {rounds} rounds x {batches} batches interleaved, fanout {fanout}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'variant':<20} {'Medges/s':>9} {'/ uniform':>10} {'range':>12}")
+    for name, r in rates.items():
+        ratios = sorted(a / b for a, b in zip(r, base))
+        print(f"{name:<20} {statistics.median(r) / 1e6:>9.2f} {statistics.median(ratios):>9.2f}x "
+              f"{ratios[0]:>5.2f}-{ratios[-1]:.2f}")
+
+
+def sampler_bytes(sampler) -> int:
+    r"""Bytes of the tensors the sampler holds beyond the graph (layout, permutation, node map)."""
+    csc = sampler.csc
+    parts = [csc.colptr, csc.row, csc.perm, sampler._get_node_map(), sampler.weight]
+    return sum(t.numel() * t.element_size() for t in parts if t is not None)
+
+
+def scale_table(edge_counts: List[float], fanout: List[int], batch_size: int, batches: int, rounds: int,
+                seed: int) -> None:
+    r"""Steady sample-only edges/s and extra bytes per edge of the uniform sampler on power-law
+    graphs of ~avg degree 13.6 (arxiv's) with the given numbers of directed edges."""
+    from pyg_ham.sampling import TorchNeighborSampler
+    print(f"\nscale, uniform sampler, sample-only, fanout {fanout}, batch {batch_size}, best of {rounds} x "
+          f"{batches} batches after a warm-up")
+    print(f"{'edges':>11} {'nodes':>10} {'build_s':>7} {'Medges/s':>9} {'extra B/edge':>12}")
+    for m in edge_counts:
+        n = int(m / (2 * ARXIV_UNDIRECTED / ARXIV_NODES))
+        t0 = time_mod.perf_counter()
+        try:
+            data = Data(edge_index=power_law_graph(n, int(m // 2), seed=seed), num_nodes=n)
+            sampler = TorchNeighborSampler(data, fanout, seed=seed)
+        except (MemoryError, RuntimeError) as e:
+            print(f"{int(m):>11} {n:>10} did not fit: {str(e).splitlines()[0][:60]}", flush=True)
+            continue
+        build = time_mod.perf_counter() - t0
+        seeds = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+        _sampler_rate(sampler, seeds, batch_size, 2)  # warm-up
+        rate = max(_sampler_rate(sampler, seeds, batch_size, batches) for _ in range(rounds))
+        print(f"{data.num_edges:>11} {n:>10} {build:>7.1f} {rate / 1e6:>9.2f} "
+              f"{sampler_bytes(sampler) / data.num_edges:>12.2f}", flush=True)
+        del data, sampler
+        clear_csc_cache()
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--graphs", nargs="+", default=["arxiv-like", "tolokers", "cornell5", "mag-like"],
@@ -229,7 +319,13 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--quick", action="store_true",
                    help="smoke run: 20k-node synthetic graph (and mag-like at scale 0.01 when "
                         "listed in --graphs), one epoch")
+    p.add_argument("--options", action="store_true",
+                   help="also time NeighborLoader's options against the uniform sampler (interleaved)")
+    p.add_argument("--scale-table", type=float, nargs="*", default=None, metavar="EDGES",
+                   help="also run the scale table on power-law graphs of these edge counts, e.g. 2e6 2e7 6e7")
     args = p.parse_args(argv)
+    if args.scale_table:
+        scale_table(args.scale_table, args.fanout, args.batch_size, args.round_batches, args.rounds, args.seed)
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -303,6 +399,8 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"{name}: {backend} on {device} / pyg_ham on cpu = {rate / cpu:.1f}x")
             if gname == name and backend == "pyg" and cpu:
                 print(f"{name}: pyg_ham / pyg (pyg-lib) on cpu = {cpu / rate:.2f}x")
+    if args.options and loaded.get("arxiv-like") is not None:
+        options_table(loaded["arxiv-like"], args.fanout, args.batch_size, args.rounds, args.round_batches, args.seed)
     for device in devices:
         het = rates.get(("mag-like", "pyg_ham", device))
         for other in ("arxiv-like", "mag-like-homo"):

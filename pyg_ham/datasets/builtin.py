@@ -2,7 +2,7 @@ r"""The built-in datasets: one :class:`~pyg_ham.datasets.registry.DatasetInfo` e
 place their names, folders, metrics, families and recipes are written."""
 from __future__ import annotations
 
-from pyg_ham.datasets import graph, node
+from pyg_ham.datasets import graph, hetero, node
 from pyg_ham.datasets.registry import DatasetInfo, add_dataset
 
 #: Heterophilous graphs with one binary target, scored by ROC-AUC (Platonov et al., ICLR 2023).
@@ -33,6 +33,10 @@ def _register() -> None:
         add_dataset(DatasetInfo(n, "node", metric, node.ogbn, "ogb", n.replace("-", "_"), family="ogbn",
                                 recipe=recipe))
     add_dataset(DatasetInfo("synthetic", "node", "acc", node.synthetic, family="synthetic"))
+    add_dataset(DatasetInfo("ogbn-mag", "hetero-node", "acc", hetero.mag_dataset, "ogb", "ogbn_mag", family="ogbn",
+                            recipe="ogbn-mag-sage"))
+    add_dataset(DatasetInfo("synthetic-mag", "hetero-node", "acc", hetero.synthetic_mag_dataset,
+                            family="synthetic", recipe="ogbn-mag-sage"))
     for n in graph.TU_NAMES:
         add_dataset(DatasetInfo(n, "graph", "acc", graph.tu, "TUDataset", n, family="tu", recipe="tu-gin"))
     for n in graph.ogbg_names():

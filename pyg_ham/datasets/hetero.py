@@ -32,7 +32,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, ClassVar, Dict, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -75,6 +75,9 @@ class HeteroNodeTask:
         eval_fn (callable): :obj:`(pred, y) -> float` (OGB's Evaluator for
             ogbn-mag).
     """
+
+    #: The task kind whose trainer runs it (:mod:`pyg_ham.train.hetero`).
+    kind: ClassVar[str] = "hetero-node"
 
     name: str
     data: HeteroData
@@ -301,3 +304,23 @@ def ogbn_mag(root: Union[str, Path], download: bool = False, undirected: bool = 
 
     notes = ["official OGB time split on papers", "OGB Evaluator('ogbn-mag')"]
     return _finish(name, data, split_idx, int(ds.num_classes), undirected, notes, eval_fn)
+
+
+# Registry builders (``builder(info, root, download, **options)``, see pyg_ham.datasets.builtin).
+def mag_dataset(info: Any, root: Path, download: bool, undirected: bool = True) -> HeteroNodeTask:
+    r"""``load_dataset("ogbn-mag", root, undirected=...)``: :func:`ogbn_mag`."""
+    return ogbn_mag(root, download=download, undirected=undirected)
+
+
+#: Default size of the registered ``synthetic-mag`` (1473 papers, 3879 nodes, 41k edges).
+SYNTHETIC_MAG_SCALE = 0.002
+
+
+def synthetic_mag_dataset(info: Any, root: Path, download: bool, scale: float = SYNTHETIC_MAG_SCALE,
+                          num_classes: int = 8, num_features: int = MAG_NUM_FEATURES, feature_signal: float = 2.0,
+                          seed: int = 0, undirected: bool = True) -> HeteroNodeTask:
+    r"""``load_dataset("synthetic-mag", scale=..., ...)``: :func:`synthetic_mag`, by default small
+    (:obj:`scale=0.002`) and learnable (8 classes, :obj:`feature_signal=2`); ``-o scale=1
+    -o num_classes=349`` is ogbn-mag's size and label count."""
+    return synthetic_mag(scale=scale, num_classes=num_classes, num_features=num_features,
+                         feature_signal=feature_signal, seed=seed, undirected=undirected)

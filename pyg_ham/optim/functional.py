@@ -39,10 +39,11 @@ with the flag copied once to each device that holds parameters (see :func:`found
 from __future__ import annotations
 
 import math
+import sys
 import types
 import warnings
 from collections import OrderedDict, defaultdict
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
 
 import torch
 from torch import Tensor
@@ -50,7 +51,7 @@ from torch import Tensor
 from pyg_ham.optim.sharding import local_shards
 
 __all__ = ["hyperbolic_step_", "foreach_chunk_plan", "found_inf_per_device", "compute_dtype", "IMPLEMENTATIONS",
-           "DEFAULT_CHUNK_NUMEL", "FUSED_MIN_NUMEL"]
+           "DEFAULT_CHUNK_NUMEL", "FUSED_MIN_NUMEL", "FUSED_TENSOR_MIN_NUMEL"]
 
 Scalar = Union[float, Tensor]
 #: One chunk of the foreach plan: ``(tensor index, start, stop)`` flat element ranges.
@@ -64,6 +65,10 @@ DEFAULT_CHUNK_NUMEL = 1 << 18
 #: With ``implementation=None``, the fused path is used from this many elements on (below it,
 #: a one-off compilation costs more than it saves over a short run).
 FUSED_MIN_NUMEL = 4_000_000
+#: With ``implementation=None`` and the fused path chosen, tensors smaller than this go through one
+#: foreach call instead: each compiled call costs tens of microseconds of dispatch, more than the
+#: single pass saves on a small tensor.
+FUSED_TENSOR_MIN_NUMEL = 1 << 20
 #: Device types whose foreach path is chunked (for their caches); elsewhere chunking only
 #: multiplies kernel launches.
 CHUNKED_DEVICE_TYPES = ("cpu",)
@@ -248,7 +253,10 @@ def _compiled_kernel_for(device: torch.device, dtype: torch.dtype) -> Callable[.
     if kernel is None:
         name = f"_fused_kernel_{device.type}{device.index if device.index is not None else ''}_" \
                f"{str(dtype).replace('torch.', '')}"
-        code = _fused_kernel.__code__.replace(co_name=name, co_qualname=name)
+        names: Dict[str, str] = {"co_name": name}
+        if sys.version_info >= (3, 11):
+            names["co_qualname"] = name
+        code = _fused_kernel.__code__.replace(**names)  # type: ignore[arg-type]
         kernel = torch.compile(types.FunctionType(code, _fused_kernel.__globals__, name), dynamic=True,
                                fullgraph=True)
         _compiled_kernels[(device, dtype)] = kernel
@@ -270,7 +278,7 @@ def _device_scalar(value: Scalar, device: torch.device, dtype: torch.dtype) -> T
     return t
 
 
-def _compile_errors() -> Tuple[type, ...]:
+def _compile_errors() -> Tuple[Type[BaseException], ...]:
     """Exceptions that mean "this could not be compiled" (raised before the kernel runs)."""
     import torch._dynamo.exc as dynamo_exc
     import torch._inductor.exc as inductor_exc
@@ -373,7 +381,8 @@ def hyperbolic_step_(
             sync and without turning zeros into NaN. (default: :obj:`None`)
         implementation (str, optional): ``"for-loop"``, ``"foreach"`` or ``"fused"``;
             :obj:`None` picks ``"fused"`` for at least :data:`FUSED_MIN_NUMEL` (local)
-            elements where :func:`torch.compile` works, else ``"foreach"``. Inside a
+            elements where :func:`torch.compile` works (then tensors under
+            :data:`FUSED_TENSOR_MIN_NUMEL` elements share one foreach call), else ``"foreach"``. Inside a
             :func:`torch.compile`-d function every choice emits the plain expression.
             (default: :obj:`None`)
         chunk_numel (int): largest number of elements the foreach path treats at once on CPU;
@@ -412,10 +421,14 @@ def hyperbolic_step_(
             _expression_step_(ws, gs, lr, alpha, beta, max_exponent, skip)
             continue
         if impl == "fused":
-            done = _fused_step_(ws, gs, lr, alpha, beta, max_exponent, skip)
-            if done == len(ws):
+            forced = implementation == "fused"
+            large = [i for i, w in enumerate(ws) if forced or w.numel() >= FUSED_TENSOR_MIN_NUMEL]
+            done = _fused_step_([ws[i] for i in large], [gs[i] for i in large], lr, alpha, beta, max_exponent, skip)
+            stepped = set(large[:done])  # fewer than all only after a compilation failure
+            ws = [w for i, w in enumerate(ws) if i not in stepped]
+            gs = [g for i, g in enumerate(gs) if i not in stepped]
+            if not ws:
                 continue
-            ws, gs = ws[done:], gs[done:]  # the rest, after a compilation failure
         if impl == "for-loop":
             _single_tensor_step_(ws, gs, lr, alpha, beta, max_exponent, skip)
         else:

@@ -14,8 +14,9 @@ from torch.utils.hooks import RemovableHandle
 
 from pyg_ham.optim.functional import IMPLEMENTATIONS, hyperbolic_step_
 from pyg_ham.optim.sharding import refuse_flat_parameters
+from pyg_ham.optim.stats import ExponentStats
 
-__all__ = ["HAM", "attach_ham", "apply_hyperbolic_step", "HAM_DEFAULTS"]
+__all__ = ["HAM", "attach_ham", "apply_hyperbolic_step", "track_exponents", "HAM_DEFAULTS"]
 
 #: The authors' defaults: ``alpha=200``, ``beta=1e-3``, the exponent clamped to ``±5``;
 #: ``ham="auto"`` selects ``ndim >= 2``.
@@ -176,6 +177,7 @@ def apply_hyperbolic_step(
     defaults: Optional[Dict[str, Any]] = None,
     found_inf: Optional[Tensor] = None,
     implementation: Optional[str] = None,
+    stats: Optional[ExponentStats] = None,
 ) -> None:
     r"""Run the hyperbolic half-step on every param group, with each group's own knobs.
 
@@ -192,18 +194,19 @@ def apply_hyperbolic_step(
         found_inf (Tensor, optional): :class:`~torch.amp.GradScaler`'s inf flag; the step is
             masked where it is positive.
         implementation (str, optional): see :func:`~pyg_ham.optim.hyperbolic_step_`.
+        stats (ExponentStats, optional): also accumulate the exponent's diagnostics
+            (:mod:`pyg_ham.optim.stats`). (default: :obj:`None`)
     """
     defaults = {**HAM_DEFAULTS, **(defaults or {})}
     for group, params, grads in _selected(list(param_groups), defaults):
         alpha = group.get("ham_alpha", defaults["ham_alpha"])
-        hyperbolic_step_(
-            params, grads, group["lr"],
-            -alpha if group.get("maximize", False) else alpha,
-            group.get("ham_beta", defaults["ham_beta"]),
-            max_exponent=group.get("ham_max_exponent", defaults["ham_max_exponent"]),
-            found_inf=found_inf,
-            implementation=implementation,
-        )
+        alpha = -alpha if group.get("maximize", False) else alpha
+        beta = group.get("ham_beta", defaults["ham_beta"])
+        max_exponent = group.get("ham_max_exponent", defaults["ham_max_exponent"])
+        if stats is not None:
+            stats.observe(params, grads, group["lr"], alpha, beta, max_exponent, found_inf)
+        hyperbolic_step_(params, grads, group["lr"], alpha, beta, max_exponent=max_exponent, found_inf=found_inf,
+                         implementation=implementation)
 
 
 def _check_step(optimizer: Optimizer) -> None:
@@ -227,6 +230,7 @@ class _HAMHook:
         self.attached = False  # by attach_ham: every step()
         self.wrapped = False   # by a HAM wrapper: only inside HAM.step
         self.stepping = False  # HAM.step is running
+        self.stats: Optional[ExponentStats] = None  # see track_exponents
         self.handles = [
             optimizer.register_step_pre_hook(self.before_step),
             optimizer.register_step_post_hook(self.after_step),
@@ -254,7 +258,7 @@ class _HAMHook:
     def after_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
         if self.attached or self.stepping:
             apply_hyperbolic_step(optimizer.param_groups, optimizer.defaults, getattr(optimizer, "found_inf", None),
-                                  self.implementation)
+                                  self.implementation, self.stats)
 
     def before_load(self, optimizer: Optimizer, state_dict: Dict[str, Any]) -> None:
         for i, group in enumerate(state_dict.get("param_groups", ())):
@@ -539,3 +543,16 @@ def attach_ham(
         record.implementation = implementation
     optimizer.__dict__["__reduce_ex__"] = _Reducer(optimizer)
     return _AttachHandle(optimizer, record)
+
+
+def track_exponents(optimizer: Optimizer) -> Optional[ExponentStats]:
+    r"""Switch on the exponent diagnostics (:mod:`pyg_ham.optim.stats`) of an optimizer that
+    carries HAM (a :class:`HAM` or an :func:`attach_ham` optimizer) and return the accumulator
+    (the same one on a second call); :obj:`None` for an optimizer without HAM."""
+    base = optimizer.base if isinstance(optimizer, HAM) else optimizer
+    record = base.__dict__.get(_RECORD)
+    if record is None:
+        return None
+    if record.stats is None:
+        record.stats = ExponentStats()
+    return record.stats

@@ -44,15 +44,15 @@ def local_shards(params: Sequence[Tensor], grads: Sequence[Tensor]) -> Tuple[Lis
         return list(params), list(grads)
     ws: List[Tensor] = []
     gs: List[Tensor] = []
-    for w, g in zip(params, grads):
+    for w, g in zip(params, grads):  # DTensor's attributes are not in Tensor's stubs
         w_sharded, g_sharded = isinstance(w, dtensor), isinstance(g, dtensor)
         if w_sharded or g_sharded:
-            if not (w_sharded and g_sharded and w.device_mesh == g.device_mesh and w.placements == g.placements):
-                where = (f"{tuple(w.placements)} on {w.device_mesh}" if w_sharded else "plain tensor",
-                         f"{tuple(g.placements)} on {g.device_mesh}" if g_sharded else "plain tensor")
+            if not (w_sharded and g_sharded and w.device_mesh == g.device_mesh  # type: ignore[attr-defined]
+                    and w.placements == g.placements):  # type: ignore[attr-defined]
+                where = (_placement(w) if w_sharded else "plain tensor", _placement(g) if g_sharded else "plain tensor")
                 raise ConfigError(f"hyperbolic_step_: a parameter ({where[0]}) and its gradient ({where[1]}) must "
                                   f"be sharded alike; redistribute the gradient to the parameter's placements")
-            w, g = w.to_local(), g.to_local()
+            w, g = w.to_local(), g.to_local()  # type: ignore[attr-defined]
         ws.append(w)
         gs.append(g)
     return ws, gs
@@ -72,3 +72,7 @@ def refuse_flat_parameters(param_groups: Iterable[Dict[str, Any]], where: str) -
                 raise ConfigError(f"{where}: FSDP1 (FullyShardedDataParallel) flattens parameters into 1-D "
                                   f"FlatParameters, which hides the weight matrices HAM selects; shard the model "
                                   f"with FSDP2 (torch.distributed.fsdp.fully_shard) instead")
+
+
+def _placement(t: Any) -> str:
+    return f"{tuple(t.placements)} on {t.device_mesh}"

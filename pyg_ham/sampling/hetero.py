@@ -31,7 +31,15 @@ from torch_geometric.typing import EdgeType, EdgeTypeStr, NodeType
 
 from pyg_ham.errors import ConfigError
 from pyg_ham.sampling.csc import _INT32_MAX, CSCGraph, get_csc
-from pyg_ham.sampling.kernels import _uniform_below, sample_one_hop
+from pyg_ham.sampling.kernels import _uniform_below, sample_one_hop, sample_rows
+from pyg_ham.sampling.options import (
+    KeyMap,
+    TemporalIndex,
+    check_sampler_options,
+    check_weight,
+    first_occurrence_unique,
+    sort_columns,
+)
 from pyg_ham.sampling.validate import check_device, check_num_neighbors
 
 __all__ = [
@@ -319,8 +327,24 @@ class TorchHeteroNeighborSampler(BaseSampler):
         num_neighbors (List[int] or Dict[Tuple[str, str, str], List[int]]):
             Fanout per hop, for all edge types or per edge type; :obj:`-1`
             takes all in-neighbours and :obj:`0` none.
+        subgraph_type (str, optional): :obj:`"directional"`,
+            :obj:`"bidirectional"` or :obj:`"induced"`.
+            (default: :obj:`"directional"`)
         replace (bool, optional): Sample with replacement.
             (default: :obj:`False`)
+        disjoint (bool, optional): One subgraph per seed (:obj:`batch` in the
+            output); nodes are keyed by (seed slot, node). (default: :obj:`False`)
+        temporal_strategy (str, optional): :obj:`"uniform"` or :obj:`"last"`.
+        time_attr (str, optional): Node- or edge-level time; each column of
+            the layout is sorted by it so that the neighbours not newer than
+            the seed are a prefix (:class:`~pyg_ham.sampling.options.TemporalIndex`).
+            Implies :obj:`disjoint`. (default: :obj:`None`)
+        weight_attr (str, optional): Edge weights (see
+            :func:`~pyg_ham.sampling.kernels.sample_rows`). (default: :obj:`None`)
+        is_sorted (bool, optional): Ignored (detected). share_memory (bool,
+            optional): Share the layout with worker processes.
+        directed (bool, optional): Deprecated; :obj:`False` means induced.
+        sample_direction (str, optional): Only :obj:`"forward"`.
         device (torch.device or str, optional): Where sampling runs.
             (default: the device of the first :obj:`edge_index`)
         seed (int, optional): Seed of the sampler's own random generator.
@@ -335,12 +359,24 @@ class TorchHeteroNeighborSampler(BaseSampler):
         self,
         data: HeteroData,
         num_neighbors: Union[List[int], Dict[EdgeType, List[int]]],
+        subgraph_type: Union[str, Any] = "directional",
         replace: bool = False,
+        disjoint: bool = False,
+        temporal_strategy: str = "uniform",
+        time_attr: Optional[str] = None,
+        weight_attr: Optional[str] = None,
+        is_sorted: bool = False,
+        share_memory: bool = False,
+        directed: bool = True,
+        sample_direction: str = "forward",
+        *,
         device: Optional[Union[str, torch.device]] = None,
         seed: Optional[int] = None,
         generator: Optional[torch.Generator] = None,
         with_edge_id: Optional[bool] = None,
     ):
+        self.subgraph_type, self.disjoint = check_sampler_options(
+            data, subgraph_type, disjoint, temporal_strategy, time_attr, weight_attr, directed, sample_direction)
         if not isinstance(data, HeteroData):
             raise ConfigError(f"data must be a torch_geometric.data.HeteroData graph "
                               f"(got {type(data).__name__}); use TorchNeighborSampler for Data")
@@ -351,6 +387,7 @@ class TorchHeteroNeighborSampler(BaseSampler):
         self.num_neighbors = check_hetero_num_neighbors(num_neighbors, edge_types)
         self.num_hops = len(next(iter(self.num_neighbors.values())))
         self.replace = bool(replace)
+        self.temporal_strategy = temporal_strategy
         first = data[edge_types[0]].get("edge_index")
         self.device = check_device(device) or (first.device if first is not None else torch.device("cpu"))
         if seed is not None and generator is not None:
@@ -365,9 +402,91 @@ class TorchHeteroNeighborSampler(BaseSampler):
         self.graph = get_hetero_csc(data, self.device)
         self.node_types, self.edge_types = self.graph.node_types, self.graph.edge_types
         self.num_nodes = dict(self.graph.num_nodes)
+        self._setup_options(data, time_attr, weight_attr)
+        if share_memory and self.device.type == "cpu":
+            for t in (self.csc.colptr, self.csc.row, self.csc.perm, self.weight):
+                if t is not None:
+                    t.share_memory_()
         self._plan = self._make_plan()
         self._node_map: Optional[Tensor] = None
         self._worker_id: Optional[int] = None
+
+    @property
+    def is_temporal(self) -> bool:
+        return self.temporal is not None
+
+    def _edge_type_positions(self) -> Tensor:
+        # The edge type of every position of the joined layout.
+        g = self.graph
+        sizes = torch.tensor([int(g.csc.colptr[g.col_offset[e] + g.num_nodes[et[2]]] - g.csc.colptr[g.col_offset[e]])
+                              for e, et in enumerate(self.edge_types)], dtype=torch.int64, device=self.device)
+        return torch.repeat_interleave(torch.arange(len(self.edge_types), device=self.device), sizes,
+                                       output_size=g.csc.num_edges)
+
+    def _per_edge_values(self, data: HeteroData, attr: str, fill: float, what: str) -> Tensor:
+        # data[e][attr] of every edge type (fill where an edge type has none), per joined position.
+        csc = self.graph.csc
+        etype = self._edge_type_positions()
+        values = torch.full((csc.num_edges,), fill, dtype=torch.float64, device=self.device)
+        assert csc.perm is not None  # the joined layout always has one
+        eid = csc.perm.to(torch.int64)
+        for e, et in enumerate(self.edge_types):
+            if attr not in data[et]:
+                continue
+            num = data[et].edge_index.size(1)
+            v = data[et][attr]
+            if what == "weight":
+                v = check_weight(v, num, f"data[{et!r}].{attr} (weight_attr)")
+            elif not isinstance(v, Tensor) or v.dim() != 1 or v.numel() != num:
+                raise ConfigError(f"data[{et!r}].{attr} must hold one time per edge, shape ({num},)")
+            at = (etype == e).nonzero().view(-1)
+            values.index_copy_(0, at, v.to(self.device, torch.float64).index_select(0, eid.index_select(0, at)))
+        return values
+
+    def _setup_options(self, data: HeteroData, time_attr: Optional[str], weight_attr: Optional[str]) -> None:
+        # Weights and time per position of the joined layout; temporal sampling sorts every
+        # virtual column by time (a private copy of the shared layout).
+        g = self.graph
+        self.csc: CSCGraph = g.csc
+        self.node_time: Optional[Tensor] = None  # per global node id
+        self.edge_time: Optional[Tensor] = None
+        self.temporal: Optional[TemporalIndex] = None
+        self.time_attr, self.weight_attr = time_attr, weight_attr
+        if time_attr is not None:
+            on_nodes = [t for t in self.node_types if time_attr in data[t]]
+            on_edges = [et for et in self.edge_types if time_attr in data[et]]
+            if on_nodes and on_edges:
+                raise ConfigError(f"time_attr={time_attr!r} is both a node- and an edge-level attribute; "
+                                  f"keep it on one level")
+            if not on_nodes and not on_edges:
+                raise ConfigError(f"time_attr={time_attr!r} is not an attribute of any node or edge type; "
+                                  f"set data[type].{time_attr}")
+            if on_nodes:
+                # Node types without a time are never excluded.
+                node_time = torch.full((g.total_nodes,), float("-inf"), dtype=torch.float64, device=self.device)
+                for i, t in enumerate(self.node_types):
+                    if t in on_nodes:
+                        v = data[t][time_attr]
+                        if not isinstance(v, Tensor) or v.dim() != 1 or v.numel() != self.num_nodes[t]:
+                            raise ConfigError(f"data[{t!r}].{time_attr} must hold one time per node, "
+                                              f"shape ({self.num_nodes[t]},)")
+                        node_time[g.node_offset[i]:g.node_offset[i + 1]] = v.to(self.device, torch.float64)
+                self.node_time = node_time
+                pos_time = node_time.index_select(0, g.csc.row.to(torch.int64))
+            else:
+                pos_time = self._per_edge_values(data, time_attr, float("-inf"), "time")
+                self.edge_time = pos_time
+            self.csc, order = sort_columns(g.csc, pos_time)
+            self.temporal = TemporalIndex(self.csc, pos_time.index_select(0, order))
+        else:
+            order = None
+        self.weight: Optional[Tensor] = None
+        if weight_attr is not None:
+            if not any(weight_attr in data[et] for et in self.edge_types):
+                raise ConfigError(f"weight_attr={weight_attr!r} is not an attribute of any edge type; "
+                                  f"set data[edge_type].{weight_attr}")
+            weight = self._per_edge_values(data, weight_attr, 1.0, "weight")  # no weight: uniform
+            self.weight = weight if order is None else weight.index_select(0, order)
 
     def _make_plan(self) -> List[Dict[str, Any]]:
         # Per hop: the edge types to sample (finite fanouts first, then "all"),
@@ -393,6 +512,13 @@ class TorchHeteroNeighborSampler(BaseSampler):
                 shift=torch.tensor([g.col_offset[e] - g.node_offset[d] for e, d in zip(order, dst)],
                                    dtype=torch.int64, device=self.device),
             ))
+        # Induced subgraphs: all edge types, all neighbours, of every sampled node.
+        every = sorted(range(len(self.edge_types)), key=lambda e: type_index[self.edge_types[e][0]])
+        dst_all = [type_index[self.edge_types[e][2]] for e in every]
+        self._induced_plan = dict(
+            order=every, dst=dst_all, num_finite=0,
+            shift=torch.tensor([g.col_offset[e] - g.node_offset[d] for e, d in zip(every, dst_all)],
+                               dtype=torch.int64, device=self.device))
         return plan
 
     # ------------------------------------------------------------------ helpers
@@ -416,22 +542,37 @@ class TorchHeteroNeighborSampler(BaseSampler):
         return torch.bucketize(glob, bounds, right=True)
 
     def _sample_pairs(self, hop: Dict[str, Any], cols: Tensor, pair_block: Tensor, num_finite_pairs: int,
-                      gen: Optional[torch.Generator]) -> Tuple[Tensor, Tensor]:
+                      gen: Optional[torch.Generator], pair_time: Optional[Tensor] = None) -> Tuple[Tensor, Tensor]:
         # cols: virtual columns of all (frontier node, edge type) pairs, the first
-        # num_finite_pairs with finite fanouts; pair_block: each pair's position in hop["order"].
-        csc = self.graph.csc
+        # num_finite_pairs with finite fanouts; pair_block: each pair's position in hop["order"];
+        # pair_time: the seed time of every pair (temporal sampling).
+        csc = self.csc
+        plain = self.weight is None and pair_time is None
+        deg = None
+        if pair_time is not None:
+            assert self.temporal is not None
+            deg = self.temporal.valid_deg(cols, pair_time)
+        strategy = self.temporal_strategy if pair_time is not None else "uniform"
         pos_parts, tgt_parts = [], []
         if num_finite_pairs:
             fcols = cols[:num_finite_pairs]
-            if hop["uniform"]:
+            k = hop["k_max"] if hop["uniform"] else hop["k"].index_select(0, pair_block[:num_finite_pairs])
+            if not plain:
+                pos, tgt = sample_rows(csc.colptr, fcols, k, hop["k_max"], self.replace, gen,
+                                       deg=None if deg is None else deg[:num_finite_pairs],
+                                       weight=self.weight, strategy=strategy)
+            elif hop["uniform"]:
                 pos, tgt = sample_one_hop(csc, fcols, hop["k_max"], self.replace, gen)
             else:
-                k = hop["k"].index_select(0, pair_block[:num_finite_pairs])
                 pos, tgt = sample_one_hop_per_row(csc, fcols, k, hop["k_max"], self.replace, gen)
             pos_parts.append(pos)
             tgt_parts.append(tgt)
         if num_finite_pairs < cols.numel():
-            pos, tgt = sample_one_hop(csc, cols[num_finite_pairs:], -1)
+            if plain:
+                pos, tgt = sample_one_hop(csc, cols[num_finite_pairs:], -1)
+            else:
+                pos, tgt = sample_rows(csc.colptr, cols[num_finite_pairs:], -1,
+                                       deg=None if deg is None else deg[num_finite_pairs:], weight=self.weight)
             pos_parts.append(pos)
             tgt_parts.append(tgt + num_finite_pairs)
         if not pos_parts:
@@ -439,12 +580,30 @@ class TorchHeteroNeighborSampler(BaseSampler):
             return empty, empty
         return torch.cat(pos_parts), torch.cat(tgt_parts)
 
+    def _pairs(self, hop: Dict[str, Any], front: Tensor, front_start: List[int],
+               front_len: List[int]) -> Tuple[List[int], Tensor, Tensor, Tensor, Tensor]:
+        # All (frontier node, edge type) pairs of a hop, edge types in hop["order"], each edge
+        # type's pairs contiguous: (sizes, sizes_t, pair_block, pair_front, pair_cols).
+        device, dst = self.device, hop["dst"]
+        sizes = [front_len[d] for d in dst]
+        num_pairs = sum(sizes)
+        sizes_t = torch.tensor(sizes, dtype=torch.int64, device=device)
+        starts_t = torch.tensor([front_start[d] for d in dst], dtype=torch.int64, device=device)
+        pair_block = torch.repeat_interleave(torch.arange(len(hop["order"]), device=device), sizes_t,
+                                             output_size=num_pairs)
+        first_pair = torch.cumsum(sizes_t, 0) - sizes_t
+        pair_front = torch.arange(num_pairs, device=device) + (starts_t - first_pair).index_select(0, pair_block)
+        pair_cols = front.index_select(0, pair_front) + hop["shift"].index_select(0, pair_block)
+        return sizes, sizes_t, pair_block, pair_front, pair_cols
+
     # ----------------------------------------------------------------- sampling
-    def sample(self, seeds: Tensor, input_type: NodeType) -> HeteroSamplerOutput:
+    def sample(self, seeds: Tensor, input_type: NodeType, seed_time: Optional[Tensor] = None) -> HeteroSamplerOutput:
         r"""Samples the multi-hop neighbourhood of :obj:`seeds` (ids of nodes
-        of type :obj:`input_type`). Returns a
+        of type :obj:`input_type`; temporal samplers need :obj:`seed_time`,
+        one per seed). Returns a
         :class:`~torch_geometric.sampler.HeteroSamplerOutput` on
-        :obj:`device` without :obj:`metadata`."""
+        :obj:`device` without :obj:`metadata` (with :obj:`batch` per node
+        type when :obj:`disjoint`)."""
         if input_type not in self.num_nodes:
             raise ConfigError(f"input node type {input_type!r} is not in the graph; "
                               f"its node types are {self.node_types}")
@@ -458,49 +617,69 @@ class TorchHeteroNeighborSampler(BaseSampler):
                                   f"[0, {self.num_nodes[input_type]}) (got range [{lo}, {hi}])")
         seeds = seeds.to(device=device, dtype=torch.int64, non_blocking=True)
         num_seeds = seeds.numel()
-        node_map = self._get_node_map()
         glob_seeds = seeds + g.node_offset[t_in]
-        seed_local = torch.arange(num_seeds, device=device, dtype=node_map.dtype)
-        node_map.scatter_reduce_(0, glob_seeds, seed_local, reduce="amax")
+        if self.is_temporal:
+            if seed_time is None:
+                raise ConfigError("temporal sampling needs the seeds' times: pass input_time "
+                                  "(edge-level time_attr) or a node-level time_attr")
+            seed_time = seed_time.to(device)
+        # Non-disjoint: one node-to-local-id array over all nodes; disjoint: a table keyed by
+        # (seed slot, global id), so that a node reached from two seeds is in both subgraphs.
+        table: Optional[KeyMap] = None
+        node_map: Optional[Tensor] = None
+        slot = torch.arange(num_seeds, device=device)
+        if self.disjoint:
+            table = KeyMap(slot * g.total_nodes + glob_seeds, slot)
+            seed_local = slot
+        else:
+            node_map = self._get_node_map()
+            seed_local = torch.arange(num_seeds, device=device, dtype=node_map.dtype)
+            node_map.scatter_reduce_(0, glob_seeds, seed_local, reduce="amax")
 
         nodes: List[Tensor] = [glob_seeds]  # global ids, every chunk sorted by type
+        batches: List[Tensor] = [slot]
         rows: List[List[Tensor]] = [[] for _ in range(E)]
         cols: List[List[Tensor]] = [[] for _ in range(E)]
         edges: List[List[Tensor]] = [[] for _ in range(E)]
         num_sampled_nodes = [[0] for _ in range(T)]
         num_sampled_nodes[t_in][0] = num_seeds
-        num_sampled_edges = [[] for _ in range(E)]
+        num_sampled_edges: Optional[List[List[int]]] = [[] for _ in range(E)]
         totals = torch.zeros(T, dtype=torch.int64, device=device)
         totals[t_in] = num_seeds
         # The frontier: global ids sorted by type, their ids within their type, per-type blocks.
-        front, front_local = glob_seeds, seed_local.to(torch.int64)
+        front, front_local, front_batch = glob_seeds, seed_local.to(torch.int64), slot
         front_start, front_len = [0] * T, [0] * T
         front_len[t_in] = num_seeds
         try:
             for hop in self._plan:
-                order, dst = hop["order"], hop["dst"]
-                sizes = [front_len[d] for d in dst]
-                num_pairs = sum(sizes)
+                order = hop["order"]
                 counts = [0] * len(order)
-                if num_pairs:
-                    sizes_t = torch.tensor(sizes, dtype=torch.int64, device=device)
-                    starts_t = torch.tensor([front_start[d] for d in dst], dtype=torch.int64, device=device)
-                    pair_block = torch.repeat_interleave(torch.arange(len(order), device=device), sizes_t,
-                                                         output_size=num_pairs)
-                    first_pair = torch.cumsum(sizes_t, 0) - sizes_t
-                    pair_front = (torch.arange(num_pairs, device=device)
-                                  + (starts_t - first_pair).index_select(0, pair_block))
-                    pair_cols = front.index_select(0, pair_front) + hop["shift"].index_select(0, pair_block)
-                    pos, tgt = self._sample_pairs(hop, pair_cols, pair_block,
-                                                  sum(sizes[:hop["num_finite"]]), gen)
+                new_batch = None
+                sizes = [front_len[d] for d in hop["dst"]]
+                if sum(sizes):
+                    sizes, sizes_t, pair_block, pair_front, pair_cols = self._pairs(hop, front, front_start,
+                                                                                    front_len)
+                    pair_time = None
+                    if seed_time is not None:
+                        pair_time = seed_time.index_select(0, front_batch.index_select(0, pair_front))
+                    pos, tgt = self._sample_pairs(hop, pair_cols, pair_block, sum(sizes[:hop["num_finite"]]),
+                                                  gen, pair_time)
                     # tgt is sorted and every edge type's pairs are contiguous: its edges
                     # end where tgt reaches the next edge type's first pair.
                     ends = torch.searchsorted(tgt, torch.cumsum(sizes_t, 0))
                     counts = torch.diff(ends, prepend=ends.new_zeros(1)).tolist()
-                    nbr = g.csc.row.index_select(0, pos)
-                    local, new_nodes, new_counts = self._map_to_local(node_map, nbr, totals, hop["grouped"])
+                    nbr = self.csc.row.index_select(0, pos)
+                    if table is None:
+                        assert node_map is not None
+                        local, new_nodes, new_counts = self._map_to_local(node_map, nbr, totals, hop["grouped"])
+                        new_local = node_map.index_select(0, new_nodes).to(torch.int64)
+                    else:
+                        nbr_batch = front_batch.index_select(0, pair_front.index_select(0, tgt))
+                        local, new_nodes, new_batch, new_local, new_counts = self._map_to_local_disjoint(
+                            table, nbr.to(torch.int64), nbr_batch, totals)
                     col = front_local.index_select(0, pair_front).index_select(0, tgt)
-                    eid = g.csc.perm.index_select(0, pos).to(torch.int64) if self.with_edge_id else None
+                    assert self.csc.perm is not None
+                    eid = self.csc.perm.index_select(0, pos).to(torch.int64) if self.with_edge_id else None
                     for b, (r, c) in enumerate(zip(local.split(counts), col.split(counts))):
                         rows[order[b]].append(r)
                         cols[order[b]].append(c)
@@ -509,10 +688,14 @@ class TorchHeteroNeighborSampler(BaseSampler):
                             edges[order[b]].append(e)
                 else:
                     new_nodes = torch.empty(0, dtype=torch.int64, device=device)
+                    new_local = new_nodes
                     new_counts = [0] * T
+                if new_batch is None:
+                    new_batch = torch.empty(new_nodes.numel(), dtype=torch.int64, device=device)
                 per_edge = [0] * E
                 for b, c in enumerate(counts):
                     per_edge[order[b]] = c
+                assert num_sampled_edges is not None
                 for e in range(E):
                     num_sampled_edges[e].append(per_edge[e])
                 # The new nodes are the next frontier.
@@ -522,23 +705,20 @@ class TorchHeteroNeighborSampler(BaseSampler):
                     front_start[t], front_len[t] = start, new_counts[t]
                     start += new_counts[t]
                 nodes.append(new_nodes)
-                front = new_nodes
-                front_local = node_map.index_select(0, new_nodes).to(torch.int64)
+                batches.append(new_batch)
+                front, front_local, front_batch = new_nodes, new_local, new_batch
+            all_nodes = torch.cat(nodes)
+            node_dict = self._per_type(nodes, num_sampled_nodes, subtract_offset=True)
+            if self.subgraph_type == "induced":
+                assert node_map is not None  # induced is never disjoint
+                rows, cols, edges = self._induced_edges(node_dict, node_map)
+                num_sampled_edges = None
         except BaseException:
-            node_map.fill_(-1)
+            if node_map is not None:
+                node_map.fill_(-1)
             raise
-        all_nodes = torch.cat(nodes)
-        node_map.index_fill_(0, all_nodes, -1)
-
-        # Per node type: concatenate its blocks hop by hop (seeds first).
-        node_dict: Dict[NodeType, Tensor] = {}
-        chunk_sizes = [[num_sampled_nodes[t][h] for t in range(T)] for h in range(self.num_hops + 1)]
-        per_type: List[List[Tensor]] = [[] for _ in range(T)]
-        for h, chunk in enumerate(nodes):
-            for t, part in enumerate(chunk.split(chunk_sizes[h])):
-                per_type[t].append(part)
-        for t, name in enumerate(self.node_types):
-            node_dict[name] = torch.cat(per_type[t]) - g.node_offset[t]
+        if node_map is not None:
+            node_map.index_fill_(0, all_nodes, -1)
 
         empty = torch.empty(0, dtype=torch.int64, device=device)
         row_dict, col_dict, edge_dict = {}, {}, {}
@@ -551,9 +731,78 @@ class TorchHeteroNeighborSampler(BaseSampler):
             row=row_dict,
             col=col_dict,
             edge=edge_dict if self.with_edge_id else {},
+            batch=self._per_type(batches, num_sampled_nodes) if self.disjoint else None,
             num_sampled_nodes={t: num_sampled_nodes[i] for i, t in enumerate(self.node_types)},
-            num_sampled_edges={et: num_sampled_edges[e] for e, et in enumerate(self.edge_types)},
+            num_sampled_edges=(None if num_sampled_edges is None else
+                               {et: num_sampled_edges[e] for e, et in enumerate(self.edge_types)}),
         )
+
+    def _per_type(self, chunks: List[Tensor], num_sampled_nodes: List[List[int]],
+                  subtract_offset: bool = False) -> Dict[NodeType, Tensor]:
+        # Per node type, its blocks of every hop's (type-sorted) chunk, hop by hop (seeds first).
+        T = len(self.node_types)
+        per_type: List[List[Tensor]] = [[] for _ in range(T)]
+        for h, chunk in enumerate(chunks):
+            for t, part in enumerate(chunk.split([num_sampled_nodes[t][h] for t in range(T)])):
+                per_type[t].append(part)
+        return {name: torch.cat(per_type[t]) - (self.graph.node_offset[t] if subtract_offset else 0)
+                for t, name in enumerate(self.node_types)}
+
+    def _induced_edges(self, node_dict: Dict[NodeType, Tensor],
+                       node_map: Tensor) -> Tuple[List[List[Tensor]], List[List[Tensor]], List[List[Tensor]]]:
+        # Every edge among the sampled nodes: all in-edges of every sampled node, of every edge
+        # type, whose source was sampled too (node_map >= 0).
+        g, E = self.graph, len(self.edge_types)
+        rows: List[List[Tensor]] = [[] for _ in range(E)]
+        cols: List[List[Tensor]] = [[] for _ in range(E)]
+        edges: List[List[Tensor]] = [[] for _ in range(E)]
+        front = torch.cat([node_dict[t] + g.node_offset[i] for i, t in enumerate(self.node_types)])
+        front_len = [node_dict[t].numel() for t in self.node_types]
+        front_start = [sum(front_len[:i]) for i in range(len(front_len))]
+        front_local = torch.cat([torch.arange(n, device=self.device) for n in front_len])
+        hop = self._induced_plan
+        sizes, sizes_t, pair_block, pair_front, pair_cols = self._pairs(hop, front, front_start, front_len)
+        if not sum(sizes):
+            return rows, cols, edges
+        pos, tgt = sample_one_hop(self.csc, pair_cols, -1)
+        src = node_map.index_select(0, self.csc.row.index_select(0, pos)).to(torch.int64)
+        block = pair_block.index_select(0, tgt)
+        col = front_local.index_select(0, pair_front).index_select(0, tgt)
+        keep = (src >= 0).nonzero().view(-1)
+        src, block, col = src.index_select(0, keep), block.index_select(0, keep), col.index_select(0, keep)
+        assert self.csc.perm is not None
+        eid = self.csc.perm.index_select(0, pos.index_select(0, keep)).to(torch.int64)
+        order: List[int] = list(hop["order"])  # type: ignore[call-overload]
+        for b, e in enumerate(order):
+            at = (block == b).nonzero().view(-1)
+            rows[e].append(src.index_select(0, at))
+            cols[e].append(col.index_select(0, at))
+            edges[e].append(eid.index_select(0, at))
+        return rows, cols, edges
+
+    def _map_to_local_disjoint(self, table: KeyMap, nbr: Tensor, nbr_batch: Tensor,
+                               totals: Tensor) -> Tuple[Tensor, Tensor, Tensor, Tensor, List[int]]:
+        r"""Disjoint counterpart of :meth:`_map_to_local`, keyed by (seed
+        slot, global id). Returns :obj:`(ids, new nodes sorted by type
+        (stable), their seed slots, their ids, new nodes per type)`."""
+        T, N = len(self.node_types), self.graph.total_nodes
+        key = nbr_batch * N + nbr
+        local = table.lookup(key)
+        new_at = (local < 0).nonzero().view(-1)
+        uniq, inv = first_occurrence_unique(key.index_select(0, new_at))
+        glob = uniq % N
+        types, order = torch.sort(self._node_type_of(glob), stable=True)
+        count = torch.bincount(types, minlength=T)
+        block_start = torch.cumsum(count, 0) - count
+        ids_sorted = torch.arange(uniq.numel(), device=nbr.device) + (totals - block_start).index_select(0, types)
+        ids = torch.empty_like(ids_sorted)
+        ids[order] = ids_sorted
+        table.add(uniq, ids)
+        local.index_copy_(0, new_at, ids.index_select(0, inv))
+        totals.add_(count)
+        uniq_sorted = uniq.index_select(0, order)
+        return (local, uniq_sorted % N, torch.div(uniq_sorted, N, rounding_mode="floor"), ids_sorted,
+                count.tolist())
 
     def _map_to_local(self, node_map: Tensor, nbr: Tensor, totals: Tensor,
                       grouped: bool = False) -> Tuple[Tensor, Tensor, List[int]]:
@@ -593,12 +842,20 @@ class TorchHeteroNeighborSampler(BaseSampler):
 
     def sample_from_nodes(self, index: NodeSamplerInput, **kwargs) -> HeteroSamplerOutput:
         r"""Samples around :obj:`index.node` of type :obj:`index.input_type`
-        (see :meth:`sample`), keeping :obj:`(input_id, time)` as
-        :obj:`metadata` for :class:`~torch_geometric.loader.NodeLoader`."""
+        (see :meth:`sample`; the seeds' times are :obj:`index.time`, else their
+        node-level time), keeping :obj:`(input_id, time)` as :obj:`metadata`
+        for :class:`~torch_geometric.loader.NodeLoader`."""
         if index.input_type is None:
             raise ConfigError("a HeteroData graph needs input_nodes with a node type, "
                               "e.g. input_nodes=('paper', train_idx)")
-        out = self.sample(index.node, index.input_type)
+        seed_time = index.time
+        if seed_time is None and self.node_time is not None and index.input_type in self.num_nodes:
+            t = self.node_types.index(index.input_type)
+            glob = index.node.to(self.device, torch.int64) + self.graph.node_offset[t]
+            seed_time = self.node_time.index_select(0, glob)
+        out = self.sample(index.node, index.input_type, seed_time)
+        if self.subgraph_type == "bidirectional":
+            out = out.to_bidirectional()
         out.metadata = (index.input_id, index.time)
         return out
 

@@ -2,16 +2,19 @@
 :func:`neighbor_loader` factory that picks PyG's or ours."""
 from __future__ import annotations
 
-from typing import Any, Callable, List, Literal, Optional, Union
+from typing import Any, Callable, Dict, List, Literal, Optional, Union
 
 import torch
 import torch_geometric.typing
 from torch_geometric.data import Data, HeteroData
 from torch_geometric.loader import NeighborLoader, NodeLoader
-from torch_geometric.typing import InputNodes
+from torch_geometric.sampler import BaseSampler, HeteroSamplerOutput, SamplerOutput
+from torch_geometric.sampler.base import SubgraphType
+from torch_geometric.typing import InputNodes, OptTensor
 
 from pyg_ham.errors import ConfigError, MissingDependencyError
 from pyg_ham.sampling.hetero import TorchHeteroNeighborSampler, check_hetero_input_nodes
+from pyg_ham.sampling.placement import LOCAL, gather_to, placement_plan, stored_tensors, without
 from pyg_ham.sampling.sampler import TorchNeighborSampler
 from pyg_ham.sampling.validate import (
     check_backend,
@@ -21,13 +24,6 @@ from pyg_ham.sampling.validate import (
 )
 
 Backend = Literal["auto", "pyg_ham", "pyg"]
-
-# NeighborLoader options that TorchNeighborLoader accepts only at their default value.
-_PYG_ONLY_DEFAULTS = {
-    "input_time": None, "time_attr": None, "temporal_strategy": "uniform", "weight_attr": None,
-    "disjoint": False, "subgraph_type": "directional", "directed": True, "neighbor_sampler": None,
-}
-
 
 def _shuffle_generator(seed: Optional[int], generator: Optional[torch.Generator]) -> Optional[torch.Generator]:
     # A CPU generator for the DataLoader's shuffling, derived from seed/generator but
@@ -73,6 +69,9 @@ class TorchNeighborLoader(NeighborLoader):
     :obj:`batch_size`, :obj:`num_sampled_nodes` and :obj:`num_sampled_edges`,
     as PyG's loader returns them; the first :obj:`batch_size` nodes are the
     seeds. :obj:`input_nodes` is range-checked once, when the loader is built.
+    Every tensor of a batch is on the sampling device (see
+    :mod:`pyg_ham.sampling.placement`). Parameters and their order are
+    :class:`~torch_geometric.loader.NeighborLoader`'s, then ours (keyword-only).
 
     A :class:`~torch_geometric.data.HeteroData` graph is sampled by
     :class:`~pyg_ham.sampling.TorchHeteroNeighborSampler` into
@@ -91,8 +90,29 @@ class TorchNeighborLoader(NeighborLoader):
             mask; for a :class:`~torch_geometric.data.HeteroData` graph a node
             type or a :obj:`(node_type, indices or mask)` pair, *e.g.*
             :obj:`("paper", train_idx)`. (default: :obj:`None`: all nodes)
+        input_time (torch.Tensor, optional): The time of every seed
+            (temporal sampling: no neighbour newer than it is sampled); by
+            default the seeds' node-level time. (default: :obj:`None`)
         replace (bool, optional): Sample with replacement.
             (default: :obj:`False`)
+        subgraph_type (str, optional): :obj:`"directional"`,
+            :obj:`"bidirectional"` or :obj:`"induced"` (every edge among the
+            sampled nodes). (default: :obj:`"directional"`)
+        disjoint (bool, optional): One subgraph per seed, with :obj:`batch`
+            mapping nodes to seeds. (default: :obj:`False`)
+        temporal_strategy (str, optional): :obj:`"uniform"` or :obj:`"last"`
+            (the most recent neighbours). (default: :obj:`"uniform"`)
+        time_attr (str, optional): Node- or edge-level time attribute.
+            (default: :obj:`None`)
+        weight_attr (str, optional): Edge weight attribute: draws
+            proportional to weight. (default: :obj:`None`)
+        transform_sampler_output (callable, optional): Applied to every
+            sampler output. (default: :obj:`None`)
+        is_sorted (bool, optional): Ignored (sortedness is detected).
+        neighbor_sampler (BaseSampler, optional): A ready sampler to use
+            instead of building one. (default: :obj:`None`)
+        directed (bool, optional): Deprecated; :obj:`False` means
+            :obj:`subgraph_type="induced"`. (default: :obj:`True`)
         device (torch.device or str, optional): Where sampling runs; the CSC
             layout is moved there once. (default: the graph's device)
         seed (int, optional): Makes sampling and shuffling reproducible.
@@ -111,44 +131,94 @@ class TorchNeighborLoader(NeighborLoader):
 
     def __init__(
         self,
-        data: Data,
-        num_neighbors: List[int],
+        data: Union[Data, HeteroData],
+        num_neighbors: Union[List[int], Dict[Any, List[int]]],
         input_nodes: InputNodes = None,
+        input_time: OptTensor = None,
         replace: bool = False,
+        subgraph_type: Union[SubgraphType, str] = "directional",
+        disjoint: bool = False,
+        temporal_strategy: str = "uniform",
+        time_attr: Optional[str] = None,
+        weight_attr: Optional[str] = None,
+        transform: Optional[Callable] = None,
+        transform_sampler_output: Optional[Callable] = None,
+        is_sorted: bool = False,
+        filter_per_worker: Optional[bool] = None,
+        neighbor_sampler: Optional[BaseSampler] = None,
+        directed: bool = True,
+        *,
         device: Optional[Union[str, torch.device]] = None,
         seed: Optional[int] = None,
         generator: Optional[torch.Generator] = None,
         with_edge_id: Optional[bool] = None,
-        transform: Optional[Callable] = None,
-        filter_per_worker: Optional[bool] = None,
         **kwargs: Any,
     ):
-        kwargs.pop("is_sorted", None)  # sortedness is detected
-        for key, default in _PYG_ONLY_DEFAULTS.items():
-            if key in kwargs:
-                value = kwargs.pop(key)
-                value = getattr(value, "value", value)  # SubgraphType.directional -> "directional"
-                if isinstance(value, torch.Tensor) or value != default:
-                    raise ConfigError(f"{key}={value!r} is not supported by the pyg_ham sampler "
-                                      f"(only {key}={default!r}); use force='pyg' with pyg-lib")
+        if isinstance(data, (tuple, list)):
+            raise ConfigError("remote (FeatureStore, GraphStore) backends are not supported by the pyg_ham "
+                              "sampler; pass a Data or HeteroData graph (or use PyG's NeighborLoader with pyg-lib)")
+        if input_time is not None and time_attr is None:
+            raise ConfigError("input_time is set but time_attr is not: temporal sampling needs "
+                              "time_attr, the name of the node- or edge-level time attribute")
         if isinstance(data, HeteroData):  # per-type batches; see TorchHeteroNeighborSampler
             check_hetero_input_nodes(data, input_nodes)
-            sampler_cls = TorchHeteroNeighborSampler
-        else:
-            sampler_cls = TorchNeighborSampler
-        sampler = sampler_cls(data, num_neighbors, replace=replace, device=device,
-                              seed=seed, generator=generator, with_edge_id=with_edge_id)
-        if sampler.device.type != "cpu" and kwargs.get("num_workers", 0) > 0:
-            raise ConfigError(f"num_workers must be 0 when sampling on {sampler.device} "
+        if neighbor_sampler is None:
+            sampler_cls: Any = TorchHeteroNeighborSampler if isinstance(data, HeteroData) else TorchNeighborSampler
+            neighbor_sampler = sampler_cls(
+                data, num_neighbors, subgraph_type=subgraph_type, replace=replace, disjoint=disjoint,
+                temporal_strategy=temporal_strategy, time_attr=time_attr, weight_attr=weight_attr,
+                is_sorted=is_sorted, share_memory=kwargs.get("num_workers", 0) > 0, directed=directed,
+                device=device, seed=seed, generator=generator, with_edge_id=with_edge_id)
+        sampler = neighbor_sampler
+        sampler_device = getattr(sampler, "device", torch.device("cpu"))
+        if sampler_device.type != "cpu" and kwargs.get("num_workers", 0) > 0:
+            raise ConfigError(f"num_workers must be 0 when sampling on {sampler_device} "
                               f"(GPU sampling is fast and cannot run in worker processes)")
         if not isinstance(data, HeteroData):  # heterogeneous seeds were checked above
-            _check_input_nodes(input_nodes, sampler.num_nodes)
+            _check_input_nodes(input_nodes, int(data.num_nodes))
+        if input_time is None and getattr(sampler, "edge_time", None) is not None:
+            raise ConfigError(f"time_attr={time_attr!r} is an edge-level time: pass input_time, "
+                              f"the time of every seed (no neighbour newer than it is sampled)")
         if kwargs.get("generator") is None:
-            kwargs["generator"] = _shuffle_generator(seed, sampler.generator)
+            kwargs["generator"] = _shuffle_generator(seed, getattr(sampler, "generator", None))
         # A NeighborLoader to PyG code that checks (e.g. BasicGNN.inference for layer-wise
         # evaluation), built as the NodeLoader it is: NeighborLoader's own __init__ needs pyg-lib.
-        NodeLoader.__init__(self, data, node_sampler=sampler, input_nodes=input_nodes, transform=transform,
+        NodeLoader.__init__(self, data, node_sampler=sampler, input_nodes=input_nodes, input_time=input_time,
+                            transform=transform, transform_sampler_output=transform_sampler_output,
                             filter_per_worker=filter_per_worker, **kwargs)
+        # One device per batch: the tensors not stored on the sampling device, and how they get there.
+        plan = placement_plan(sampler_device, dict(stored_tensors(data)))
+        self._moved: Dict[Any, str] = {key: how for key, how in plan.items() if how != LOCAL}
+        self._view = without(data, self._moved) if self._moved else None
+        self._batch_device = sampler_device
+
+    def filter_fn(self, out: Union[SamplerOutput, HeteroSamplerOutput]) -> Union[Data, HeteroData]:
+        r"""PyG's filtering, with every tensor of the batch on the sampling
+        device (see :mod:`pyg_ham.sampling.placement`): attributes stored
+        elsewhere are gathered by :func:`~pyg_ham.sampling.placement.gather_to`
+        (on the CPU into pinned memory and copied asynchronously when
+        sampling on a GPU)."""
+        if not self._moved:
+            return super().filter_fn(out)
+        data: Any = self.data  # type: ignore[has-type]
+        transform: Any = self.transform  # type: ignore[has-type]
+        self.data, self.transform = self._view, None
+        try:
+            batch = super().filter_fn(out)
+        finally:
+            self.data, self.transform = data, transform
+        device = self._batch_device
+        for (store_key, name), how in self._moved.items():
+            src = data._store if store_key is None else data[store_key]
+            dst = batch._store if store_key is None else batch[store_key]
+            if src.is_node_attr(name):
+                index = dst.n_id
+            else:
+                index = dst.get("e_id")
+                if index is None:
+                    continue  # no edge ids (with_edge_id=False): no edge features either
+            dst[name] = gather_to(src[name], index, device, how)
+        return batch if transform is None else transform(batch)
 
 
 def has_pyg_neighbor_sampling() -> bool:
@@ -174,14 +244,14 @@ def choose_backend(data: Data, device: Optional[Union[str, torch.device]] = None
 
 
 def neighbor_loader(
-    data: Data,
-    num_neighbors: List[int],
+    data: Union[Data, HeteroData],
+    num_neighbors: Union[List[int], Dict[Any, List[int]]],
+    *,
     batch_size: int,
     input_nodes: InputNodes = None,
     shuffle: bool = False,
     replace: bool = False,
     device: Optional[Union[str, torch.device]] = None,
-    *,
     seed: Optional[int] = None,
     generator: Optional[torch.Generator] = None,
     force: Backend = "auto",
@@ -193,9 +263,14 @@ def neighbor_loader(
     :obj:`pyg-lib` is installed and the graph is on the CPU, and a
     :class:`TorchNeighborLoader` otherwise; :obj:`force` overrides the choice.
     Both yield the same kind of mini-batch (see :class:`TorchNeighborLoader`).
+    Only :obj:`data` and :obj:`num_neighbors` are positional; every
+    :class:`~torch_geometric.loader.NeighborLoader` option (:obj:`disjoint`,
+    :obj:`weight_attr`, :obj:`time_attr`, :obj:`input_time`,
+    :obj:`temporal_strategy`, :obj:`subgraph_type`, ...) goes through
+    :obj:`**loader_kwargs` by keyword.
 
     Args:
-        data (torch_geometric.data.Data): The graph.
+        data (torch_geometric.data.Data or HeteroData): The graph.
         num_neighbors (List[int]): Fanout per hop (:obj:`-1`: all neighbours).
         batch_size (int): Seed nodes per mini-batch.
         input_nodes (torch.Tensor, optional): Seed node indices or a boolean

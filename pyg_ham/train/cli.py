@@ -64,6 +64,8 @@ def experiment_options(func: Callable) -> Callable:
         click.option("--alpha", type=float, help="HAM alpha (default 200)."),
         click.option("--beta", type=float, help="HAM beta (default 1e-3)."),
         click.option("--max-exponent", type=float, help="Clamp HAM's exponent to ±this (default 5; inf: no clamp)."),
+        click.option("--ham-embeddings/--no-ham-embeddings", default=None,
+                     help="HAM on the embedding tables of featureless node types (heterogeneous graphs; default: on)."),
         click.option("--scheduler", help="none, cosine, step, plateau."),
         click.option("--epochs", type=int, help="Training epochs."),
         click.option("--runs", type=int, help="Seeds 0..R-1 (node tasks and OGB graph tasks)."),
@@ -71,7 +73,8 @@ def experiment_options(func: Callable) -> Callable:
         click.option("--batch-size", type=int, help="Mini-batch size (node: seed nodes, enables sampling)."),
         click.option("--fanout", callback=comma_separated(int, "15,10,5"),
                      help="Neighbours per layer, e.g. 15,10,5 (-1 = all); needs --batch-size."),
-        click.option("--eval-mode", help="full or layerwise evaluation (node tasks)."),
+        click.option("--eval-mode", help="full or layerwise evaluation (node tasks); sampled (heterogeneous, "
+                                         "with the training fanout)."),
         click.option("--eval-every", type=int, help="Evaluate every N epochs."),
         click.option("--patience", type=int, help="Early stopping after N evaluations without gain."),
         click.option("--device", help="auto, cpu, cuda, cuda:N."),
@@ -210,6 +213,7 @@ def datasets(root: Optional[str]) -> None:
     rows = list_datasets(root)
     click.echo(f"data root: {data_root(root)}")
     width = max(len(r["name"]) for r in rows)
+    kind = max(len(r["task"]) for r in rows)
     for r in rows:
         mark = "present" if r["present"] else "-"
-        click.echo(f"{r['name']:<{width}}  {r['task']:<6}  {r['metric']:<6}  {mark:<7}  {r['recipe'] or ''}")
+        click.echo(f"{r['name']:<{width}}  {r['task']:<{kind}}  {r['metric']:<6}  {mark:<7}  {r['recipe'] or ''}")

@@ -13,12 +13,16 @@ __all__ = ["make_optimizer", "make_sparsifier", "update"]
 
 
 def make_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:
-    """``build_optimizer`` with the config's optimizer, lr, weight decay and HAM settings."""
+    """``build_optimizer`` with the config's optimizer, lr, weight decay and HAM settings; a model's
+    ``ham_exclude`` patterns (e.g. a heterogeneous model's embedding tables under
+    ``ham_embeddings=False``) are kept out of HAM's selection."""
     kwargs: dict = {}
     if cfg.optimizer.lower() == "sgd":
         kwargs["momentum"] = cfg.momentum
+    exclude = getattr(model, "ham_exclude", None) or None
     return build_optimizer(model, cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, ham=cfg.ham,
-                           alpha=cfg.alpha, beta=cfg.beta, max_exponent=cfg.max_exponent, **kwargs)
+                           alpha=cfg.alpha, beta=cfg.beta, max_exponent=cfg.max_exponent, exclude=exclude,
+                           **kwargs)
 
 
 def make_sparsifier(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: ExperimentConfig,

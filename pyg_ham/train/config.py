@@ -15,7 +15,7 @@ from pyg_ham.validation import check_choice, check_number
 __all__ = ["ExperimentConfig", "SECTIONS", "load_config", "resolve_device"]
 
 PROTOCOLS = ("default", "cv", "official", "gin")
-EVAL_MODES = ("full", "layerwise")
+EVAL_MODES = ("full", "layerwise", "sampled")
 
 
 def no_clamp_as_none(max_exponent: Any) -> Any:
@@ -30,7 +30,7 @@ SECTIONS: Dict[str, tuple] = {
     "data": ("dataset", "root", "dataset_options", "recipe"),
     "model": ("model", "hidden", "layers", "dropout", "norm", "jk", "heads", "pool", "virtual_node"),
     "optim": ("optimizer", "lr", "weight_decay", "momentum", "scheduler"),
-    "ham": ("ham", "alpha", "beta", "max_exponent"),
+    "ham": ("ham", "alpha", "beta", "max_exponent", "ham_embeddings"),
     "train": ("epochs", "runs", "seed", "eval_mode", "eval_every", "eval_train", "patience", "device",
               "protocol", "folds", "repeats", "sparsity", "sparsifier", "sync_bn"),
     "sampling": ("batch_size", "fanout"),
@@ -70,6 +70,8 @@ class ExperimentConfig:
     alpha: float = 200.0
     beta: float = 1e-3
     max_exponent: Optional[float] = 5.0
+    # HAM on the learnable embedding tables of featureless node types (heterogeneous graphs)
+    ham_embeddings: bool = True
     scheduler: str = "none"
     # training
     epochs: int = 100
@@ -180,6 +182,8 @@ class ExperimentConfig:
         number("folds", 2, integer=True)
         check_choice("protocol", self.protocol, PROTOCOLS)
         check_choice("eval_mode", self.eval_mode, EVAL_MODES)
+        if not isinstance(self.ham_embeddings, bool):
+            raise ConfigError(f"ham_embeddings must be true or false, got {self.ham_embeddings!r}")
         from pyg_ham.train.engine import SCHEDULERS
 
         check_choice("scheduler", self.scheduler, SCHEDULERS)
@@ -192,6 +196,9 @@ class ExperimentConfig:
         if self.fanout is not None and self.batch_size is None:
             raise ConfigError("fanout has no effect in full-batch training (every neighbour is used); "
                               "set batch_size (--batch-size) to sample mini-batches, or drop fanout")
+        if self.eval_mode == "sampled" and self.batch_size is None:
+            raise ConfigError("eval_mode 'sampled' evaluates mini-batches with the training fanout; "
+                              "set batch_size (--batch-size) and fanout, or use eval_mode full")
         if self.sparsity > 0 and not self.sparsifier:
             raise ConfigError("sparsity > 0 needs a sparsifier (--sparsifier random|erk|magnitude|gmp|acdc|rigl)")
         from pyg_ham.optim import optimizer_class

@@ -340,6 +340,9 @@ def check_config(cfg: Any, processes: int) -> None:
     from pyg_ham.datasets import get_info
 
     kind = get_info(cfg.dataset).task
+    if kind == "hetero-node":
+        raise ConfigError(f"{cfg.dataset}: heterogeneous node training runs in one process only so far; "
+                          f"drop --nproc")
     if kind == "node" and cfg.batch_size is None:
         raise ConfigError(f"full-batch node training in {processes} processes would compute the same step "
                           f"{processes} times; set --batch-size to split mini-batches over the processes, "

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from pyg_ham.optim import track_exponents
 from pyg_ham.results import RunResult
 from pyg_ham.train.diagnostics import WeightDiagnostics
 from pyg_ham.train.stability import run_stability
@@ -117,7 +118,9 @@ def fit(
     ``test`` at that epoch, as the OGB leaderboards require. The history records, per epoch,
     the loss, the scores, the epoch time, the learning rate, and for the weights HAM acts on
     the fraction of near-zero weights, their L1 norm and the fraction of signs flipped since
-    the previous epoch. A non-finite loss ends the run (``"diverged": True`` in the record); a
+    the previous epoch; with HAM also the share of its exponents at the clamp
+    (``clamp_fraction``) and its largest :math:`|\eta\alpha g|` (``max_step``), accumulated on
+    the device (:mod:`pyg_ham.optim.stats`). A non-finite loss ends the run (``"diverged": True`` in the record); a
     run whose loss spikes far above its best, or whose HAM exponents saturate the clamp, is
     marked ``"unstable"`` (:func:`~pyg_ham.train.stability.run_stability`); either way
     ``"instability"`` says why, from which epoch, and what to change.
@@ -148,6 +151,7 @@ def fit(
     history: List[Dict[str, Any]] = []
     start = 1
     diagnostics = WeightDiagnostics.from_optimizer(model, optimizer)
+    exponents = track_exponents(optimizer)  # HAM's clamp share and largest step, read once per epoch
     # several processes: the model in DDP for training (the unwrapped one is evaluated and saved),
     # each rank its own dropout stream; rank 0 alone writes the checkpoint (every rank's state in it)
     world, rank = distributed.world_size(), distributed.rank()
@@ -221,6 +225,8 @@ def fit(
             else:
                 stale += 1
         record.update(diagnostics.step())
+        if exponents is not None:
+            record.update(exponents.read())
         history.append(record)
         if scheduler is not None:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):

@@ -41,6 +41,9 @@ class FullBatchNodeTask(TrainingTask):
                **options: Any) -> TrainingTask:
         from pyg_ham.train import distributed
 
+        if cfg.eval_mode == "sampled":
+            raise ConfigError(f"{task.name}: eval_mode 'sampled' is for heterogeneous graphs (ogbn-mag); "
+                              f"use eval_mode full or layerwise")
         if cfg.batch_size is None and distributed.world_size() > 1:
             raise ConfigError(f"full-batch node training in {distributed.world_size()} processes would compute the "
                               f"same step {distributed.world_size()} times; set --batch-size to split mini-batches "
@@ -111,7 +114,7 @@ class MiniBatchNodeTask(FullBatchNodeTask):
         # one process is the case R = 1 (the same permutation, all of it)
         self.epoch_sampler = DistributedSampler(range(self.split["train"].numel()), num_replicas=world,
                                                 rank=rank, shuffle=True, seed=self.seed)
-        self.loader = neighbor_loader(self.data, self.fanout, cfg.batch_size // world,
+        self.loader = neighbor_loader(self.data, self.fanout, batch_size=cfg.batch_size // world,
                                       input_nodes=self.split["train"], sampler=self.epoch_sampler,
                                       generator=self.generator)
         self.epochs_started = EpochCounter(self.epoch_sampler)

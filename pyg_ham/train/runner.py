@@ -11,7 +11,7 @@ import torch
 from pyg_ham.datasets import GraphTask, load_dataset
 from pyg_ham.errors import ConfigError
 from pyg_ham.results import RunResult, format_mean_std, read_json, result_document, write_json
-from pyg_ham.train import distributed, graph, node  # noqa: F401 - registers the "node" and "graph" task kinds
+from pyg_ham.train import distributed, graph, hetero, node  # noqa: F401 - registers the "node", "graph", "hetero-node" kinds
 from pyg_ham.train.common import make_optimizer
 from pyg_ham.train.config import ExperimentConfig, resolve_device
 from pyg_ham.train.engine import fit, seed_everything
@@ -104,8 +104,11 @@ def checkpoint_dir(cfg: ExperimentConfig) -> Optional[Path]:
 
 
 def comparable_config(config: Dict[str, Any]) -> Dict[str, Any]:
-    """The settings of a config that change results (what "the same experiment" means)."""
-    return {k: v for k, v in config.items() if k not in _NON_RESULT_KEYS}
+    """The settings of a config that change results (what "the same experiment" means). A setting
+    added after a result was written (absent from its config) counts as its default, which is the
+    behaviour that result was trained with."""
+    full = {**ExperimentConfig().to_dict(), **config}
+    return {k: v for k, v in full.items() if k not in _NON_RESULT_KEYS}
 
 
 def _load_previous(cfg: ExperimentConfig, out: Optional[Path]) -> Dict[str, Dict[str, Any]]:

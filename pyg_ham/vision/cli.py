@@ -11,7 +11,8 @@ from pyg_ham.train.cli import config_file_keys, config_from_cli, experiment_opti
 __all__ = ["vision"]
 
 #: Flags of the shared option set that only graph models read.
-GRAPH_ONLY_FLAGS = ("heads", "pool", "jk", "fanout", "virtual_node", "eval_mode", "protocol", "folds", "repeats")
+GRAPH_ONLY_FLAGS = ("heads", "pool", "jk", "fanout", "virtual_node", "eval_mode", "protocol", "folds", "repeats",
+                    "ham_embeddings")
 
 
 @click.command()

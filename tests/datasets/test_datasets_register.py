@@ -81,7 +81,8 @@ def test_register_dataset_refuses_bad_declarations():
 @pytest.mark.parametrize("recipe,path", [("planetoid-gcn", "planetoid-gcn.yaml"), ("tu-gin", "tu-gin.yaml"),
                                          ("ogbg-mol-gin", "ogbg-molhiv-gin.yaml"),
                                          ("ogbn-arxiv-sage", "ogbn-arxiv-sage.yaml"),
-                                         ("ogbn-products-sage", "ogbn-products-sage.yaml")])
+                                         ("ogbn-products-sage", "ogbn-products-sage.yaml"),
+                                         ("ogbn-mag-sage", "ogbn-mag-sage.yaml")])
 def test_recipes_say_what_their_config_files_say(recipe, path):
     file = yaml.safe_load((CONFIGS / path).read_text())
     settings = {k: v for k, v in file.items() if k not in ("dataset", "description")}
@@ -101,3 +102,14 @@ def test_cora_without_config_uses_the_planetoid_recipe(staged, tmp_path):
     doc = read_json(out)
     assert doc["config"]["recipe"] == "planetoid-gcn" and doc["config"]["hidden"] == 16
     assert doc["summary"]["test_mean"] >= 0.79
+
+
+def test_from_recipe_layers_defaults_recipe_and_overrides():
+    cfg = ExperimentConfig.from_recipe("CiteSeer", root="/data", lr=0.02)
+    assert (cfg.dataset, cfg.recipe, cfg.model, cfg.hidden, cfg.norm, cfg.lr, cfg.root) == \
+        ("CiteSeer", "planetoid-gcn", "gcn", 16, None, 0.02, "/data")
+    base = ExperimentConfig(hidden=99, epochs=7)
+    kept = ExperimentConfig.from_recipe("MUTAG", base=base, keep={"hidden"})  # e.g. set by a --config file
+    assert (kept.hidden, kept.epochs, kept.pool, kept.alpha) == (99, 100, "sum", 20.0)
+    plain = ExperimentConfig.from_recipe("synthetic", epochs=3)
+    assert plain.recipe is None and plain.epochs == 3 and plain.hidden == ExperimentConfig().hidden

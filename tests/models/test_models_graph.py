@@ -168,10 +168,20 @@ def test_virtual_node_changes_output():
 
 
 def test_virtual_node_single_graph_batch_trains():
+    """A batch of one graph (batch norm over one virtual node) trains: finite outputs, and the
+    virtual node's state and update MLPs receive gradient, so one step changes the state."""
     data = make_batch().to_data_list()[0]
     batch = Batch.from_data_list([data])
     model = small("gin", virtual_node=True).train()
-    model(batch).sum().backward()
+    out = model(batch)
+    assert out.shape == (1, C_OUT) and torch.isfinite(out).all()
+    out.sum().backward()
+    vn = model.virtual_node
+    assert vn.embedding.weight.grad is not None and vn.embedding.weight.grad.abs().sum() > 0
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in vn.mlps.parameters())
+    before = vn.embedding.weight.detach().clone()
+    torch.optim.SGD(model.parameters(), lr=0.1).step()
+    assert not torch.equal(vn.embedding.weight.detach(), before)
 
 
 @pytest.mark.parametrize("jk, head_in", [("last", 16), ("cat", 48), ("max", 16), ("lstm", 16)])

@@ -179,3 +179,30 @@ def test_float16_keeps_lr_and_alpha_in_float32(implementation, lr, alpha):
     assert not torch.equal(expected, w)  # a visible step
     hyperbolic_step_([w], [g], lr, alpha, 0.0, implementation=implementation)
     torch.testing.assert_close(w, expected, rtol=torch.finfo(torch.float16).eps, atol=0)
+
+
+def test_the_default_fused_path_sends_small_tensors_to_one_foreach_call(monkeypatch):
+    """With implementation=None and enough elements for the fused path, tensors under
+    FUSED_TENSOR_MIN_NUMEL skip the per-tensor compiled call; every tensor is stepped exactly."""
+    compiled = []
+
+    def factory(fn):
+        def kernel(w, *args):
+            compiled.append(w.numel())
+            fn(w, *args)
+        return kernel
+
+    _fake_compile(monkeypatch, factory)
+    monkeypatch.setattr(F, "FUSED_MIN_NUMEL", 100)
+    monkeypatch.setattr(F, "FUSED_TENSOR_MIN_NUMEL", 50)
+    gen = torch.Generator().manual_seed(3)
+    ws = [torch.randn(n, generator=gen, dtype=torch.float64) for n in (60, 10, 80, 5)]
+    gs = [torch.randn(w.shape, generator=gen, dtype=torch.float64) for w in ws]
+    expected = [reference(w, g, 0.02, 10.0, 0.1, 5.0) for w, g in zip(ws, gs)]
+    hyperbolic_step_(ws, gs, 0.02, 10.0, 0.1, max_exponent=5.0)
+    assert sorted(compiled) == [60, 80]  # the two large tensors only
+    for w, e in zip(ws, expected):
+        torch.testing.assert_close(w, e, rtol=1e-12, atol=0)
+    compiled.clear()
+    hyperbolic_step_(ws, gs, 0.02, 10.0, 0.1, max_exponent=5.0, implementation="fused")
+    assert sorted(compiled) == [5, 10, 60, 80]  # forced: every tensor

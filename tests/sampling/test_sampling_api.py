@@ -11,6 +11,7 @@ from pyg_ham.errors import ConfigError, MissingDependencyError
 from pyg_ham.sampling import (
     CSCGraph,
     TorchNeighborLoader,
+    TorchNeighborSampler,
     choose_backend,
     get_csc,
     neighbor_loader,
@@ -103,11 +104,25 @@ def test_gpu_sampling_stays_on_the_gpu():
     assert torch.equal(data.edge_index[:, batch.e_id], batch.n_id[batch.edge_index])
 
 
-@pytest.mark.parametrize("kwargs", [dict(disjoint=True), dict(time_attr="t"),
-                                    dict(subgraph_type="induced"), dict(weight_attr="w")])
-def test_pyg_only_options_are_refused_unless_default(kwargs):
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(time_attr="t"), "time_attr"), (dict(weight_attr="w"), "weight_attr"),
+    (dict(subgraph_type="bogus"), "subgraph_type"), (dict(temporal_strategy="first"), "temporal_strategy"),
+    (dict(disjoint=True, subgraph_type="induced"), "induced"),
+    (dict(input_time=torch.zeros(30)), "time_attr"),
+])
+def test_unusable_options_raise_one_line(kwargs, match):
     data = random_graph(30, 60, seed=0)
-    with pytest.raises(ConfigError, match=next(iter(kwargs))):
+    with pytest.raises(ConfigError, match=match) as info:
         neighbor_loader(data, [2], batch_size=4, force="pyg_ham", **kwargs)
+    assert "\n" not in str(info.value)
     defaults = dict(disjoint=False, subgraph_type="directional", time_attr=None, is_sorted=True)
     assert next(iter(neighbor_loader(data, [2], batch_size=4, force="pyg_ham", **defaults))).batch_size == 4
+
+
+def test_remote_stores_are_refused_with_one_line():
+    data = random_graph(30, 60, seed=0)
+    for build in (lambda: TorchNeighborLoader((data, data), [2], batch_size=4),
+                  lambda: TorchNeighborSampler((data, data), [2])):
+        with pytest.raises(ConfigError, match="FeatureStore, GraphStore") as info:
+            build()
+        assert "\n" not in str(info.value)

@@ -238,7 +238,9 @@ def test_hetero_isolated_seeds_and_unreached_types():
     (dict(input_nodes=torch.arange(4)), "input_nodes"),
     (dict(input_nodes=("paper", torch.ones(5, dtype=torch.bool))), "mask"),
     (dict(input_nodes=("paper", torch.tensor([0, 90]))), "seed nodes"),
-    (dict(disjoint=True), "disjoint"),
+    (dict(disjoint=True, subgraph_type="induced"), "induced"),
+    (dict(weight_attr="nope"), "weight_attr"),
+    (dict(time_attr="nope"), "time_attr"),
 ])
 def test_hetero_bad_arguments_raise_config_error(kwargs, match):
     data = random_hetero_graph(SIZES, 50, seed=0)

@@ -57,3 +57,15 @@ def test_result_json_permissions_follow_the_umask(tmp_path):
     umask = os.umask(0)
     os.umask(umask)
     assert out.stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+def test_results_written_before_a_setting_existed_still_resume(tmp_path):
+    out = tmp_path / "r.json"
+    assert invoke("train", *TINY, "--runs", "2", "--out", out).exit_code == 0
+    doc = json.loads(out.read_text())
+    del doc["config"]["ham_embeddings"], doc["config"]["overwrite"]  # as written by an older version
+    doc["runs"] = doc["runs"][:1]
+    out.write_text(json.dumps(doc))
+    result = invoke("train", *TINY, "--runs", "2", "--out", out, "--resume")
+    assert result.exit_code == 0, result.output
+    assert [r["key"] for r in json.loads(out.read_text())["runs"]] == ["run0", "run1"]
