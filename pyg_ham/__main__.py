@@ -24,7 +24,10 @@ def run() -> None:
         line = error_line(exc)
         if line is not None:
             print(line, file=sys.stderr, flush=True)
-        sys.exit(1)
+        sys.stdout.flush()
+        # at once: an orderly interpreter exit can block on the process group's threads while a
+        # peer waits in a collective; torchrun sees this rank end and stops the others
+        os._exit(1)
 
 
 if __name__ == "__main__":

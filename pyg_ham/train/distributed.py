@@ -95,9 +95,11 @@ def session(device: torch.device) -> Iterator[torch.device]:
     try:
         _STATE["devices"] = gather_objects(str(device))
         yield device
-    finally:
-        _STATE["devices"] = None
-        dist.destroy_process_group()
+    except BaseException:
+        _STATE["devices"] = None  # a failing rank leaves the group as it is: ending it could wait on the peers
+        raise
+    _STATE["devices"] = None
+    dist.destroy_process_group()
 
 
 def _rank_device(device: torch.device) -> torch.device:

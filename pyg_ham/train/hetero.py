@@ -33,6 +33,7 @@ from torch import Tensor
 from pyg_ham.datasets.hetero import HeteroNodeTask
 from pyg_ham.errors import ConfigError
 from pyg_ham.train.config import ExperimentConfig
+from pyg_ham.train.node import FullBatchNodeTask
 from pyg_ham.train.task import GeneratorState, RunSpec, TrainingTask, register_task_kind
 
 __all__ = ["build_hetero_model_for", "FullBatchHeteroNodeTask", "MiniBatchHeteroNodeTask"]
@@ -52,7 +53,7 @@ def build_hetero_model_for(task: HeteroNodeTask, cfg: ExperimentConfig) -> torch
 
 
 @register_task_kind("hetero-node")
-class FullBatchHeteroNodeTask(TrainingTask):
+class FullBatchHeteroNodeTask(FullBatchNodeTask):
     r"""One run on the whole heterogeneous graph: one step per epoch on every training node of
     the target type, evaluation over the full neighbourhood. :meth:`create` picks
     :class:`MiniBatchHeteroNodeTask` when ``cfg.batch_size`` is set.
@@ -81,21 +82,13 @@ class FullBatchHeteroNodeTask(TrainingTask):
         return kind(task, cfg, spec, device, **options)
 
     def __init__(self, task: HeteroNodeTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device) -> None:
-        super().__init__(task, cfg, spec, device)
-        self.run = int(spec["fields"]["run"])
-        self.split = task.split(self.run)
-        task.data = task.data.to(device)  # a no-op once there: the graph moves once per experiment
-        self.data = task.data
+        super().__init__(task, cfg, spec, device)  # the split, the graph on the device, the training nodes
         self.target = task.target_type
-        self.train_idx = self.split["train"].to(device)
         self.model: Any = None
 
     def build_model(self) -> torch.nn.Module:
         self.model = build_hetero_model_for(self.task, self.cfg)
         return self.model
-
-    def train_batches(self) -> Iterable[Any]:
-        return (None,)
 
     def batch_loss(self, model: torch.nn.Module, batch: Any) -> Tuple[Tensor, int]:
         out = model(self.data.x_dict, self.data.edge_index_dict)
@@ -112,7 +105,7 @@ class FullBatchHeteroNodeTask(TrainingTask):
 
     def record(self) -> Dict[str, Any]:
         model = self.model
-        return {"run": self.run, "split": self.run % self.task.num_splits, "evaluation": self.evaluation,
+        return {**super().record(), "evaluation": self.evaluation,
                 "ham_embeddings": bool(self.cfg.ham_embeddings),
                 "embedded_nodes": int(model.num_embedded_nodes) if model is not None else 0,
                 "embedding_bytes": int(model.embedding_bytes()) if model is not None else 0}

@@ -183,10 +183,12 @@ def test_a_failing_rank_ends_the_job_with_one_line(tmp_path):
     code = ("import sys; from pyg_ham.train.distributed import launch; "
             f"sys.exit(launch(2, {NODE_ARGS + ['--epochs', '50']!r}, module='failing_rank'))")
     t0 = time.time()
-    proc = subprocess.run([sys.executable, "-c", code], env=_env(), capture_output=True, text=True, timeout=120)
-    assert proc.returncode == 1, proc.stderr[-3000:]
-    lines = [line for line in proc.stderr.splitlines() if line.strip() and "Warning" not in line]
-    assert lines == ["Error: rank 1 of 2: RuntimeError: rank 1 failed on purpose at step 3"], proc.stderr[-3000:]
+    proc = subprocess.Popen([sys.executable, "-c", code], env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    code, _, err = _finish(proc, timeout=120)  # on a timeout every rank is killed with the launcher
+    assert code == 1, err[-3000:]
+    lines = [line for line in err.splitlines() if line.strip() and "Warning" not in line]
+    assert lines == ["Error: rank 1 of 2: RuntimeError: rank 1 failed on purpose at step 3"], err[-3000:]
     assert time.time() - t0 < 60
 
 
