@@ -272,6 +272,9 @@ def run_experiments_parallel(experiments: Sequence[Any], jobs: int, *, devices: 
                 log(f"{unit.label} FAILED: {outcome.error}")
             else:
                 experiments[index].add(unit.spec, outcome.record)
+    for index, failed in failures.items():  # in run order, as the result document lists runs
+        order = {spec["key"]: n for n, spec in enumerate(experiments[index].specs)}
+        failed.sort(key=lambda item: order[item[0]["key"]])
     return failures
 
 
@@ -280,5 +283,6 @@ def raise_failures(failed: List[Tuple[Dict[str, Any], Outcome]], cfg: Any, log: 
     for spec, outcome in failed:
         log(f"{spec['key']} failed:\n{outcome.traceback.rstrip()}")
     keys = ", ".join(spec["key"] for spec, _ in failed)
-    kept = f"the other runs are in {cfg.out}; rerun with --resume to retry" if cfg.out else "rerun to retry"
+    finished = bool(cfg.out) and Path(cfg.out).exists()
+    kept = f"the finished runs are in {cfg.out}; rerun with --resume to retry" if finished else "rerun to retry"
     raise RunsFailed(f"run(s) {keys} failed ({failed[0][1].error}); {kept}")
