@@ -5,6 +5,10 @@ Every variant's result document is written to ``OUT/<variant>.json`` by
 so an interrupted comparison loses at most the run in progress (which continues from its
 epoch checkpoint) and a rerun skips what is done. A variant that crashes is reported with its
 error (``OUT/<variant>.error.txt`` holds the traceback); the others go on.
+
+With ``cfg.jobs > 1`` every (variant, run) pair is one job for the same ``jobs`` worker
+processes (:mod:`pyg_ham.train.jobs`): the parent writes each variant's JSON as its runs
+finish, a run that crashes is reported and the other runs (of that variant too) go on.
 """
 from __future__ import annotations
 
@@ -90,6 +94,9 @@ def run_variants(cfg: ExperimentConfig, variants: Sequence[VariantLike], out_dir
         log (callable): progress messages. (default: :func:`print`)
         task (optional): a loaded task to reuse (default: loaded once, only if something runs).
         fresh (bool): delete this comparison's earlier results first. (default: :obj:`False`)
+
+    With ``cfg.jobs > 1`` the runs of all variants train in ``cfg.jobs`` worker processes
+    (``cfg.devices``: one CUDA device each); the results are those of ``jobs=1``.
 
     Raises:
         ConfigError: a bad variant, or earlier results in :obj:`out_dir` from another config.

@@ -3,10 +3,10 @@ r"""Independent runs in parallel: ``--jobs N`` persistent worker processes, one 
 An experiment's runs (seeds, folds) and a comparison's or sweep's (variant, run) pairs are
 independent: each seeds itself and trains from scratch (:func:`~pyg_ham.train.runner.train_run`),
 so they may run in any order and in any process. :func:`run_parallel` starts :obj:`jobs`
-worker processes once (process start-up costs seconds: ``forkserver`` imports torch once and
-forks the workers from it, ``spawn`` where that is unavailable), hands each a run when it is
-free and yields every run's outcome as it finishes; the caller (the parent process) writes the
-result files, so the JSON never lists a run twice or loses one.
+worker processes once (forked from a ``forkserver`` that imports torch once, or spawned where
+that is unavailable; start-up costs seconds), hands each a run when it is free and yields
+every run's outcome as it finishes; the caller (the parent process) writes the result files,
+so the JSON never lists a run twice or loses one.
 
 Threads: with a budget of :math:`T` intra-op threads in the parent (``torch.get_num_threads()``:
 the physical cores by default, ``OMP_NUM_THREADS`` when set) each of the :math:`N` workers
@@ -20,6 +20,11 @@ Devices: with ``devices=[0, 1, ...]`` worker :math:`i` trains on ``cuda:devices[
 Ctrl-C: the workers ignore ``SIGINT``; the parent stops them (what finished is on disk, the
 runs in progress keep their last epoch checkpoint) and re-raises :class:`KeyboardInterrupt`. A
 run that raises is yielded with its error and traceback; the other runs go on.
+
+A script that calls :func:`~pyg_ham.train.runner.run_experiment` or
+:func:`~pyg_ham.compare.compare.compare` with ``jobs > 1`` needs the usual
+``if __name__ == "__main__":`` guard (the workers import the main module, as with any
+:mod:`multiprocessing` start method but ``fork``).
 """
 from __future__ import annotations
 
@@ -29,6 +34,7 @@ import signal
 import sys
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
@@ -123,10 +129,13 @@ def _work(cfg: Any, spec: Dict[str, Any], checkpoint: Optional[Path], resume: bo
 
 # --- the parent side -------------------------------------------------------------------------
 
-def _context() -> multiprocessing.context.BaseContext:
+def _context(devices: Optional[Sequence[int]] = None) -> multiprocessing.context.BaseContext:
+    """How workers start: from a ``forkserver`` that imports torch and pyg-ham once and forks every
+    worker from it (once running, it serves later pools of this process at once), else ``spawn``.
+    Not ``fork``: a parent that has initialised CUDA or started threads cannot be forked safely."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "pyg_ham.train.runner"])  # imported once, then forked
+        ctx.set_forkserver_preload(["torch", "pyg_ham.train.runner"])
         return ctx
     return multiprocessing.get_context("spawn")
 
@@ -183,7 +192,7 @@ def run_parallel(units: Sequence[Unit], *, jobs: int, task: Any = None, devices:
     if not units:
         return
     workers = min(jobs, len(units))
-    ctx = _context()
+    ctx = _context(devices)
     counter = ctx.Value("i", 0)
     executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
                                    initargs=(threads_per_job(jobs), task, list(devices or []), counter))
@@ -260,18 +269,19 @@ def run_experiments_parallel(experiments: Sequence[Any], jobs: int, *, devices: 
     task = experiments[0].task
     shared = all(exp.task is task for exp in experiments) and _picklable(task)
     failures: Dict[int, List[Tuple[Dict[str, Any], Outcome]]] = {}
-    for unit, outcome in run_parallel(units, jobs=jobs, task=task if shared else None, devices=devices,
-                                      quiet=quiet, higher_is_better=task.higher_is_better,
-                                      desc=f"{task.name} runs"):
-        index = unit.key[0]
-        if outcome.user_error:
-            raise ConfigError(f"{unit.label}: {outcome.error}")
-        with tqdm.external_write_mode(file=sys.stderr):
-            if outcome.error:
-                failures.setdefault(index, []).append((unit.spec, outcome))
-                log(f"{unit.label} FAILED: {outcome.error}")
-            else:
-                experiments[index].add(unit.spec, outcome.record)
+    outcomes = run_parallel(units, jobs=jobs, task=task if shared else None, devices=devices, quiet=quiet,
+                            higher_is_better=task.higher_is_better, desc=f"{task.name} runs")
+    with closing(outcomes):  # an exception here (bad input, Ctrl-C while writing) stops the workers too
+        for unit, outcome in outcomes:
+            index = unit.key[0]
+            if outcome.user_error:
+                raise ConfigError(f"{unit.label}: {outcome.error}")
+            with tqdm.external_write_mode(file=sys.stderr):
+                if outcome.error:
+                    failures.setdefault(index, []).append((unit.spec, outcome))
+                    log(f"{unit.label} FAILED: {outcome.error}")
+                else:
+                    experiments[index].add(unit.spec, outcome.record)
     for index, failed in failures.items():  # in run order, as the result document lists runs
         order = {spec["key"]: n for n, spec in enumerate(experiments[index].specs)}
         failed.sort(key=lambda item: order[item[0]["key"]])
