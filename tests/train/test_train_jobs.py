@@ -145,3 +145,17 @@ def test_devices_refused_without_cuda(tmp_path):
         "Error: devices 0,1 requested but CUDA is not available here; drop --devices (the jobs then share the "
         "CPU cores)"]
     assert not (tmp_path / "r.json").exists()
+
+
+@pytest.mark.parametrize("kw, message", [
+    ({"jobs": 0}, "jobs must be"),
+    ({"devices": [0, 0]}, "devices lists a device twice"),
+    ({"devices": [-1]}, "devices must be CUDA device indices"),
+    ({"devices": [0], "device": "cpu"}, "devices gives each job a CUDA device, but device is 'cpu'"),
+])
+def test_bad_jobs_settings_are_one_line_errors(kw, message):
+    from pyg_ham.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as info:
+        ExperimentConfig(**kw)
+    assert "\n" not in str(info.value)
