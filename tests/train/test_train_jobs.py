@@ -120,7 +120,8 @@ def test_interrupt_stops_every_worker_and_resume_completes(staged, tmp_path):
     assert [r["key"] for r in done["runs"]] == [f"run{i}" for i in range(4)]
     reference = run_experiment(cora(root, runs=4, epochs=20), log=lambda m: None)
     assert fingerprint(done["runs"]) == fingerprint(reference["runs"])
-    assert fingerprint(done["runs"])[: len(kept)] == fingerprint(kept)  # the finished runs were kept as they were
+    by_key = {f[0]: f for f in fingerprint(done["runs"])}
+    assert [by_key[f[0]] for f in fingerprint(kept)] == fingerprint(kept)  # the finished runs were kept as they were
 
 
 def test_failing_train_runs_are_reported_with_their_error(tmp_path):
