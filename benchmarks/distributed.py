@@ -10,10 +10,15 @@ Sections (``--what``, comma-separated; one function per measurement):
   trains, less its PSS after importing torch, PyG and pyg_ham (what each process costs anyway).
   The graph is memory-mapped from one file per machine in several processes, so the second rank
   should add well under the graph's size.
-* ``jobs`` (issue #19, :func:`measure_jobs`): ``compare --jobs`` run-level parallelism.
+* ``jobs`` (issue #19, :func:`measure_jobs`): the wall time of ``pyg-ham compare -d Cora --runs 10``
+  (adam and adam+ham: 20 independent runs) with ``--jobs 1`` and ``--jobs 2``, each a fresh
+  ``pyg-ham`` process (start-up and data loading included), or with ``--in-process`` through the
+  Python API in one process after starting the worker pool once; the two settings alternate over
+  ``--repeats`` rounds and the per-run results of the two are checked to be identical.
 
     python benchmarks/distributed.py --what ddp
     python benchmarks/distributed.py --what ddp --num-nodes 50000 --epochs 2
+    OMP_NUM_THREADS=1 python benchmarks/distributed.py --what jobs --in-process --repeats 2
 """
 from __future__ import annotations
 
@@ -22,12 +27,16 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Dict, List
 
 REPO = Path(__file__).resolve().parents[1]
+ROOT = REPO
+sys.path.insert(0, str(ROOT))
+DATA = Path(os.environ.get("PYG_HAM_TEST_DATA") or ROOT.parent / "shared" / "data")
 
 
 # ----------------------------------------------------------------------------- ddp (issue #18)
@@ -134,9 +143,72 @@ def measure_ddp(args: argparse.Namespace) -> List[str]:
 
 
 # ----------------------------------------------------------------------------- jobs (issue #19)
+def _compare(jobs: int, out: Path, args: argparse.Namespace) -> float:
+    cmd = [sys.executable, "-c", "from pyg_ham.cli import main; main()", "compare", "-d", "Cora",
+           "--root", str(args.root), "--runs", str(args.runs),
+           "--epochs", str(args.jobs_epochs), "--jobs", str(jobs), "--out", str(out), "--quiet",
+           "--fresh", "adam", "adam+ham"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if proc.returncode:
+        sys.exit(f"{' '.join(cmd)} failed:\n{proc.stderr}")
+    return time.perf_counter() - t0
+
+
+def _runs(out: Path) -> Dict[str, List[tuple]]:
+    docs = {p.stem: json.loads(p.read_text()) for p in out.glob("adam*.json")}
+    return {k: [(r["key"], r["test"], [h["loss"] for h in r["history"]]) for r in d["runs"]] for k, d in docs.items()}
+
+
+def _compare_in_process(jobs: int, out: Path, args: argparse.Namespace) -> float:
+    from pyg_ham.compare.compare import compare
+    from pyg_ham.train.config import ExperimentConfig
+
+    cfg = ExperimentConfig.from_recipe("Cora", root=str(args.root), runs=args.runs, epochs=args.jobs_epochs, jobs=jobs,
+                                       quiet=True)
+    t0 = time.perf_counter()
+    compare(cfg, ["adam", "adam+ham"], out, log=lambda m: None, fresh=True)
+    return time.perf_counter() - t0
+
+
+def _start_pool_once() -> float:
+    """Start the fork server (what the first ``--jobs`` pool of a process pays) and time it."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from pyg_ham.train.jobs import _context
+
+    t0 = time.perf_counter()
+    with ProcessPoolExecutor(2, mp_context=_context()) as pool:
+        pool.submit(os.getpid).result()
+    return time.perf_counter() - t0
+
+
 def measure_jobs(args: argparse.Namespace) -> List[str]:
-    """``compare --jobs`` (issue #19): not measured yet."""
-    return ["jobs: not measured yet (issue #19 adds compare --jobs)"]
+    import torch
+
+    threads = os.environ.get("OMP_NUM_THREADS", f"torch default ({torch.get_num_threads()})")
+    print(f"compare -d Cora adam adam+ham --runs {args.runs} --epochs {args.jobs_epochs}: {2 * args.runs} runs; "
+          f"{os.cpu_count()} cores, intra-op thread budget {threads}; load average before "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    times: Dict[int, List[float]] = {1: [], 2: []}
+    run = _compare_in_process if args.in_process else _compare
+    if args.in_process:
+        print(f"  worker pool start-up (fork server, once per process): {_start_pool_once():.1f} s", flush=True)
+    with tempfile.TemporaryDirectory(prefix="pyg_ham_jobs_") as tmp:
+        for _ in range(args.repeats):
+            for jobs in (1, 2):
+                times[jobs].append(run(jobs, Path(tmp) / f"j{jobs}", args))
+                print(f"  --jobs {jobs}: {times[jobs][-1]:.1f} s", flush=True)
+        same = _runs(Path(tmp) / "j1") == _runs(Path(tmp) / "j2")
+    best = {j: min(t) for j, t in times.items()}
+    mode = "in one process, pool start-up excluded" if args.in_process else "fresh pyg-ham process each"
+    print(f"| jobs | wall s (best of {args.repeats}; {mode}) | speed-up |\n|---|---|---|")
+    for jobs in (1, 2):
+        print(f"| {jobs} | {best[jobs]:.1f} | {best[1] / best[jobs]:.2f}x |")
+    print(f"per-run results identical: {same}; load average after "
+          f"{' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    return []
 
 
 # ----------------------------------------------------------------------------- command line
@@ -150,6 +222,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3, help="ddp: epochs per measurement (the first is warm-up)")
     parser.add_argument("--batch-size", type=int, default=1024, help="ddp: global batch of seed nodes")
     parser.add_argument("--repeats", type=int, default=1, help="measurements of each setting, alternated")
+    parser.add_argument("--root", type=Path, default=DATA, help="jobs: data root holding Planetoid/Cora")
+    parser.add_argument("--runs", type=int, default=10, help="jobs: seeds per variant")
+    parser.add_argument("--jobs-epochs", type=int, default=200, help="jobs: epochs per run")
+    parser.add_argument("--in-process", action="store_true",
+                        help="jobs: time compare() in this process, the worker pool's start-up apart")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:

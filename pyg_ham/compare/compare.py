@@ -5,6 +5,10 @@ Every variant's result document is written to ``OUT/<variant>.json`` by
 so an interrupted comparison loses at most the run in progress (which continues from its
 epoch checkpoint) and a rerun skips what is done. A variant that crashes is reported with its
 error (``OUT/<variant>.error.txt`` holds the traceback); the others go on.
+
+With ``cfg.jobs > 1`` every (variant, run) pair is one job for the same ``jobs`` worker
+processes (:mod:`pyg_ham.train.jobs`): the parent writes each variant's JSON as its runs
+finish, a run that crashes is reported and the other runs (of that variant too) go on.
 """
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ import shutil
 import traceback
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Union
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, Union
 
 from pyg_ham.compare.leaderboards import reference_rows
 from pyg_ham.compare.stats import cv_test_train_ratio, higher_is_better, is_cv, pair_runs, paired_difference
@@ -91,6 +95,9 @@ def run_variants(cfg: ExperimentConfig, variants: Sequence[VariantLike], out_dir
         task (optional): a loaded task to reuse (default: loaded once, only if something runs).
         fresh (bool): delete this comparison's earlier results first. (default: :obj:`False`)
 
+    With ``cfg.jobs > 1`` the runs of all variants train in ``cfg.jobs`` worker processes
+    (``cfg.devices``: one CUDA device each); the results are those of ``jobs=1``.
+
     Raises:
         ConfigError: a bad variant, or earlier results in :obj:`out_dir` from another config.
         KeyboardInterrupt: passed on; everything finished so far is on disk.
@@ -108,13 +115,13 @@ def run_variants(cfg: ExperimentConfig, variants: Sequence[VariantLike], out_dir
         vcfg = dataclasses.replace(v.apply(cfg), out=str(path), resume=True, checkpoint_dir=None)
         plans.append((v, path, vcfg))
     out_dir.mkdir(parents=True, exist_ok=True)
+    if cfg.jobs > 1:
+        return _run_variants_parallel(cfg, plans, out_dir, log=log, task=task, fresh=fresh, fresh_hint=fresh_hint)
     outcomes: List[VariantOutcome] = []
     for i, (v, path, vcfg) in enumerate(plans, 1):
         error_file = out_dir / f"{v.slug}.error.txt"
         if fresh:
-            path.unlink(missing_ok=True)
-            error_file.unlink(missing_ok=True)
-            shutil.rmtree(path.with_suffix(".ckpt"), ignore_errors=True)
+            _forget(path, error_file)
         done = _existing(path, vcfg, fresh_hint)
         if done is not None:
             log(f"[{i}/{len(plans)}] {v.label}: done already ({path.name}), skipped")
@@ -137,6 +144,52 @@ def run_variants(cfg: ExperimentConfig, variants: Sequence[VariantLike], out_dir
         error_file.unlink(missing_ok=True)
         outcomes.append(VariantOutcome(v, path, doc))
     return outcomes
+
+
+def _forget(path: Path, error_file: Path) -> None:
+    path.unlink(missing_ok=True)
+    error_file.unlink(missing_ok=True)
+    shutil.rmtree(path.with_suffix(".ckpt"), ignore_errors=True)
+
+
+def _run_variants_parallel(cfg: ExperimentConfig, plans: Sequence[Any], out_dir: Path, *,
+                           log: Callable[[str], None], task: Optional[Any], fresh: bool,
+                           fresh_hint: str) -> List[VariantOutcome]:
+    """:func:`run_variants` with ``cfg.jobs`` workers: every (variant, run) pair is one job."""
+    from pyg_ham.train.jobs import run_experiments_parallel
+    from pyg_ham.train.runner import Experiment, load_task
+
+    outcomes: Dict[int, VariantOutcome] = {}
+    experiments: List[Tuple[int, Experiment]] = []
+    for i, (v, path, vcfg) in enumerate(plans):
+        if fresh:
+            _forget(path, out_dir / f"{v.slug}.error.txt")
+        done = _existing(path, vcfg, fresh_hint)
+        if done is not None:
+            log(f"[{i + 1}/{len(plans)}] {v.label}: done already ({path.name}), skipped")
+            outcomes[i] = VariantOutcome(v, path, done, skipped=True)
+            continue
+        if task is None:
+            task = load_task(cfg)
+        experiments.append((i, Experiment(vcfg, task, log, label=f"{v.label} ")))
+    if experiments:
+        runs = sum(len(exp.pending()) for _, exp in experiments)
+        log(f"{len(experiments)} variant(s), {runs} run(s) to train in {cfg.jobs} jobs")
+    failures = run_experiments_parallel([exp for _, exp in experiments], cfg.jobs, devices=cfg.devices,
+                                        quiet=cfg.quiet, log=log)
+    for n, (i, exp) in enumerate(experiments):
+        v, path, _ = plans[i]
+        error_file = out_dir / f"{v.slug}.error.txt"
+        failed = failures.get(n)
+        if not failed:
+            error_file.unlink(missing_ok=True)
+            outcomes[i] = VariantOutcome(v, path, exp.finish())
+            continue
+        error_file.write_text("\n".join(f"{spec['key']}:\n{o.traceback}" for spec, o in failed))
+        message = f"{', '.join(spec['key'] for spec, _ in failed)}: {failed[0][1].error}"
+        log(f"{v.label} FAILED: {message} (traceback in {error_file})")
+        outcomes[i] = VariantOutcome(v, path, read_json(path) if path.exists() else None, error=message)
+    return [outcomes[i] for i in range(len(plans))]
 
 
 def time_per_epoch(doc: Optional[Dict[str, Any]]) -> Optional[float]:

@@ -78,6 +78,10 @@ def experiment_options(func: Callable) -> Callable:
         click.option("--eval-every", type=int, help="Evaluate every N epochs."),
         click.option("--patience", type=int, help="Early stopping after N evaluations without gain."),
         click.option("--device", help="auto, cpu, cuda, cuda:N."),
+        click.option("--jobs", "-j", type=int, help="Train independent runs (seeds, folds, variants) in N worker "
+                                                    "processes, each with cores/N threads (default 1)."),
+        click.option("--devices", callback=comma_separated(int, "0,1"),
+                     help="CUDA devices of the --jobs workers, e.g. 0,1 (one each; default --jobs: one per device)."),
         click.option("--protocol", help="Graph tasks: cv (Errica et al.), official (OGB) or gin (optimistic)."),
         click.option("--folds", type=int, help="Cross-validation folds (default 10)."),
         click.option("--repeats", type=int, help="Cross-validation repeats (default 1)."),
@@ -115,6 +119,8 @@ def config_from_cli(config_path: Optional[str], **flags: Any) -> "ExperimentConf
     options = flags.pop("dataset_options", None) or {}
     norm = flags.pop("norm", None)
     dataset = flags.pop("dataset", None) or cfg.dataset
+    if flags.get("devices") and flags.get("jobs") is None:
+        flags["jobs"] = len(flags["devices"])  # one worker per device
     cfg = ExperimentConfig.from_recipe(dataset, base=cfg, keep=config_file_keys(config_path), **flags)
     if cfg.recipe is not None and os.environ.get("RANK", "0") == "0":  # once under torchrun
         from pyg_ham.datasets import get_recipe

@@ -32,7 +32,7 @@ SECTIONS: Dict[str, tuple] = {
     "optim": ("optimizer", "lr", "weight_decay", "momentum", "scheduler"),
     "ham": ("ham", "alpha", "beta", "max_exponent", "ham_embeddings"),
     "train": ("epochs", "runs", "seed", "eval_mode", "eval_every", "eval_train", "patience", "device",
-              "protocol", "folds", "repeats", "sparsity", "sparsifier", "sync_bn"),
+              "protocol", "folds", "repeats", "sparsity", "sparsifier", "sync_bn", "jobs", "devices"),
     "sampling": ("batch_size", "fanout"),
     "output": ("out", "checkpoint_dir", "resume", "overwrite", "quiet"),
 }
@@ -93,6 +93,9 @@ class ExperimentConfig:
     sparsifier: Optional[str] = None
     # several processes (torchrun): BatchNorm statistics over the global batch
     sync_bn: bool = True
+    # independent runs in parallel (pyg_ham.train.jobs): worker processes, their CUDA devices
+    jobs: int = 1
+    devices: Optional[List[int]] = None
     # output
     out: Optional[str] = None
     checkpoint_dir: Optional[str] = None
@@ -180,6 +183,17 @@ class ExperimentConfig:
         number("batch_size", 1, integer=True, allow_none=True)
         number("patience", 1, integer=True, allow_none=True)
         number("folds", 2, integer=True)
+        number("jobs", 1, integer=True)
+        if self.devices is not None:
+            if not self.devices or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0
+                                           for d in self.devices):
+                raise ConfigError(f"devices must be CUDA device indices such as 0,1, got {self.devices}")
+            if len(set(self.devices)) != len(self.devices):
+                raise ConfigError(f"devices lists a device twice ({self.devices}); give each index once "
+                                  f"(several jobs share the devices round robin)")
+            if self.device not in ("auto", "cuda"):
+                raise ConfigError(f"devices gives each job a CUDA device, but device is {self.device!r}; "
+                                  f"drop --devices or use --device auto")
         check_choice("protocol", self.protocol, PROTOCOLS)
         check_choice("eval_mode", self.eval_mode, EVAL_MODES)
         if not isinstance(self.ham_embeddings, bool):
@@ -206,6 +220,8 @@ class ExperimentConfig:
         optimizer_class(self.optimizer)
         if device:
             resolve_device(self.device)
+            if self.devices:
+                check_cuda_devices(self.devices)
         return self
 
 
@@ -222,6 +238,19 @@ def load_config(path: Union[str, Path]) -> ExperimentConfig:
         raise ConfigError(f"config file {path} must hold a mapping of settings, got {type(values).__name__}")
     values.pop("description", None)  # free text for people
     return ExperimentConfig.from_dict(values, source=str(path))
+
+
+def check_cuda_devices(devices: List[int]) -> None:
+    """Every index of :obj:`devices` names a CUDA device of this machine (one-line error otherwise)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        raise ConfigError(f"devices {','.join(map(str, devices))} requested but CUDA is not available here; "
+                          f"drop --devices (the jobs then share the CPU cores)")
+    missing = [d for d in devices if d >= torch.cuda.device_count()]
+    if missing:
+        raise ConfigError(f"devices {','.join(map(str, missing))} do not exist (this machine has "
+                          f"{torch.cuda.device_count()} GPU(s)); choose indices below that")
 
 
 def resolve_device(name: str) -> "torch.device":  # noqa: F821

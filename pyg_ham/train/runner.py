@@ -18,13 +18,14 @@ from pyg_ham.train.engine import fit, seed_everything
 from pyg_ham.train.stability import document_stability
 from pyg_ham.train.task import RunSpec, task_kind
 
-__all__ = ["run_experiment", "run_specs", "train_run", "load_task", "comparable_config", "checkpoint_dir",
-           "summary_line", "GIN_PROTOCOL_NOTE"]
+__all__ = ["run_experiment", "Experiment", "run_specs", "train_run", "load_task", "comparable_config",
+           "checkpoint_dir", "summary_line", "GIN_PROTOCOL_NOTE"]
 
 GIN_PROTOCOL_NOTE = ("gin (optimistic): one epoch chosen by the mean accuracy on the held-out folds, "
                      "which are also the reported ones (Xu et al., 2019)")
 #: Settings that do not change results (ignored when checking that --resume continues the same experiment).
-_NON_RESULT_KEYS = {"out", "checkpoint_dir", "resume", "overwrite", "quiet", "device", "root", "recipe"}
+_NON_RESULT_KEYS = {"out", "checkpoint_dir", "resume", "overwrite", "quiet", "device", "root", "recipe",
+                    "jobs", "devices"}
 
 
 def load_task(cfg: ExperimentConfig) -> Any:
@@ -144,69 +145,119 @@ def summary_line(doc: Dict[str, Any]) -> str:
             f"{format_mean_std(s['valid_mean'], s['valid_std'], s['runs'])}) over {s['runs']} {unit}{params}{warning}")
 
 
+class Experiment:
+    r"""The bookkeeping of one experiment: its runs, those finished (in ``cfg.out`` from an
+    earlier, interrupted invocation, or here), and its result document, written after each run.
+
+    :func:`run_experiment` trains its :meth:`pending` runs one after another;
+    ``compare``/``sweep`` hand those of several experiments to the same workers
+    (:mod:`pyg_ham.train.jobs`). Either way :meth:`add` records a finished run (the document
+    lists the runs in :func:`run_specs` order, each once) and :meth:`finish` completes it.
+
+    Args:
+        cfg (ExperimentConfig): the settings (validated here, device included).
+        task (optional): the loaded dataset task (default: loaded from :obj:`cfg`).
+        log (callable): one line per finished run (unless ``cfg.quiet``). (default: :func:`print`)
+        label (str): prefix of those lines (e.g. the variant of a comparison). (default: ``""``)
+    """
+
+    def __init__(self, cfg: ExperimentConfig, task: Optional[Any] = None, log: Callable[[str], None] = print,
+                 label: str = "", device: Optional[torch.device] = None) -> None:
+        cfg.validate()
+        self.main = distributed.is_main()  # under torchrun rank 0 alone reads and writes files and logs
+        self.cfg, self.log, self.label = cfg, (log if self.main else (lambda msg: None)), label
+        self.device = device if device is not None else resolve_device(cfg.device)
+        if cfg.devices and cfg.jobs == 1:
+            self.device = torch.device("cuda", cfg.devices[0])
+        self.task = task if task is not None else load_task(cfg)
+        kind = task_kind(self.task)
+        self.protocol, self.specs = run_specs(self.task, cfg)
+        self.out = Path(cfg.out) if cfg.out else None
+        self.ckpt_dir = checkpoint_dir(cfg)
+        self.finished: Dict[str, Dict[str, Any]] = distributed.on_main(lambda: _load_previous(cfg, self.out))
+        self.model_name = (cfg.model or kind.default_model).lower()
+        self.processes = distributed.describe(self.device)  # world size, backend, every rank's device
+
+    def pending(self) -> List[Dict[str, Any]]:
+        """The runs not finished yet, in order."""
+        return [s for s in self.specs if s["key"] not in self.finished]
+
+    def checkpoint(self, spec: Dict[str, Any]) -> Optional[Path]:
+        """The per-epoch checkpoint file of :obj:`spec`'s run (its folder is created)."""
+        if self.ckpt_dir is None:
+            return None
+        if self.main:
+            self.ckpt_dir.mkdir(parents=True, exist_ok=True)
+        return self.ckpt_dir / f"{spec['key']}.pt"
+
+    def records(self) -> List[Dict[str, Any]]:
+        return [self.finished[s["key"]] for s in self.specs if s["key"] in self.finished]
+
+    def document(self, complete: bool) -> Dict[str, Any]:
+        records = self.records()
+        num_params = records[0].get("num_params") if records else None
+        extra: Dict[str, Any] = {"model": self.model_name, "complete": complete,
+                                 "protocol": GIN_PROTOCOL_NOTE if self.protocol == "gin" else self.protocol}
+        if self.protocol in ("cv", "gin"):
+            extra["splits"] = [{"key": s["key"], "valid": s["split"]["valid"].tolist(),
+                                "test": s["split"]["test"].tolist()} for s in self.specs]
+        doc = result_document(self.task.name, self.task.kind, self.task.metric, self.cfg.to_dict(), records,
+                              num_params=num_params, device=self.device, **extra)
+        doc["provenance"].update(self.processes)
+        return doc
+
+    def add(self, spec: Dict[str, Any], record: Dict[str, Any]) -> None:
+        """Record a finished run: write the (partial) document, drop the run's checkpoint."""
+        self.finished[spec["key"]] = record
+        if not self.main:
+            return
+        if self.out is not None:
+            write_json(self.out, self.document(complete=False))
+        checkpoint = self.ckpt_dir / f"{spec['key']}.pt" if self.ckpt_dir else None
+        if checkpoint is not None and checkpoint.exists():
+            checkpoint.unlink()
+        if not self.cfg.quiet:
+            flag = record.get("instability")
+            self.log(f"{self.label}{spec['key']}: best epoch {record['best_epoch']}, valid {record['valid']:.4f}, "
+                     f"test {record['test']:.4f}" + (f" ({flag['status']}: {flag['reason']})" if flag else ""))
+
+    def finish(self) -> Dict[str, Any]:
+        """The complete document (written to ``cfg.out``); the empty checkpoint folder is removed."""
+        records = self.records()
+        if self.protocol == "gin":
+            _apply_gin_protocol(records, self.task.higher_is_better)
+        doc = self.document(complete=True)
+        if self.out is not None and self.main:
+            write_json(self.out, doc)
+            if self.ckpt_dir is not None and self.ckpt_dir.exists() and not any(self.ckpt_dir.iterdir()):
+                self.ckpt_dir.rmdir()
+        return doc
+
+
 def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
                    task: Optional[Any] = None) -> Dict[str, Any]:
     r"""Train every run of :obj:`cfg` and return the result document (also written to
     ``cfg.out`` after each run). With ``cfg.resume`` finished runs are skipped and an
-    interrupted run continues from its last epoch checkpoint.
+    interrupted run continues from its last epoch checkpoint. With ``cfg.jobs > 1`` the runs
+    train in that many worker processes (:mod:`pyg_ham.train.jobs`); a run that fails is
+    reported and the others go on, then :class:`~pyg_ham.train.jobs.RunsFailed` says which failed.
 
     Under ``torchrun`` every rank runs this; the process group starts here (after the config
     is validated on every rank) and rank 0 alone reads and writes ``cfg.out``, checkpoints and
     logs (:mod:`pyg_ham.train.distributed`)."""
     cfg.validate()
+    if cfg.jobs > 1 and distributed.launched():
+        raise ConfigError("--jobs runs independent runs in worker processes of one process; under torchrun "
+                          "every run already uses all the processes: drop --jobs")
     with distributed.session(resolve_device(cfg.device)) as device:
-        return _run_experiment(cfg, log if distributed.is_main() else (lambda msg: None), task, device)
+        exp = Experiment(cfg, task, log, device=device)
+        if cfg.jobs > 1:
+            from pyg_ham.train.jobs import raise_failures, run_experiments_parallel
 
-
-def _run_experiment(cfg: ExperimentConfig, log: Callable[[str], None], task: Optional[Any],
-                    device: torch.device) -> Dict[str, Any]:
-    task = task if task is not None else load_task(cfg)
-    kind = task_kind(task)
-    protocol, specs = run_specs(task, cfg)
-    out = Path(cfg.out) if cfg.out else None
-    ckpt_dir = checkpoint_dir(cfg)
-    previous = distributed.on_main(lambda: _load_previous(cfg, out))
-    main = distributed.is_main()
-    model_name = (cfg.model or kind.default_model).lower()
-
-    records: List[Dict[str, Any]] = []
-
-    def document(complete: bool) -> Dict[str, Any]:
-        num_params = records[0].get("num_params") if records else None
-        extra: Dict[str, Any] = {"model": model_name, "protocol": GIN_PROTOCOL_NOTE if protocol == "gin" else protocol,
-                                 "complete": complete}
-        if protocol in ("cv", "gin"):
-            extra["splits"] = [{"key": s["key"], "valid": s["split"]["valid"].tolist(),
-                                "test": s["split"]["test"].tolist()} for s in specs]
-        doc = result_document(task.name, task.kind, task.metric, cfg.to_dict(), records,
-                              num_params=num_params, device=device, **extra)
-        doc["provenance"].update(processes)
-        return doc
-
-    processes = distributed.describe(device)
-
-    for spec in specs:
-        if spec["key"] in previous:
-            records.append(previous[spec["key"]])
-            continue
-        checkpoint = ckpt_dir / f"{spec['key']}.pt" if ckpt_dir else None
-        if checkpoint is not None and main:
-            checkpoint.parent.mkdir(parents=True, exist_ok=True)
-        result = train_run(task, cfg, spec, device, checkpoint=checkpoint, resume=cfg.resume)
-        records.append(result.to_dict())
-        if out is not None and main:
-            write_json(out, document(complete=False))
-        if checkpoint is not None and main and checkpoint.exists():
-            checkpoint.unlink()
-        if not cfg.quiet:
-            flag = result.extra.get("instability")
-            log(f"{spec['key']}: best epoch {result.best_epoch}, valid {result.valid:.4f}, test {result.test:.4f}"
-                + (f" ({flag['status']}: {flag['reason']})" if flag else ""))
-    if protocol == "gin":
-        _apply_gin_protocol(records, task.higher_is_better)
-    doc = document(complete=True)
-    if out is not None and main:
-        write_json(out, doc)
-        if ckpt_dir is not None and ckpt_dir.exists() and not any(ckpt_dir.iterdir()):
-            ckpt_dir.rmdir()
-    return doc
+            failures = run_experiments_parallel([exp], cfg.jobs, devices=cfg.devices, quiet=cfg.quiet, log=log)
+            if failures:
+                raise_failures(failures[0], cfg, log)
+        for spec in exp.pending():  # in this process, with its torch threads (the budget workers share)
+            result = train_run(exp.task, cfg, spec, exp.device, checkpoint=exp.checkpoint(spec), resume=cfg.resume)
+            exp.add(spec, result.to_dict())
+        return exp.finish()

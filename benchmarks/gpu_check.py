@@ -1,0 +1,283 @@
+"""The GPU check: what pyg-ham claims about CUDA, measured in one run on one GPU (< 5 minutes).
+
+Prints one table with a row per check:
+
+* **sync-free step**: :func:`torch.cuda.set_sync_debug_mode` ``"error"`` around steps of
+  ``HAM(AdamW(fused=True))``, ``HAM(AdamW(foreach=True))`` and ``HAM(AdamW(fused=True))`` under
+  :class:`torch.amp.GradScaler` (``scaler.step`` + ``scaler.update``): any host synchronisation
+  raises, so "ok" means none happened (after two warm-up steps, which create the state);
+* **step ratio** at 25M parameters (``benchmarks/optimizer_step.py``'s transformer-like set):
+  ``HAM(AdamW(fused=True))``, the hyperbolic step as a separate pass, over fused AdamW alone
+  (bandwidth bound: the separate pass reads w and g and writes w, 12 B/param on top of fused
+  AdamW's 28, so about 1.4x is its limit), and the base step with HAM compiled into one
+  :func:`torch.compile`-d step over fused AdamW (goal <= 1.10x); interleaved medians;
+* **sampler**: :class:`~pyg_ham.sampling.TorchNeighborLoader` on the GPU and on the CPU on the
+  ogbn-arxiv-sized synthetic graph (``benchmarks/sampler.py``'s builder: 169,343 nodes,
+  2.33M directed edges, 128 features), sampled edges/s over one epoch of the 90,941 seeds, and
+  every tensor of every GPU batch checked to live on that one device;
+* **kernel plan**: :func:`~pyg_ham.optim.functional.foreach_chunk_plan` for the device (one
+  chunk: no chunking on CUDA) and the implementation chosen by size; **found_inf**:
+  :func:`~pyg_ham.optim.functional.found_inf_per_device` gives one flag per parameter device;
+* **GraphSAGE epoch**: one epoch of mini-batch GraphSAGE (3 x 256, fanout 15,10,5, batch 1024,
+  HAM(Adam)) on the arxiv-sized graph on the GPU, against the CPU (``--cpu-batches`` batches
+  timed, the epoch extrapolated from them, so the whole check stays within minutes).
+
+``--cpu-quick`` runs the same code on the CPU in seconds (a small graph and parameter set, the
+compiled step with the ``eager`` backend, sync checks trivially true): the test suite runs it so
+that the script cannot rot.
+
+Examples::
+
+    python benchmarks/gpu_check.py              # on a machine with a CUDA GPU
+    python benchmarks/gpu_check.py --cpu-quick  # seconds, anywhere
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
+
+from optimizer_step import transformer_25m  # noqa: E402
+from sampler import ARXIV_NODES, ARXIV_SEEDS, ARXIV_UNDIRECTED, power_law_graph  # noqa: E402
+from torch_geometric.data import Data  # noqa: E402
+
+from pyg_ham.models import build_node_model  # noqa: E402
+from pyg_ham.optim import HAM  # noqa: E402
+from pyg_ham.optim import functional as F  # noqa: E402
+from pyg_ham.sampling import TorchNeighborLoader  # noqa: E402
+
+Row = Tuple[str, str, str, str]  # check, device, result, note
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _params(device: torch.device, quick: bool) -> List[torch.nn.Parameter]:
+    params = transformer_25m(d=64, layers=1) if quick else transformer_25m()
+    out = [torch.nn.Parameter(p.detach().to(device)) for p in params]
+    for p in out:
+        p.grad = torch.randn_like(p) * 1e-3
+    return out
+
+
+def _adamw(params: Sequence[torch.Tensor], **kw) -> torch.optim.AdamW:
+    return torch.optim.AdamW(params, lr=1e-3, weight_decay=0.01, **kw)
+
+
+# --- the checks ------------------------------------------------------------------------------
+
+def _train_step(model, opt, scaler, x, y, device: torch.device, debug: bool) -> None:
+    """One training step; with :obj:`debug`, the optimizer step runs under sync debug mode "error"."""
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    scaler.scale(loss).backward()
+    if debug and device.type == "cuda":
+        torch.cuda.set_sync_debug_mode("error")
+    try:
+        scaler.step(opt)
+        scaler.update()
+    finally:
+        if device.type == "cuda":
+            torch.cuda.set_sync_debug_mode("default")
+    opt.zero_grad()
+
+
+def check_sync_free(device: torch.device, quick: bool) -> List[Row]:
+    rows = []
+    for name, kw, scaled in (("HAM(AdamW(fused=True))", {"fused": True}, False),
+                             ("HAM(AdamW(foreach=True))", {"foreach": True}, False),
+                             ("HAM(AdamW(fused=True)) + GradScaler", {"fused": True}, True)):
+        model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 8)).to(device)
+        opt = HAM(_adamw(model.parameters(), **kw))
+        scaler = torch.amp.GradScaler(device.type, enabled=scaled)
+        x, y = torch.randn(128, 64, device=device), torch.randint(0, 8, (128,), device=device)
+        for _ in range(2):  # creates the state (and compiles a fused kernel) outside the check
+            _train_step(model, opt, scaler, x, y, device, debug=False)
+        try:
+            for _ in range(3):
+                _train_step(model, opt, scaler, x, y, device, debug=True)
+            result = "ok" if device.type == "cuda" else "ran"
+        except RuntimeError as exc:
+            result = f"SYNC: {str(exc).splitlines()[0]}"
+        note = "no host sync in 3 steps" if device.type == "cuda" else "CPU: nothing to synchronise"
+        rows.append((f"sync-free step: {name}", str(device), result, note))
+    return rows
+
+
+def _median_times(fns: Dict[str, Callable[[], None]], device: torch.device, reps: int) -> Dict[str, float]:
+    times: Dict[str, List[float]] = {k: [] for k in fns}
+    for _ in range(reps):  # interleaved, so machine noise hits every variant alike
+        for name, fn in fns.items():
+            _sync(device)
+            t0 = time.perf_counter()
+            fn()
+            _sync(device)
+            times[name].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def check_step_ratios(device: torch.device, quick: bool) -> List[Row]:
+    fused_ok = device.type == "cuda" or quick
+    base_kw = {"fused": True} if fused_ok else {"foreach": True}
+    p_base, p_ham, p_comp = _params(device, quick), _params(device, quick), _params(device, quick)
+    base = _adamw(p_base, **base_kw)
+    ham = HAM(_adamw(p_ham, **base_kw))
+    compiled_opt = HAM(_adamw(p_comp, foreach=True))
+    backend = "eager" if device.type == "cpu" else "inductor"
+
+    @torch.compile(backend=backend)
+    def compiled_step() -> None:
+        compiled_opt.step()
+
+    fns = {"base": base.step, "ham": ham.step, "compiled": compiled_step}
+    for fn in fns.values():  # warm-up: state, compilation
+        fn()
+        fn()
+    reps = 3 if quick else 50
+    t = _median_times(fns, device, reps)
+    numel = f"{sum(p.numel() for p in p_base):,}"
+    return [(f"step ratio, {numel} params: HAM(AdamW fused) separate pass / AdamW fused", str(device),
+             f"{t['ham'] / t['base']:.2f}x", f"limit ~1.4x (+12 of 28 B/param); base {t['base'] * 1e3:.2f} ms"),
+            (f"step ratio, {numel} params: compiled AdamW+HAM step / AdamW fused", str(device),
+             f"{t['compiled'] / t['base']:.2f}x", f"goal <= 1.10x; torch.compile backend {backend}")]
+
+
+def arxiv_like(quick: bool) -> Data:
+    nodes, undirected = (4_000, 20_000) if quick else (ARXIV_NODES, ARXIV_UNDIRECTED)
+    g = torch.Generator().manual_seed(0)
+    edge_index = power_law_graph(nodes, undirected, seed=0)
+    data = Data(x=torch.randn(nodes, 128, generator=g), edge_index=edge_index,
+                y=torch.randint(0, 40, (nodes,), generator=g))
+    data.train_idx = torch.randperm(nodes, generator=g)[: (2_000 if quick else ARXIV_SEEDS)]
+    return data
+
+
+def _one_device(batch: Data, device: torch.device) -> bool:
+    return all(v.device == device for _, v in batch if isinstance(v, torch.Tensor))
+
+
+def _loader(data: Data, device: torch.device) -> TorchNeighborLoader:
+    data = data.to(device)
+    return TorchNeighborLoader(data, [15, 10, 5], input_nodes=data.train_idx, batch_size=1024, shuffle=True,
+                               device=device, seed=0)
+
+
+def check_sampler(data: Data, devices: Sequence[torch.device]) -> List[Row]:
+    rows = []
+    for device in devices:
+        loader = _loader(data, device)
+        _sync(device)
+        t0, edges, one_device, batches = time.perf_counter(), 0, True, 0
+        for batch in loader:
+            edges += int(sum(batch.num_sampled_edges))
+            one_device &= _one_device(batch, device)
+            batches += 1
+        _sync(device)
+        seconds = time.perf_counter() - t0
+        rows.append((f"sampler: one epoch, {data.num_nodes:,} nodes, fanout 15,10,5", str(device),
+                     f"{edges / seconds / 1e6:.2f}M edges/s",
+                     f"{batches} batches in {seconds:.2f} s; one-device batches: {'yes' if one_device else 'NO'}"))
+    return rows
+
+
+def check_kernel_plan(device: torch.device, quick: bool) -> List[Row]:
+    params = _params(device, quick)
+    numels = [p.numel() for p in params]
+    plan = F.foreach_chunk_plan(device.type, numels)
+    chunking = "no chunking" if len(plan) == 1 else f"{len(plan)} chunks"
+    implementation = F._default_implementation(params)
+    cuda_plan = F.foreach_chunk_plan("cuda", numels)  # a pure function: checkable anywhere
+    devices = [p.device for p in params] + [torch.device("cpu")]
+    flag = torch.zeros((), device=device)
+    per_device = F.found_inf_per_device(flag, devices)
+    ok = set(per_device) == set(devices) and all(v.device == d for d, v in per_device.items())
+    return [("kernel plan (foreach)", str(device), chunking,
+             f"{len(numels)} tensors; CUDA plan: {len(cuda_plan)} chunk(s); implementation by size: {implementation}"),
+            ("found_inf per device", str(device), "ok" if ok else "WRONG",
+             f"one flag on each of {', '.join(sorted(map(str, per_device)))}")]
+
+
+def _sage_epoch(data: Data, device: torch.device, max_batches: int) -> Tuple[float, int, int]:
+    torch.manual_seed(0)
+    model = build_node_model("sage", 128, 40, hidden_channels=256, num_layers=3, norm="batch_norm").to(device)
+    opt = HAM(torch.optim.Adam(model.parameters(), lr=1e-3))
+    loader = _loader(data, device)
+    total = math.ceil(data.train_idx.numel() / 1024)
+    _sync(device)
+    t0, done = time.perf_counter(), 0
+    for batch in loader:
+        out = model(batch.x, batch.edge_index)[: batch.batch_size]
+        loss = torch.nn.functional.cross_entropy(out, batch.y[: batch.batch_size])
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        done += 1
+        if done >= max_batches:
+            break
+    _sync(device)
+    return time.perf_counter() - t0, done, total
+
+
+def check_sage_epoch(data: Data, device: torch.device, cpu_batches: int) -> List[Row]:
+    rows = []
+    seconds: Dict[str, float] = {}
+    for dev, limit in ((device, 10**9), (torch.device("cpu"), cpu_batches)):
+        if dev.type == device.type and dev != device:
+            continue
+        t, done, total = _sage_epoch(data, dev, limit)
+        epoch = t * total / done
+        seconds[dev.type] = epoch
+        note = f"{done} of {total} batches" + ("" if done == total else ", epoch extrapolated")
+        rows.append(("GraphSAGE 3x256 + HAM(Adam): one mini-batch epoch", str(dev), f"{epoch:.2f} s", note))
+        if device.type == "cpu":
+            break
+    if "cuda" in seconds:
+        rows.append(("GraphSAGE epoch: CPU / GPU", str(device), f"{seconds['cpu'] / seconds['cuda']:.1f}x", ""))
+    return rows
+
+
+def table(rows: Sequence[Row]) -> str:
+    lines = ["| check | device | result | note |", "|---|---|---|---|"]
+    lines += [f"| {' | '.join(r)} |" for r in rows]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] = ()) -> List[Row]:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cpu-quick", action="store_true", help="the same code on the CPU, in seconds")
+    parser.add_argument("--cpu-batches", type=int, default=10, help="CPU batches timed for the GraphSAGE epoch")
+    args = parser.parse_args(list(argv))
+    if args.cpu_quick:
+        device = torch.device("cpu")
+    elif torch.cuda.is_available():
+        device = torch.device("cuda", torch.cuda.current_device())
+    else:
+        sys.exit("gpu_check: no CUDA device here; run it on a GPU machine, or pass --cpu-quick")
+    quick = args.cpu_quick
+    t0 = time.perf_counter()
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU (--cpu-quick)"
+    print(f"# GPU check on {name}, torch {torch.__version__}", flush=True)
+    rows: List[Row] = []
+    rows += check_sync_free(device, quick)
+    rows += check_step_ratios(device, quick)
+    rows += check_kernel_plan(device, quick)
+    data = arxiv_like(quick)
+    rows += check_sampler(data, [device] if device.type == "cpu" else [device, torch.device("cpu")])
+    rows += check_sage_epoch(data, device, 2 if quick else args.cpu_batches)
+    print(table(rows))
+    print(f"total {time.perf_counter() - t0:.0f} s")
+    return rows
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

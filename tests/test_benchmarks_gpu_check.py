@@ -1,0 +1,28 @@
+"""``benchmarks/gpu_check.py --cpu-quick``: the GPU check's code paths, on the CPU, in seconds."""
+import importlib.util
+import math
+from pathlib import Path
+
+SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_check.py"
+
+
+def test_gpu_check_cpu_quick_runs_every_check(capsys):
+    spec = importlib.util.spec_from_file_location("gpu_check", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    rows = module.main(["--cpu-quick"])
+    printed = capsys.readouterr().out
+    by_check = {check.split(":")[0].split(",")[0]: (device, result, note) for check, device, result, note in rows}
+    assert {"sync-free step", "step ratio", "kernel plan (foreach)", "found_inf per device",
+            "sampler", "GraphSAGE 3x256 + HAM(Adam)"} <= set(by_check)
+    assert [r[2] for r in rows if r[0].startswith("sync-free step")] == ["ran"] * 3
+    ratios = [float(r[2].rstrip("x")) for r in rows if r[0].startswith("step ratio")]
+    assert len(ratios) == 2 and all(math.isfinite(x) and x > 0 for x in ratios)
+    assert "CUDA plan: 1 chunk(s)" in by_check["kernel plan (foreach)"][2]
+    assert by_check["found_inf per device"][1] == "ok"
+    sampler = by_check["sampler"]
+    assert sampler[1].endswith("M edges/s") and float(sampler[1].split("M")[0]) > 0
+    assert "one-device batches: yes" in sampler[2]
+    assert by_check["GraphSAGE 3x256 + HAM(Adam)"][2] == "2 of 2 batches"
+    for check, device, result, note in rows:  # one table holding every row
+        assert f"| {check} | {device} | {result} | {note} |" in printed
