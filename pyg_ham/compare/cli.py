@@ -151,5 +151,9 @@ def sweep(config_path: Optional[str], alphas: List[float], betas: List[float], w
                         fresh=fresh)
     except KeyboardInterrupt:
         _interrupted(out_dir)
+    from pyg_ham.train.distributed import is_main
+
+    if not is_main():  # under torchrun rank 0 reports
+        return
     click.echo((out_dir / "sweep.md").read_text())
     _log(f"wrote {out_dir}/sweep.json, .csv, .md" + (f", {doc['best_file']}" if len(doc["variants"]) == 2 else ""))

@@ -202,7 +202,10 @@ def run_sweep(cfg: ExperimentConfig, out_dir: Union[str, Path], *, alphas: Seque
                         {**lr_grid, "alpha": [float(a) for a in alphas], "beta": [float(b) for b in betas]}, metric)}
     selected = [a["selected"] for a in arms.values() if a["selected"]]
     best_file = out_dir / "best.yaml"
-    config_file = write_sweep_config(cfg, out_dir)
+    from pyg_ham.train.distributed import is_main
+
+    main = is_main()  # under torchrun rank 0 alone writes the sweep's files
+    config_file = write_sweep_config(cfg, out_dir) if main else Path(out_dir) / "config.yaml"
     next_command = (f"pyg-ham compare -c {shlex.quote(str(config_file))} "
                     f"--variants-file {shlex.quote(str(best_file))}")
     doc = {"kind": "pyg-ham sweep", "dataset": first.get("dataset", cfg.dataset), "model": first.get("model"),
@@ -213,6 +216,8 @@ def run_sweep(cfg: ExperimentConfig, out_dir: Union[str, Path], *, alphas: Seque
            "config": {**cfg.to_dict(), "out": str(out_dir)}, "arms": arms, "variants": selected,
            "best_file": str(best_file), "config_file": str(config_file), "next_command": next_command,
            "provenance": first.get("provenance")}
+    if not main:
+        return doc
     write_json(out_dir / "sweep.json", doc)
     (out_dir / "sweep.md").write_text(_markdown(doc))
     rows = [{"arm": arm["name"], **{k: r[k] for k in ("variant", "valid_mean", "valid_std", "runs", "status")},

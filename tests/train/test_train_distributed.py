@@ -212,3 +212,15 @@ def test_torchrun_vision_trains_with_synchronised_batchnorm(tmp_path):
     # the CNN's BatchNorm2d layers ran synchronised (CPUSyncBatchNorm) and the model learned
     # (one process reaches 0.75 in 2 epochs; chance is 0.1)
     assert doc["runs"][0]["test"] > 0.5
+
+
+def test_torchrun_sweep_writes_and_reports_once(tmp_path):
+    out = tmp_path / "sweep"
+    args = ["sweep", "-o", "num_nodes=300", "--model", "sage", "--hidden", "8", "--norm", "none", "--batch-size",
+            "64", "--fanout", "5,5", "--epochs", "2", "--runs", "1", "--quiet", "--device", "cpu",
+            "--alphas", "20", "--betas", "0.001", "--out", str(out)]
+    code, stdout, err = _finish(_torchrun(args))
+    assert code == 0, err[-3000:]
+    assert stdout.count("Next:") == 1  # rank 0 alone prints the table
+    doc = json.loads((out / "sweep.json").read_text())
+    assert (out / "best.yaml").exists() and (out / "config.yaml").exists() and doc["variants"]
