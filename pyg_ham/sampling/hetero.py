@@ -31,7 +31,7 @@ from torch_geometric.typing import EdgeType, EdgeTypeStr, NodeType
 
 from pyg_ham.errors import ConfigError
 from pyg_ham.sampling.csc import _INT32_MAX, CSCGraph, get_csc
-from pyg_ham.sampling.kernels import _uniform_below, sample_one_hop, sample_rows
+from pyg_ham.sampling.kernels import _floyd_rows, sample_one_hop, sample_rows
 from pyg_ham.sampling.options import (
     KeyMap,
     TemporalIndex,
@@ -272,26 +272,7 @@ def sample_one_hop_per_row(
         return empty, empty
     start = csc.colptr.index_select(0, cols)
     deg = csc.colptr.index_select(0, cols + 1) - start
-    rand = torch.rand((n, k_max), dtype=torch.float64, device=device, generator=generator)
-    if replace:
-        picks = _uniform_below(rand, deg.unsqueeze(1))
-        count = (deg > 0).to(torch.int64) * k
-    else:
-        slot = torch.arange(k_max, device=device)
-        j = (deg - k_max).unsqueeze(1) + slot
-        j = torch.where(slot < (k_max - k).unsqueeze(1), -1, j)  # left-out slots never match
-        picks = torch.minimum((rand * (j + 1)).to(torch.int64), j)
-        for i in range(1, k_max):
-            t = picks[:, i]
-            dup = (picks[:, :i] == t.unsqueeze(1)).any(dim=1)
-            picks[:, i] = torch.where(dup, j[:, i], t)
-        count = torch.minimum(deg, k)
-    total = int(count.sum())
-    tgt = torch.repeat_interleave(torch.arange(n, device=device), count, output_size=total)
-    shift = torch.arange(0, n * k_max, k_max, device=device) + (k_max - count) - (torch.cumsum(count, 0) - count)
-    src = torch.arange(total, device=device) + shift.index_select(0, tgt)
-    pos = picks.add_(start.unsqueeze(1)).view(-1).index_select(0, src)
-    return pos, tgt
+    return _floyd_rows(start, deg, k, k_max, replace, generator)
 
 
 class TorchHeteroNeighborSampler(BaseSampler):
