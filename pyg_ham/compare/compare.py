@@ -102,8 +102,6 @@ def run_variants(cfg: ExperimentConfig, variants: Sequence[VariantLike], out_dir
         ConfigError: a bad variant, or earlier results in :obj:`out_dir` from another config.
         KeyboardInterrupt: passed on; everything finished so far is on disk.
     """
-    from pyg_ham.train.runner import load_task, run_experiment
-
     out_dir = Path(out_dir)
     parsed = as_variants(variants, cfg)
     plans = []
@@ -117,6 +115,21 @@ def run_variants(cfg: ExperimentConfig, variants: Sequence[VariantLike], out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.jobs > 1:
         return _run_variants_parallel(cfg, plans, out_dir, log=log, task=task, fresh=fresh, fresh_hint=fresh_hint)
+    from pyg_ham.train import distributed
+    from pyg_ham.train.config import resolve_device
+
+    # under torchrun one process group serves every variant (ending and restarting it between
+    # experiments races on the rendezvous store)
+    with distributed.session(resolve_device(cfg.device)):
+        return _run_variants_in_turn(cfg, plans, out_dir, log=log, task=task, fresh=fresh, fresh_hint=fresh_hint)
+
+
+def _run_variants_in_turn(cfg: ExperimentConfig, plans: Sequence[Any], out_dir: Path, *,
+                          log: Callable[[str], None], task: Optional[Any], fresh: bool,
+                          fresh_hint: str) -> List[VariantOutcome]:
+    """:func:`run_variants` in this process, one variant after another."""
+    from pyg_ham.train.runner import load_task, run_experiment
+
     outcomes: List[VariantOutcome] = []
     for i, (v, path, vcfg) in enumerate(plans, 1):
         error_file = out_dir / f"{v.slug}.error.txt"
