@@ -100,10 +100,17 @@ def sample_one_hop(
     else:
         picks = floyd_sample(deg, k, rand)
         count = deg.clamp(max=k)
-    # Row r's valid draws are its last count[r] slots; gather them without a mask.
+    return _last_slots(picks, start, count)
+
+
+def _last_slots(picks: Tensor, start: Tensor, count: Tensor) -> Tuple[Tensor, Tensor]:
+    """Row r's valid draws are the last ``count[r]`` of its ``picks.size(1)`` slots: gather them (as
+    positions ``start[r] + pick``) without a mask; returns ``(pos, tgt)``."""
+    n, width = picks.shape
+    device = picks.device
     total = int(count.sum())
     tgt = torch.repeat_interleave(torch.arange(n, device=device), count, output_size=total)
-    shift = torch.arange(0, n * k, k, device=device) + (k - count) - (torch.cumsum(count, 0) - count)
+    shift = torch.arange(0, n * width, width, device=device) + (width - count) - (torch.cumsum(count, 0) - count)
     src = torch.arange(total, device=device) + shift.index_select(0, tgt)
     pos = picks.add_(start.unsqueeze(1)).view(-1).index_select(0, src)
     return pos, tgt
@@ -144,12 +151,7 @@ def _floyd_rows(start: Tensor, deg: Tensor, k: Union[int, Tensor], k_max: int, r
             dup = (picks[:, :i] == t.unsqueeze(1)).any(dim=1)
             picks[:, i] = torch.where(dup, j[:, i], t)
         count = torch.minimum(deg, k_row)
-    total = int(count.sum())
-    tgt = torch.repeat_interleave(torch.arange(n, device=device), count, output_size=total)
-    shift = torch.arange(0, n * k_max, k_max, device=device) + (k_max - count) - (torch.cumsum(count, 0) - count)
-    src = torch.arange(total, device=device) + shift.index_select(0, tgt)
-    pos = picks.add_(start.unsqueeze(1)).view(-1).index_select(0, src)
-    return pos, tgt
+    return _last_slots(picks, start, count)
 
 
 def _weighted_rows(start: Tensor, deg: Tensor, k: Union[int, Tensor], k_max: int, weight: Tensor,
