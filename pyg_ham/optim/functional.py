@@ -19,9 +19,10 @@ Three implementations share this module and agree to floating-point rounding:
   applied in chunks of at most ``chunk_numel`` elements through one reused scratch buffer, so
   that its memory stays bounded and cache-resident, elsewhere in one pass over the whole list
   (see :func:`foreach_chunk_plan`),
-* ``"fused"``: a :func:`torch.compile`-d single pass per tensor with dynamic shapes (reads
-  :math:`\mathbf{w}` and :math:`\mathbf{g}` once, writes :math:`\mathbf{w}` once, allocates
-  nothing). One graph per (device, dtype) serves every shape and list length. It falls back
+* ``"fused"``: a :func:`torch.compile`-d single pass per tensor (reads :math:`\mathbf{w}` and
+  :math:`\mathbf{g}` once, writes :math:`\mathbf{w}` once, allocates nothing), called on
+  :data:`FUSED_ARITY` tensors at a time with a symbolic size each: one graph per
+  (device, dtype) serves every shape and list length. It falls back
   to ``"foreach"`` with one warning when compilation fails; an error raised while the
   compiled step runs propagates.
 
@@ -38,12 +39,13 @@ with the flag copied once to each device that holds parameters (see :func:`found
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import types
 import warnings
 from collections import OrderedDict, defaultdict
-from typing import Callable, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
+from typing import Callable, ContextManager, Dict, Iterable, List, Optional, Sequence, Tuple, Type, Union
 
 import torch
 from torch import Tensor
@@ -51,7 +53,7 @@ from torch import Tensor
 from pyg_ham.optim.sharding import local_shards
 
 __all__ = ["hyperbolic_step_", "foreach_chunk_plan", "found_inf_per_device", "compute_dtype", "IMPLEMENTATIONS",
-           "DEFAULT_CHUNK_NUMEL", "FUSED_MIN_NUMEL", "FUSED_TENSOR_MIN_NUMEL"]
+           "DEFAULT_CHUNK_NUMEL", "FUSED_MIN_NUMEL", "FUSED_ARITY"]
 
 Scalar = Union[float, Tensor]
 #: One chunk of the foreach plan: ``(tensor index, start, stop)`` flat element ranges.
@@ -65,13 +67,12 @@ DEFAULT_CHUNK_NUMEL = 1 << 18
 #: With ``implementation=None``, the fused path is used from this many elements on (below it,
 #: a one-off compilation costs more than it saves over a short run).
 FUSED_MIN_NUMEL = 4_000_000
-#: With ``implementation=None`` and the fused path chosen, tensors smaller than this go through one
-#: foreach call instead: each compiled call costs tens of microseconds of dispatch, more than the
-#: single pass saves on a small tensor.
-FUSED_TENSOR_MIN_NUMEL = 1 << 20
 #: Device types whose foreach path is chunked (for their caches); elsewhere chunking only
 #: multiplies kernel launches.
 CHUNKED_DEVICE_TYPES = ("cpu",)
+#: Tensors per call of the compiled kernel: each call costs tens of microseconds of dispatch,
+#: which this many tensors share; shorter lists are padded, so the arity never changes.
+FUSED_ARITY = 16
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
@@ -108,7 +109,7 @@ def foreach_chunk_plan(device_type: str, numels: Sequence[int], chunk_numel: int
     """
     if chunk_numel < 1:
         raise ValueError(f"foreach_chunk_plan: chunk_numel must be >= 1, got {chunk_numel}")
-    if device_type not in CHUNKED_DEVICE_TYPES:
+    if device_type not in CHUNKED_DEVICE_TYPES or sum(numels) <= chunk_numel:
         return [[(i, 0, n) for i, n in enumerate(numels)]] if len(numels) else []
     splittable = [True] * len(numels) if splittable is None else splittable
     out: List[Chunk] = []
@@ -201,19 +202,21 @@ def _foreach_step_(params: Sequence[Tensor], grads: Sequence[Tensor], lr: Scalar
         lr = lr.to(device=device, dtype=cd)
     scale: Scalar = lr * (-alpha)
     shift: Scalar = lr * (-beta)
-    plan = foreach_chunk_plan(device.type, [w.numel() for w in params], chunk_numel,
-                              [w.is_contiguous() and g.is_contiguous() for w, g in zip(params, grads)])
+    numels = [w.numel() for w in params]
+    splittable = [n <= chunk_numel or (w.is_contiguous() and g.is_contiguous())
+                  for n, w, g in zip(numels, params, grads)]
+    plan = foreach_chunk_plan(device.type, numels, chunk_numel, splittable)
     scratch = torch.empty(max(sum(b - a for _, a, b in chunk) for chunk in plan), dtype=cd, device=device)
     for chunk in plan:
         ws, gs, es, offset = [], [], [], 0
         for i, start, stop in chunk:
             w, g = params[i], grads[i]
-            if stop - start != w.numel():
+            if stop - start != numels[i]:
                 w, g = w.view(-1)[start:stop], g.view(-1)[start:stop]
             ws.append(w)
             gs.append(g)
-            es.append(scratch[offset:offset + w.numel()].view(w.shape))
-            offset += w.numel()
+            es.append(scratch[offset:offset + stop - start].view_as(w))
+            offset += stop - start
         torch._foreach_copy_(es, ws)
         torch._foreach_sign_(es)
         torch._foreach_mul_(es, gs)
@@ -229,20 +232,24 @@ def _foreach_step_(params: Sequence[Tensor], grads: Sequence[Tensor], lr: Scalar
         torch._foreach_mul_(ws, es)
 
 
-def _fused_kernel(w: Tensor, g: Tensor, lr: Tensor, alpha: Tensor, beta: Tensor, max_exponent: Tensor,
-                  skip: Tensor) -> None:
-    # One flat tensor; the scalars are 0-dim tensors of the compute dtype.
-    e = -lr * (alpha * torch.sign(w).to(lr.dtype) * g.to(lr.dtype) + beta)
-    e = torch.clamp(e, -max_exponent, max_exponent)
-    e = torch.where(skip, torch.zeros_like(e), e)
-    w.copy_(w.to(lr.dtype) * torch.exp(e))
+def _fused_kernel(ws: List[Tensor], gs: List[Tensor], lr: Tensor, alpha: Tensor, beta: Tensor,
+                  max_exponent: Tensor, skip: Tensor) -> None:
+    # FUSED_ARITY flat tensors; the scalars are 0-dim tensors of the compute dtype.
+    for w, g in zip(ws, gs):
+        e = -lr * (alpha * torch.sign(w).to(lr.dtype) * g.to(lr.dtype) + beta)
+        e = torch.clamp(e, -max_exponent, max_exponent)
+        e = torch.where(skip, torch.zeros_like(e), e)
+        w.copy_(w.to(lr.dtype) * torch.exp(e))
 
 
 #: (device, dtype) -> the compiled kernel. Each has its own code object, hence its own
-#: compilation cache and recompile limit, and compiles with dynamic shapes: the number of
-#: graphs does not grow with the number of tensors, shapes or models a process steps.
+#: compilation cache and recompile limit. Every call takes exactly :data:`FUSED_ARITY` flat
+#: tensors, each with its own symbolic size, so one graph serves every shape, list length and model.
 _compiled_kernels: Dict[Tuple[torch.device, torch.dtype], Callable[..., None]] = {}
 _fused_unavailable = False
+#: (device, dtype, arity) -> distinct zero tensors that fill a call's unused slots (distinct,
+#: since aliased inputs would be guarded on; zeros, which the step keeps at zero).
+_padding: Dict[Tuple[torch.device, torch.dtype, int], Tuple[List[Tensor], List[Tensor]]] = {}
 #: (value, device, dtype) -> 0-dim tensor: constant hyper-parameters cost no host->device copy.
 _scalar_cache: "OrderedDict[Tuple[object, ...], Tensor]" = OrderedDict()
 _SCALAR_CACHE_SIZE = 64
@@ -257,10 +264,32 @@ def _compiled_kernel_for(device: torch.device, dtype: torch.dtype) -> Callable[.
         if sys.version_info >= (3, 11):
             names["co_qualname"] = name
         code = _fused_kernel.__code__.replace(**names)  # type: ignore[arg-type]
+        # dynamic_threads: every loop gets a parallel region and OpenMP decides at run time
+        # (inductor otherwise decides at compile time from the first call's sizes: a first call
+        # on small tensors would leave every later large one on one thread)
         kernel = torch.compile(types.FunctionType(code, _fused_kernel.__globals__, name), dynamic=True,
-                               fullgraph=True)
+                               fullgraph=True, options={"cpp.dynamic_threads": True})
         _compiled_kernels[(device, dtype)] = kernel
     return kernel
+
+
+def _padding_for(device: torch.device, dtype: torch.dtype, arity: int) -> Tuple[List[Tensor], List[Tensor]]:
+    pad = _padding.get((device, dtype, arity))
+    if pad is None:
+        pad = ([torch.zeros(2, dtype=dtype, device=device) for _ in range(arity)],
+               [torch.zeros(2, dtype=dtype, device=device) for _ in range(arity)])
+        _padding[(device, dtype, arity)] = pad
+    return pad
+
+
+def _own_size_symbols() -> ContextManager[object]:
+    """Give every input size its own symbol when compiling: by default equal sizes share one
+    ("duck shaping"), and a later call where they differ would compile another graph."""
+    try:
+        import torch.fx.experimental._config as fx_config
+        return fx_config.patch(use_duck_shape=False)  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):  # pragma: no cover - a torch without the option
+        return contextlib.nullcontext()
 
 
 def _device_scalar(value: Scalar, device: torch.device, dtype: torch.dtype) -> Tensor:
@@ -295,35 +324,40 @@ def _warn_unavailable(exc: BaseException) -> None:
 
 
 def _fused_step_(params: Sequence[Tensor], grads: Sequence[Tensor], lr: Scalar, alpha: float, beta: float,
-                 max_exponent: Optional[float], skip: Optional[Tensor]) -> int:
-    """Run the compiled pass tensor by tensor; return how many tensors it stepped (fewer than
-    ``len(params)`` only after a compilation failure, which warns once)."""
+                 max_exponent: Optional[float], skip: Optional[Tensor]) -> List[int]:
+    """Run the compiled pass, :data:`FUSED_ARITY` tensors per call; return the indices of the
+    tensors it stepped (all of them but after a compilation failure, which warns once).
+
+    Tensors the kernel does not take (non-contiguous, or under 2 elements, whose sizes would be
+    specialised on) are left to the caller, as are those after a compilation failure."""
     if _fused_unavailable:
-        return 0
+        return []
     device, dtype = params[0].device, params[0].dtype
     try:
         kernel = _compiled_kernel_for(device, dtype)
         errors = _compile_errors()
     except Exception as exc:  # torch.compile itself unavailable (unsupported Python, ...)
         _warn_unavailable(exc)
-        return 0
+        return []
     cd = compute_dtype(dtype)
     scalars = (_device_scalar(lr, device, cd), _device_scalar(alpha, device, cd), _device_scalar(beta, device, cd),
                _device_scalar(math.inf if max_exponent is None else max_exponent, device, cd))
     flag = skip if skip is not None else _device_scalar(0.0, device, torch.bool)
-    for i, (w, g) in enumerate(zip(params, grads)):
-        if w.numel() == 0:
-            continue
-        if not (w.is_contiguous() and g.is_contiguous()):
-            _single_tensor_step_([w], [g], lr, alpha, beta, max_exponent, skip)
-            continue
+    eligible = [i for i, (w, g) in enumerate(zip(params, grads))
+                if w.numel() >= 2 and w.is_contiguous() and g.is_contiguous()]
+    pad_ws, pad_gs = _padding_for(device, dtype, FUSED_ARITY)
+    for start in range(0, len(eligible), FUSED_ARITY):
+        call = eligible[start:start + FUSED_ARITY]
+        # flat aliases that are not views (no ``_base`` for the compiled graph to guard on)
+        ws = [params[i].view(-1).detach() for i in call] + pad_ws[len(call):]
+        gs = [grads[i].view(-1).detach() for i in call] + pad_gs[len(call):]
         try:
-            # flat aliases that are not views (no ``_base`` for the compiled graph to guard on)
-            kernel(w.view(-1).detach(), g.view(-1).detach(), *scalars, flag)
+            with _own_size_symbols():
+                kernel(ws, gs, *scalars, flag)
         except errors as exc:  # raised while compiling, before the kernel wrote anything
             _warn_unavailable(exc)
-            return i
-    return len(params)
+            return eligible[:start]
+    return eligible
 
 
 def _group_by_device_dtype(params: Sequence[Tensor], grads: Sequence[Tensor]
@@ -381,8 +415,7 @@ def hyperbolic_step_(
             sync and without turning zeros into NaN. (default: :obj:`None`)
         implementation (str, optional): ``"for-loop"``, ``"foreach"`` or ``"fused"``;
             :obj:`None` picks ``"fused"`` for at least :data:`FUSED_MIN_NUMEL` (local)
-            elements where :func:`torch.compile` works (then tensors under
-            :data:`FUSED_TENSOR_MIN_NUMEL` elements share one foreach call), else ``"foreach"``. Inside a
+            elements where :func:`torch.compile` works, else ``"foreach"``. Inside a
             :func:`torch.compile`-d function every choice emits the plain expression.
             (default: :obj:`None`)
         chunk_numel (int): largest number of elements the foreach path treats at once on CPU;
@@ -421,10 +454,7 @@ def hyperbolic_step_(
             _expression_step_(ws, gs, lr, alpha, beta, max_exponent, skip)
             continue
         if impl == "fused":
-            forced = implementation == "fused"
-            large = [i for i, w in enumerate(ws) if forced or w.numel() >= FUSED_TENSOR_MIN_NUMEL]
-            done = _fused_step_([ws[i] for i in large], [gs[i] for i in large], lr, alpha, beta, max_exponent, skip)
-            stepped = set(large[:done])  # fewer than all only after a compilation failure
+            stepped = set(_fused_step_(ws, gs, lr, alpha, beta, max_exponent, skip))
             ws = [w for i, w in enumerate(ws) if i not in stepped]
             gs = [g for i, g in enumerate(gs) if i not in stepped]
             if not ws:

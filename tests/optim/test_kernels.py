@@ -23,8 +23,10 @@ def test_fused_path_stays_compiled_over_many_shapes_and_list_lengths():
     counters = torch._dynamo.utils.counters
     graphs_before = counters["stats"]["unique_graphs"]
     shapes = [(k + 2,) if k % 3 == 0 else (k + 2, 3) if k % 3 == 1 else (2, k + 1, 2) for k in range(24)]
-    for step, length in enumerate([1, 2, 3, 4, 5, 1, 2, 3, 4, 5, 3, 2]):
-        picked = [shapes[(2 * step + j) % len(shapes)] for j in range(length)]
+    # equal sizes first (compiled with one shared size they would be guarded equal), then all kinds
+    calls = [[(7, 3)] * 4] + [[shapes[(2 * step + j) % len(shapes)] for j in range(length)]
+                              for step, length in enumerate([1, 2, 3, 4, 5, 1, 9, 3, 17, 5, 3, 2])]
+    for picked in calls:
         ws = [torch.randn(s, generator=gen) for s in picked]
         gs = [torch.randn(s, generator=gen) for s in picked]
         expected = [reference(w, g, 0.01, 20.0, 0.1, 3.0) for w, g in zip(ws, gs)]
@@ -81,7 +83,8 @@ def test_a_compilation_failure_midway_falls_back_for_the_rest_only(monkeypatch):
 
     _fake_compile(monkeypatch, factory)
     gen = torch.Generator().manual_seed(1)
-    ws = [torch.randn(s, generator=gen, dtype=torch.float64) for s in [(4, 3), (5, 2), (7,)]]
+    shapes = [(4, 3), (5, 2), (7,)]  # one call's worth of tensors, then three for a call that fails
+    ws = [torch.randn(shapes[i % 3], generator=gen, dtype=torch.float64) for i in range(F.FUSED_ARITY + 3)]
     gs = [torch.randn(w.shape, generator=gen, dtype=torch.float64) for w in ws]
     expected = [reference(w, g, 0.02, 10.0, 0.1) for w, g in zip(ws, gs)]
     with pytest.warns(RuntimeWarning, match="unavailable"):
@@ -181,28 +184,53 @@ def test_float16_keeps_lr_and_alpha_in_float32(implementation, lr, alpha):
     torch.testing.assert_close(w, expected, rtol=torch.finfo(torch.float16).eps, atol=0)
 
 
-def test_the_default_fused_path_sends_small_tensors_to_one_foreach_call(monkeypatch):
-    """With implementation=None and enough elements for the fused path, tensors under
-    FUSED_TENSOR_MIN_NUMEL skip the per-tensor compiled call; every tensor is stepped exactly."""
-    compiled = []
+def test_the_fused_path_steps_fused_arity_tensors_per_call_and_leaves_the_rest_to_foreach(monkeypatch):
+    """Every call of the compiled kernel takes exactly FUSED_ARITY tensors (short calls padded
+    with zero tensors the step leaves at zero); tensors it cannot take (non-contiguous, under 2
+    elements) are stepped by the foreach path; every tensor is stepped exactly once."""
+    calls = []
 
     def factory(fn):
-        def kernel(w, *args):
-            compiled.append(w.numel())
-            fn(w, *args)
+        def kernel(ws, *args):
+            calls.append([w.numel() for w in ws if w.data_ptr() not in padding])
+            assert len(ws) == F.FUSED_ARITY
+            fn(ws, *args)
         return kernel
 
     _fake_compile(monkeypatch, factory)
-    monkeypatch.setattr(F, "FUSED_MIN_NUMEL", 100)
-    monkeypatch.setattr(F, "FUSED_TENSOR_MIN_NUMEL", 50)
     gen = torch.Generator().manual_seed(3)
-    ws = [torch.randn(n, generator=gen, dtype=torch.float64) for n in (60, 10, 80, 5)]
+    sizes = [3 + k for k in range(F.FUSED_ARITY + 2)]
+    ws = [torch.randn(n, generator=gen, dtype=torch.float64) for n in sizes]
+    one_element, transposed = torch.randn(1, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64).t()
+    ws += [one_element, transposed]
     gs = [torch.randn(w.shape, generator=gen, dtype=torch.float64) for w in ws]
+    pads = F._padding_for(torch.device("cpu"), torch.float64, F.FUSED_ARITY)
+    padding = {t.data_ptr() for ts in pads for t in ts}
     expected = [reference(w, g, 0.02, 10.0, 0.1, 5.0) for w, g in zip(ws, gs)]
-    hyperbolic_step_(ws, gs, 0.02, 10.0, 0.1, max_exponent=5.0)
-    assert sorted(compiled) == [60, 80]  # the two large tensors only
+    hyperbolic_step_(ws, gs, 0.02, 10.0, 0.1, max_exponent=5.0, implementation="fused")
+    assert calls == [sizes[:F.FUSED_ARITY], sizes[F.FUSED_ARITY:]]  # the 1-element and transposed ones: foreach
     for w, e in zip(ws, expected):
         torch.testing.assert_close(w, e, rtol=1e-12, atol=0)
-    compiled.clear()
-    hyperbolic_step_(ws, gs, 0.02, 10.0, 0.1, max_exponent=5.0, implementation="fused")
-    assert sorted(compiled) == [5, 10, 60, 80]  # forced: every tensor
+    assert not any(pad.any() for pad in pads[0])
+
+
+def test_the_compiled_kernel_stays_parallel_when_first_compiled_on_small_tensors():
+    """Inductor decides at compile time, from the first call's sizes, whether a loop runs on
+    several threads; the kernel is shared by every later (large) tensor, so each of its loops
+    must get a parallel region whatever the first call was."""
+    from torch._inductor.utils import run_and_get_code
+
+    torch._dynamo.reset()
+    F._compiled_kernels.clear()
+    ws = [torch.randn(3 + k, dtype=torch.float64) for k in range(3)]
+    gs = [torch.randn_like(w) for w in ws]
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _, code = run_and_get_code(F.hyperbolic_step_, ws, gs, 0.01, 10.0, 0.1, implementation="fused")
+    finally:
+        torch.set_num_threads(threads)
+    source = "\n".join(code)
+    loops = re.findall(r"for\(int64_t x0=", source)
+    assert len(loops) == F.FUSED_ARITY
+    assert source.count("#pragma omp for") == len(loops)
