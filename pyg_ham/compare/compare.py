@@ -102,7 +102,10 @@ def run_variants(cfg: ExperimentConfig, variants: Sequence[VariantLike], out_dir
         ConfigError: a bad variant, or earlier results in :obj:`out_dir` from another config.
         KeyboardInterrupt: passed on; everything finished so far is on disk.
     """
+    from pyg_ham.train import distributed
+
     out_dir = Path(out_dir)
+    distributed.check_config(cfg, distributed.launched_world_size())  # on every rank, before the group starts
     parsed = as_variants(variants, cfg)
     plans = []
     for v in parsed:  # validate everything before training anything
@@ -115,7 +118,6 @@ def run_variants(cfg: ExperimentConfig, variants: Sequence[VariantLike], out_dir
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg.jobs > 1:
         return _run_variants_parallel(cfg, plans, out_dir, log=log, task=task, fresh=fresh, fresh_hint=fresh_hint)
-    from pyg_ham.train import distributed
     from pyg_ham.train.config import resolve_device
 
     # under torchrun one process group serves every variant (ending and restarting it between

@@ -35,7 +35,7 @@ from pyg_ham.errors import ConfigError
 __all__ = ["world_size", "rank", "local_rank", "is_main", "is_distributed", "session", "describe", "barrier",
            "broadcast_object", "gather_objects", "all_gather_cat", "all_reduce_sum", "on_main", "wrap_model",
            "CPUSyncBatchNorm", "convert_sync_batchnorm", "share_memory", "launched", "launch", "check_config",
-           "error_line", "release_memory"]
+           "error_line", "release_memory", "launched_world_size"]
 
 T = TypeVar("T")
 _STATE: Dict[str, Any] = {"devices": None, "shared": set()}
@@ -43,7 +43,12 @@ _STATE: Dict[str, Any] = {"devices": None, "shared": set()}
 
 def launched() -> bool:
     """Whether this process was started by ``torchrun`` for more than one process."""
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return launched_world_size() > 1
+
+
+def launched_world_size() -> int:
+    """The number of processes ``torchrun`` started (``$WORLD_SIZE``; 1 without torchrun)."""
+    return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def is_distributed() -> bool:
@@ -335,11 +340,16 @@ def release_memory() -> None:
 
 def check_config(cfg: Any, processes: int) -> None:
     r"""Refuse, with one line and before any process starts, settings that cannot train in
-    :obj:`processes` processes: full-batch node training (every rank would compute the same step)
-    and a global batch that does not split evenly over the ranks."""
+    :obj:`processes` processes: ``--jobs`` worker processes, full-batch node training (every
+    rank would compute the same step), heterogeneous node training and a global batch that does
+    not split evenly over the ranks."""
     if processes <= 1:
         return
     from pyg_ham.datasets import get_info
+
+    if cfg.jobs > 1:
+        raise ConfigError("--jobs runs independent runs in worker processes of one process; in several "
+                          "processes every run already uses all of them: drop --jobs")
 
     kind = get_info(cfg.dataset).task
     if kind == "hetero-node":

@@ -137,6 +137,19 @@ class MiniBatchNodeTask(FullBatchNodeTask):
         seeds = batch.n_id[:batch.batch_size]
         return self.task.loss(out[:batch.batch_size], seeds), seeds.numel()
 
+    def predict(self, model: torch.nn.Module) -> Dict[str, Tuple[Tensor, Any]]:
+        r"""In one process, the full-graph forward (or layer-wise inference) on every node. In
+        several, rank 0 alone computes it and the engine broadcasts its scores, as PyG's
+        ``examples/multi_gpu`` do: the evaluator sees every prediction once and the scores are
+        one process's. (An exact split over the ranks would need an all-gather between layers
+        inside the model's inference; splitting the evaluated nodes over sampled subgraphs would
+        change the scores.)"""
+        from pyg_ham.train import distributed
+
+        if not distributed.is_main():
+            return {}
+        return super().predict(model)
+
     def stateful(self) -> Dict[str, Any]:
         return {"sampling_generator": GeneratorState(self.generator), "epoch_sampler": self.epochs_started}
 

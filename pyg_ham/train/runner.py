@@ -246,9 +246,7 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
     is validated on every rank) and rank 0 alone reads and writes ``cfg.out``, checkpoints and
     logs (:mod:`pyg_ham.train.distributed`)."""
     cfg.validate()
-    if cfg.jobs > 1 and distributed.launched():
-        raise ConfigError("--jobs runs independent runs in worker processes of one process; under torchrun "
-                          "every run already uses all the processes: drop --jobs")
+    distributed.check_config(cfg, distributed.launched_world_size())  # on every rank, before the group starts
     with distributed.session(resolve_device(cfg.device)) as device:
         exp = Experiment(cfg, task, log, device=device)
         if cfg.jobs > 1:

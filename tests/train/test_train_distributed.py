@@ -202,6 +202,31 @@ def test_full_batch_node_training_in_two_processes_is_refused():
     assert result.output.strip().splitlines()[-1].startswith("Error: full-batch node training in 2 processes")
 
 
+@pytest.mark.parametrize("command", ["train", "compare"])
+@pytest.mark.parametrize("setting, message", [
+    (["-o", "num_nodes=100", "--batch-size", "20", "--jobs", "2"], "--jobs runs independent runs"),
+    (["-o", "num_nodes=100"], "full-batch node training in 2 processes"),
+    (["--dataset", "synthetic-mag"], "heterogeneous node training runs in one process only"),
+])
+def test_settings_that_cannot_run_under_torchrun_are_refused_before_the_group_starts(
+        command, setting, message, monkeypatch, tmp_path):
+    """As a torchrun rank (WORLD_SIZE=2) but with no process group: each rank refuses with one line
+    before anything starts (a process group would wait for the other rank forever)."""
+    from click.testing import CliRunner
+
+    from pyg_ham.cli import main
+
+    for name, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "MASTER_ADDR": "127.0.0.1",
+                        "MASTER_PORT": "1"}.items():
+        monkeypatch.setenv(name, value)
+    out = ["--out", str(tmp_path / "r.json")] if command == "train" else ["--out", str(tmp_path / "cmp")]
+    result = CliRunner().invoke(main, [command, *setting, "--epochs", "1", *out])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1].startswith("Error: "), result.output
+    assert message in result.output.strip().splitlines()[-1]
+    assert not torch.distributed.is_initialized() and not list(tmp_path.iterdir())
+
+
 def test_torchrun_vision_trains_with_synchronised_batchnorm(tmp_path):
     out = tmp_path / "digits.json"
     code, stdout, err = _finish(_torchrun(["vision", "--epochs", "2", "--quiet", "--out", str(out)]))

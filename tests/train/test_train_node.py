@@ -113,3 +113,28 @@ def test_minibatch_resume_continues_exactly(tmp_path, monkeypatch):
     resumed = train_run(task, cfg, spec, torch.device("cpu"), checkpoint=ckpt, resume=True)
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in expected.history]
     assert resumed.test == expected.test
+
+
+def test_minibatch_evaluation_runs_on_rank_zero_only(monkeypatch):
+    """In several processes rank 0 alone predicts (its scores are broadcast by the engine); the
+    other ranks run no forward pass at all during evaluation."""
+    import torch
+
+    from pyg_ham.train import distributed
+    from pyg_ham.train.node import MiniBatchNodeTask
+    from pyg_ham.train.runner import load_task
+
+    cfg = small(model="sage", batch_size=32, fanout=[5, 5], norm=None)
+    task = MiniBatchNodeTask(load_task(cfg), cfg, {"key": "run0", "seed": 0, "fields": {"run": 0}},
+                             torch.device("cpu"))
+    model = task.build_model().eval()
+    calls = []
+    model.register_forward_hook(lambda *args: calls.append(1))
+    with torch.no_grad():
+        on_rank0 = task.predict(model)
+        assert len(calls) == 1 and set(on_rank0) == {"train", "valid", "test"}
+        expected = model(task.data.x, task.data.edge_index)
+        torch.testing.assert_close(on_rank0["test"][0], expected)
+        monkeypatch.setattr(distributed, "rank", lambda: 1)
+        calls.clear()
+        assert task.predict(model) == {} and not calls
