@@ -65,7 +65,7 @@ def _no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", no_connection)
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The read-only offline dataset folder ``../shared/data`` (skips if absent)."""
     if not SHARED_DATA.exists():
