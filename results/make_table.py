@@ -105,8 +105,9 @@ def rows_of(path):
         if tag in SUPERSEDED:
             notes.append(f"superseded by {SUPERSEDED[tag]}")
         for who, v in (("base", base), ("HAM", ham)):
-            if v.get("diverged"):
-                notes.append(f"{who} {v['diverged']} diverged")
+            for status in ("diverged", "unstable"):  # counted by pyg_ham.train.stability
+                if v.get(status):
+                    notes.append(f"{who} {v[status]} {status}")
         paired = bool(c.get("n")) and c["mean"] == c["mean"]
         row = [
             d["dataset"], d.get("model") or "-", d["metric"] + (" (%)" if scale == 100.0 else ""),

@@ -52,3 +52,24 @@ def test_report_of_a_single_run_shows_no_zero_std(tmp_path):
         write_json(tmp_path / name, doc)
     text = format_report(report_entries([tmp_path], sort="file"))
     assert "± 0.0000" not in text and text.count("0.8000 (1 run)") == 2 and text.count("0.7000 (1 run)") == 2
+
+
+def test_the_stored_comparisons_match_what_the_current_code_builds_from_their_runs():
+    """Every results/*/comparison.json says what pyg-ham compare would say today about its finished
+    variant JSONs (verdicts, instability counts): a change to how comparisons are judged must come
+    with `python results/refresh_comparisons.py` (then make_table.py --update)."""
+    import importlib.util
+    from pathlib import Path
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    spec = importlib.util.spec_from_file_location("refresh_comparisons", results / "refresh_comparisons.py")
+    refresh = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(refresh)
+    paths = sorted(results.glob("*/comparison.json"))
+    assert len(paths) > 20
+    for path in paths:
+        stored, rebuilt = json.loads(path.read_text()), refresh.rebuild(path)
+        assert [(c["variant"], c["verdict"]) for c in stored["comparisons"]] == \
+            [(c["variant"], c["verdict"]) for c in rebuilt["comparisons"]], path.parent.name
+        assert [(v["label"], v["diverged"], v["unstable"]) for v in stored["variants"]] == \
+            [(v["label"], v["diverged"], v["unstable"]) for v in rebuilt["variants"]], path.parent.name
