@@ -70,8 +70,8 @@ FUSED_MIN_NUMEL = 4_000_000
 #: Device types whose foreach path is chunked (for their caches); elsewhere chunking only
 #: multiplies kernel launches.
 CHUNKED_DEVICE_TYPES = ("cpu",)
-#: Tensors per call of the compiled kernel: each call costs tens of microseconds of dispatch,
-#: which this many tensors share; shorter lists are padded, so the arity never changes.
+#: Tensors per call of the compiled kernel: each call costs its dispatch and an OpenMP region (~0.3 ms,
+#: 2 threads, benchmarks/fused_dispatch.py), which this many tensors share; shorter lists are padded.
 FUSED_ARITY = 16
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)

@@ -44,6 +44,9 @@ class FullBatchNodeTask(TrainingTask):
         if cfg.eval_mode == "sampled":
             raise ConfigError(f"{task.name}: eval_mode 'sampled' is for heterogeneous graphs (ogbn-mag); "
                               f"use eval_mode full or layerwise")
+        if cfg.eval_mode == "layerwise" and cfg.jk not in (None, "last"):
+            raise ConfigError(f"eval_mode 'layerwise' runs PyG's layer-by-layer inference, which has no jumping "
+                              f"knowledge {cfg.jk!r}; use eval_mode full, or --jk last")
         if cfg.batch_size is None and distributed.world_size() > 1:
             raise ConfigError(f"full-batch node training in {distributed.world_size()} processes would compute the "
                               f"same step {distributed.world_size()} times; set --batch-size to split mini-batches "
@@ -132,8 +135,11 @@ class MiniBatchNodeTask(FullBatchNodeTask):
 
     def batch_loss(self, model: torch.nn.Module, batch: Any) -> Tuple[Tensor, int]:
         batch = batch.to(self.device)
-        out = model(batch.x, batch.edge_index, num_sampled_nodes_per_hop=batch.num_sampled_nodes,
-                    num_sampled_edges_per_hop=batch.num_sampled_edges)
+        if self.cfg.jk in (None, "last"):  # trim each layer to the hops it still reaches
+            out = model(batch.x, batch.edge_index, num_sampled_nodes_per_hop=batch.num_sampled_nodes,
+                        num_sampled_edges_per_hop=batch.num_sampled_edges)
+        else:  # PyG's trimming keeps no per-layer output for jumping knowledge to combine
+            out = model(batch.x, batch.edge_index)
         seeds = batch.n_id[:batch.batch_size]
         return self.task.loss(out[:batch.batch_size], seeds), seeds.numel()
 

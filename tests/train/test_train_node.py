@@ -138,3 +138,19 @@ def test_minibatch_evaluation_runs_on_rank_zero_only(monkeypatch):
         monkeypatch.setattr(distributed, "rank", lambda: 1)
         calls.clear()
         assert task.predict(model) == {} and not calls
+
+
+@pytest.mark.parametrize("jk", ["cat", "max", "last"])
+def test_minibatch_training_with_jumping_knowledge(jk):
+    """PyG's layer trimming (num_sampled_nodes_per_hop) does not support jumping knowledge other
+    than "last": the mini-batch trainer then runs the model on the whole sampled subgraph."""
+    doc = run_experiment(small(model="sage", batch_size=64, fanout=[5, 5], epochs=2, jk=jk, norm=None),
+                         log=lambda m: None)
+    assert len(doc["runs"][0]["history"]) == 2 and doc["runs"][0]["test"] > 0
+
+
+def test_layerwise_evaluation_with_jumping_knowledge_is_refused():
+    from pyg_ham.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="eval_mode 'layerwise'.*--jk"):
+        run_experiment(small(model="sage", jk="cat", eval_mode="layerwise"), log=lambda m: None)
