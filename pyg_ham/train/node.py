@@ -145,16 +145,35 @@ class MiniBatchNodeTask(FullBatchNodeTask):
 
     def predict(self, model: torch.nn.Module) -> Dict[str, Tuple[Tensor, Any]]:
         r"""In one process, the full-graph forward (or layer-wise inference) on every node. In
-        several, rank 0 alone computes it and the engine broadcasts its scores, as PyG's
-        ``examples/multi_gpu`` do: the evaluator sees every prediction once and the scores are
-        one process's. (An exact split over the ranks would need an all-gather between layers
-        inside the model's inference; splitting the evaluated nodes over sampled subgraphs would
-        change the scores.)"""
+        :math:`R` processes, layer-wise inference (``eval_mode="layerwise"``) is split: per
+        layer every rank computes its contiguous share of the nodes with PyG's
+        ``BasicGNN.inference_per_layer`` over their one-hop neighbourhoods, and the shares are
+        all-gathered before the next layer. The full-graph forward is not split (an exact split
+        needs the model's layers): rank 0 alone computes it, as PyG's ``examples/multi_gpu`` do.
+        Either way rank 0 alone scores, so the evaluator sees every prediction once, and the
+        engine broadcasts its scores."""
         from pyg_ham.train import distributed
 
+        layerwise = self.cfg.eval_mode == "layerwise" and hasattr(model, "inference_per_layer")
+        if distributed.world_size() > 1 and layerwise:
+            out = self._split_layerwise_inference(model)
+            return {k: (out, self.split[k]) for k in self.eval_splits} if distributed.is_main() else {}
         if not distributed.is_main():
             return {}
         return super().predict(model)
+
+    def _split_layerwise_inference(self, model: Any) -> Tensor:
+        from pyg_ham.sampling import neighbor_loader
+        from pyg_ham.train import distributed
+
+        share = torch.arange(self.data.num_nodes).tensor_split(distributed.world_size())[distributed.rank()]
+        loader = neighbor_loader(self.data, [-1], batch_size=self.cfg.batch_size, input_nodes=share)
+        x_all = self.data.x
+        for layer in range(model.num_layers):
+            xs = [model.inference_per_layer(layer, x_all[batch.n_id].to(self.device),
+                                            batch.edge_index.to(self.device), batch.batch_size) for batch in loader]
+            x_all = distributed.all_gather_cat(torch.cat(xs))  # rank order is node order
+        return x_all
 
     def stateful(self) -> Dict[str, Any]:
         return {"sampling_generator": GeneratorState(self.generator), "epoch_sampler": self.epochs_started}

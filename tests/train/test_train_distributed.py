@@ -162,6 +162,20 @@ def test_torchrun_node_minibatch_two_nodes_matches_one_process_and_resumes(tmp_p
     assert again["runs"][0]["test"] == doc["runs"][0]["test"]
 
 
+def test_torchrun_layerwise_evaluation_is_split_over_ranks_and_matches_one_process(tmp_path):
+    """eval_mode layerwise in 2 processes: each rank computes half of the nodes per layer (gathered
+    between layers); SAGE's per-node inference does not depend on the batch, so the scores are one
+    process's."""
+    two, one = tmp_path / "two.json", tmp_path / "one.json"
+    args = NODE_ARGS + ["--epochs", "4", "--optimizer", "sgd", "--lr", "0.05", "--alpha", "2", "--fanout=-1,-1,-1",
+                        "--layers", "3", "--eval-mode", "layerwise"]
+    proc = _torchrun(args + ["--out", str(two)])
+    _one_process(args + ["--out", str(one)])
+    code, _, err = _finish(proc)
+    assert code == 0, err[-3000:]
+    _assert_same_runs(json.loads(two.read_text()), json.loads(one.read_text()), rtol=1e-4)
+
+
 def test_torchrun_graph_training_matches_one_process(staged, tmp_path):
     root = staged("TUDataset", "MUTAG")
     two, one = tmp_path / "two.json", tmp_path / "one.json"

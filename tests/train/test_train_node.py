@@ -154,3 +154,61 @@ def test_layerwise_evaluation_with_jumping_knowledge_is_refused():
 
     with pytest.raises(ConfigError, match="eval_mode 'layerwise'.*--jk"):
         run_experiment(small(model="sage", jk="cat", eval_mode="layerwise"), log=lambda m: None)
+
+
+def test_split_layerwise_inference_computes_each_ranks_share_and_equals_pygs(monkeypatch):
+    """Two ranks simulated by two threads (the all-gather is a barrier): per layer each rank runs
+    PyG's inference_per_layer on its contiguous half of the nodes only, and every rank ends with
+    what one process's BasicGNN.inference computes."""
+    import threading
+
+    import torch
+
+    from pyg_ham.sampling import neighbor_loader
+    from pyg_ham.train import distributed
+    from pyg_ham.train.node import MiniBatchNodeTask
+    from pyg_ham.train.runner import load_task
+
+    cfg = small(model="sage", batch_size=32, fanout=[5, 5, 5], layers=3, eval_mode="layerwise", norm=None)
+    task = MiniBatchNodeTask(load_task(cfg), cfg, {"key": "run0", "seed": 0, "fields": {"run": 0}},
+                             torch.device("cpu"))
+    model = task.build_model().eval()
+    with torch.no_grad():
+        expected = model.inference(neighbor_loader(task.data, [-1], batch_size=64), progress_bar=False)
+
+    local, barrier, slots, rows = threading.local(), threading.Barrier(2), [None, None], []
+    real_layer = model.inference_per_layer
+
+    def recording_layer(layer, x, edge_index, batch_size):
+        rows.append((local.rank, layer, batch_size))
+        return real_layer(layer, x, edge_index, batch_size)
+
+    def all_gather_cat(t):
+        slots[local.rank] = t
+        barrier.wait()
+        out = torch.cat(slots)
+        barrier.wait()
+        return out
+
+    monkeypatch.setattr(model, "inference_per_layer", recording_layer)
+    monkeypatch.setattr(distributed, "world_size", lambda: 2)
+    monkeypatch.setattr(distributed, "rank", lambda: local.rank)
+    monkeypatch.setattr(distributed, "all_gather_cat", all_gather_cat)
+    outputs = {}
+
+    def rank_main(rank):
+        local.rank = rank
+        with torch.no_grad():
+            outputs[rank] = task.predict(model)
+
+    threads = [threading.Thread(target=rank_main, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert outputs[1] == {} and set(outputs[0]) == {"train", "valid", "test"}  # rank 0 alone scores
+    torch.testing.assert_close(outputs[0]["test"][0], expected, rtol=1e-4, atol=1e-5)
+    n = task.data.num_nodes
+    for rank in range(2):
+        for layer in range(3):
+            assert sum(b for r, lay, b in rows if r == rank and lay == layer) == n // 2
