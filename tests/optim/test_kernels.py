@@ -47,7 +47,6 @@ def test_fused_path_stays_compiled_over_many_shapes_and_list_lengths():
 
 def _fake_compile(monkeypatch, kernel_factory):
     """Replace torch.compile (and forget compiled kernels) so the fused path gets our kernel."""
-    monkeypatch.setattr(F, "_compiled_kernel", None, raising=False)
     monkeypatch.setattr(F, "_compiled_kernels", {}, raising=False)
     monkeypatch.setattr(F, "_fused_unavailable", False)
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: kernel_factory(fn))
