@@ -75,9 +75,7 @@ class FullBatchHeteroNodeTask(FullBatchNodeTask):
                               f"use eval_mode full (whole graph) or sampled (the training fanout)")
         from pyg_ham.train import distributed
 
-        if distributed.world_size() > 1:  # its loader does not split the seeds over ranks yet
-            raise ConfigError(f"{task.name}: heterogeneous node training runs in one process only so far; "
-                              f"run it without torchrun/--nproc")
+        distributed.check_config(cfg, distributed.world_size())  # one process only so far
         kind = FullBatchHeteroNodeTask if cfg.batch_size is None else MiniBatchHeteroNodeTask
         return kind(task, cfg, spec, device, **options)
 

@@ -47,10 +47,7 @@ class FullBatchNodeTask(TrainingTask):
         if cfg.eval_mode == "layerwise" and cfg.jk not in (None, "last"):
             raise ConfigError(f"eval_mode 'layerwise' runs PyG's layer-by-layer inference, which has no jumping "
                               f"knowledge {cfg.jk!r}; use eval_mode full, or --jk last")
-        if cfg.batch_size is None and distributed.world_size() > 1:
-            raise ConfigError(f"full-batch node training in {distributed.world_size()} processes would compute the "
-                              f"same step {distributed.world_size()} times; set --batch-size to split mini-batches "
-                              f"over the processes, or run in one process")
+        distributed.check_config(cfg, distributed.world_size())  # full batch, uneven batch, ...
         kind = FullBatchNodeTask if cfg.batch_size is None else MiniBatchNodeTask
         return kind(task, cfg, spec, device, **options)
 
@@ -106,9 +103,6 @@ class MiniBatchNodeTask(FullBatchNodeTask):
 
         world, rank = distributed.world_size(), distributed.rank()
         if world > 1:
-            if cfg.batch_size % world:
-                raise ConfigError(f"batch_size {cfg.batch_size} is the global batch and must split evenly over "
-                                  f"{world} processes; use a multiple of {world}")
             distributed.share_memory(task.data)
         super().__init__(task, cfg, spec, device)
         from torch.utils.data.distributed import DistributedSampler
