@@ -195,7 +195,7 @@ def apply_hyperbolic_step(
             masked where it is positive.
         implementation (str, optional): see :func:`~pyg_ham.optim.hyperbolic_step_`.
         stats (ExponentStats, optional): also accumulate the exponent's diagnostics
-            (:mod:`pyg_ham.optim.stats`). (default: :obj:`None`)
+            (:mod:`pyg_ham.optim.stats`) inside the step's pass. (default: :obj:`None`)
     """
     defaults = {**HAM_DEFAULTS, **(defaults or {})}
     for group, params, grads in _selected(list(param_groups), defaults):
@@ -203,10 +203,8 @@ def apply_hyperbolic_step(
         alpha = -alpha if group.get("maximize", False) else alpha
         beta = group.get("ham_beta", defaults["ham_beta"])
         max_exponent = group.get("ham_max_exponent", defaults["ham_max_exponent"])
-        if stats is not None:
-            stats.observe(params, grads, group["lr"], alpha, beta, max_exponent, found_inf)
         hyperbolic_step_(params, grads, group["lr"], alpha, beta, max_exponent=max_exponent, found_inf=found_inf,
-                         implementation=implementation)
+                         implementation=implementation, stats=stats)
 
 
 def _check_step(optimizer: Optimizer) -> None:
@@ -257,8 +255,9 @@ class _HAMHook:
 
     def after_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
         if self.attached or self.stepping:
+            stats = self.stats if self.stats is not None and self.stats.sampling() else None
             apply_hyperbolic_step(optimizer.param_groups, optimizer.defaults, getattr(optimizer, "found_inf", None),
-                                  self.implementation, self.stats)
+                                  self.implementation, stats)
 
     def before_load(self, optimizer: Optimizer, state_dict: Dict[str, Any]) -> None:
         for i, group in enumerate(state_dict.get("param_groups", ())):
@@ -545,14 +544,22 @@ def attach_ham(
     return _AttachHandle(optimizer, record)
 
 
-def track_exponents(optimizer: Optimizer) -> Optional[ExponentStats]:
+def track_exponents(optimizer: Optimizer, every: int = 1) -> Optional[ExponentStats]:
     r"""Switch on the exponent diagnostics (:mod:`pyg_ham.optim.stats`) of an optimizer that
     carries HAM (a :class:`HAM` or an :func:`attach_ham` optimizer) and return the accumulator
-    (the same one on a second call); :obj:`None` for an optimizer without HAM."""
+    (the same one on a second call, with :obj:`every` updated); :obj:`None` for an optimizer
+    without HAM.
+
+    Args:
+        optimizer (Optimizer): the optimizer.
+        every (int): observe every :obj:`every`-th step (the first after each
+            :meth:`~pyg_ham.optim.ExponentStats.read` always). (default: :obj:`1`)
+    """
     base = optimizer.base if isinstance(optimizer, HAM) else optimizer
     record = base.__dict__.get(_RECORD)
     if record is None:
         return None
     if record.stats is None:
-        record.stats = ExponentStats()
+        record.stats = ExponentStats(every)
+    record.stats.every = ExponentStats(every).every  # validated
     return record.stats

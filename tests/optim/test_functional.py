@@ -101,20 +101,18 @@ def test_fused_falls_back_cleanly_when_compilation_fails(monkeypatch):
     def broken(*args, **kwargs):
         raise InvalidCxxCompiler()  # what inductor raises without a C++ compiler
 
-    monkeypatch.setattr(F, "_compiled_kernels", {})
+    monkeypatch.setattr(F, "_kernels", F._FusedKernels())
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: broken)
-    monkeypatch.setattr(F, "_fused_unavailable", False)
     ws, gs = tensors(6)
     expected = [formula(w, g, 0.01, 5.0, 0.1) for w, g in zip(ws, gs)]
     with pytest.warns(RuntimeWarning, match="fused"):
         hyperbolic_step_(ws, gs, 0.01, 5.0, 0.1, implementation="fused")
     for w, e in zip(ws, expected):
         torch.testing.assert_close(w, e)
-    assert F._fused_unavailable and F._default_implementation(ws) == "foreach"
+    assert F._kernels.unavailable and F._default_implementation(ws) == "foreach"
 
 
 def test_default_implementation_by_size(monkeypatch):
-    monkeypatch.setattr(F, "_fused_unavailable", False)
     small = [torch.empty(10, 10)]
     big = [torch.empty(F.FUSED_MIN_NUMEL)]
     assert F._default_implementation(small) == "foreach"

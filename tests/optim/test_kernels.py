@@ -18,37 +18,53 @@ def reference(w, g, lr, alpha, beta, bound=None):
 
 
 @pytest.mark.filterwarnings("error::RuntimeWarning")
-def test_fused_path_stays_compiled_over_many_shapes_and_list_lengths():
+def test_every_signature_compiles_once_and_those_beyond_the_cache_take_foreach(monkeypatch):
+    """A signature (the sizes of one call's tensors) is compiled once with static shapes from its
+    own code object: a changing lr, another signature or a repeat never recompiles it (no recompile
+    limit to hit), and signatures beyond FUSED_CACHE_SIZE are stepped, correctly, by foreach."""
+    monkeypatch.setattr(F, "_kernels", F._FusedKernels())
+    monkeypatch.setattr(F, "FUSED_CACHE_SIZE", 3)
     gen = torch.Generator().manual_seed(0)
     counters = torch._dynamo.utils.counters
+    graphs_before, recompiles_before = counters["stats"]["unique_graphs"], counters["recompiles"].copy()
+    foreach_calls = []
+    real_foreach = F._foreach_step_
+    monkeypatch.setattr(F, "_foreach_step_", lambda ws, *a: (foreach_calls.append(len(ws)), real_foreach(ws, *a)))
+    # equal sizes, a one-element tensor, 3-D, then signatures beyond the cache
+    signatures = [[(7, 3)] * 4, [(1,), (5, 2)], [(2, 3, 4)], [(9,)], [(4, 4), (3,)]]
+    for repeat in range(2):
+        for k, picked in enumerate(signatures):
+            lr = 0.01 * (1 + k + 5 * repeat)  # a new learning rate at every call
+            ws = [torch.randn(s, generator=gen) for s in picked]
+            gs = [torch.randn(s, generator=gen) for s in picked]
+            expected = [reference(w, g, lr, 20.0, 0.1, 3.0) for w, g in zip(ws, gs)]
+            hyperbolic_step_(ws, gs, lr, 20.0, 0.1, max_exponent=3.0, implementation="fused")
+            for w, e in zip(ws, expected):
+                torch.testing.assert_close(w, e, rtol=2e-6, atol=1e-7)
+    assert not F._kernels.unavailable
+    assert len(F._kernels.kernels) == 3
+    assert counters["stats"]["unique_graphs"] - graphs_before == 3  # each compiled once, whatever the lr
+    assert counters["recompiles"] == recompiles_before
+    assert foreach_calls == [1, 2, 1, 2]  # the 4th and 5th signatures, on both rounds
+
+
+def test_views_at_odd_storage_offsets_share_their_signature_s_kernel(monkeypatch):
+    monkeypatch.setattr(F, "_kernels", F._FusedKernels())
+    gen = torch.Generator().manual_seed(4)
+    counters = torch._dynamo.utils.counters
     graphs_before = counters["stats"]["unique_graphs"]
-    shapes = [(k + 2,) if k % 3 == 0 else (k + 2, 3) if k % 3 == 1 else (2, k + 1, 2) for k in range(24)]
-    # equal sizes first (compiled with one shared size they would be guarded equal), then all kinds
-    calls = [[(7, 3)] * 4] + [[shapes[(2 * step + j) % len(shapes)] for j in range(length)]
-                              for step, length in enumerate([1, 2, 3, 4, 5, 1, 9, 3, 17, 5, 3, 2])]
-    for picked in calls:
-        ws = [torch.randn(s, generator=gen) for s in picked]
-        gs = [torch.randn(s, generator=gen) for s in picked]
-        expected = [reference(w, g, 0.01, 20.0, 0.1, 3.0) for w, g in zip(ws, gs)]
-        hyperbolic_step_(ws, gs, 0.01, 20.0, 0.1, max_exponent=3.0, implementation="fused")
-        for w, e in zip(ws, expected):
-            torch.testing.assert_close(w, e, rtol=2e-6, atol=1e-7)
-    # views at odd storage offsets (as shards of a flat buffer) take the same graph
     buf, gbuf = torch.randn(400, generator=gen), torch.randn(400, generator=gen)
-    for offset in (1, 3, 17):
+    for offset in (0, 1, 3, 17):  # as shards of a flat buffer
         w, g = buf[offset:offset + 60].view(6, 10), gbuf[offset:offset + 60].view(6, 10)
         expected = reference(w, g, 0.01, 20.0, 0.1, 3.0)
         hyperbolic_step_([w], [g], 0.01, 20.0, 0.1, max_exponent=3.0, implementation="fused")
         torch.testing.assert_close(w, expected, rtol=2e-6, atol=1e-7)
-    assert not F._fused_unavailable
-    # one dynamic-shape graph for float32 on CPU serves every shape and list length
-    assert counters["stats"]["unique_graphs"] - graphs_before <= 2
+    assert counters["stats"]["unique_graphs"] - graphs_before == 1
 
 
 def _fake_compile(monkeypatch, kernel_factory):
     """Replace torch.compile (and forget compiled kernels) so the fused path gets our kernel."""
-    monkeypatch.setattr(F, "_compiled_kernels", {}, raising=False)
-    monkeypatch.setattr(F, "_fused_unavailable", False)
+    monkeypatch.setattr(F, "_kernels", F._FusedKernels())
     monkeypatch.setattr(torch, "compile", lambda fn, **kwargs: kernel_factory(fn))
 
 
@@ -83,7 +99,7 @@ def test_a_compilation_failure_midway_falls_back_for_the_rest_only(monkeypatch):
     _fake_compile(monkeypatch, factory)
     gen = torch.Generator().manual_seed(1)
     shapes = [(4, 3), (5, 2), (7,)]  # one call's worth of tensors, then three for a call that fails
-    ws = [torch.randn(shapes[i % 3], generator=gen, dtype=torch.float64) for i in range(F.FUSED_ARITY + 3)]
+    ws = [torch.randn(shapes[i % 3], generator=gen, dtype=torch.float64) for i in range(F.FUSED_GROUP_SIZE + 3)]
     gs = [torch.randn(w.shape, generator=gen, dtype=torch.float64) for w in ws]
     expected = [reference(w, g, 0.02, 10.0, 0.1) for w, g in zip(ws, gs)]
     with pytest.warns(RuntimeWarning, match="unavailable"):
@@ -113,11 +129,22 @@ def test_inside_torch_compile_the_step_is_one_fused_expression_without_scratch()
         torch.testing.assert_close(w, e, rtol=2e-6, atol=1e-7)
 
 
-def test_foreach_chunk_plan_chunks_on_cpu_only():
+def test_foreach_chunk_plan_bounds_every_chunk_on_every_device():
     n = 100_000_000
-    # CUDA (and any non-CPU device): one chunk, whole tensors, one launch per foreach op
-    assert F.foreach_chunk_plan("cuda", [n, 10, 3]) == [[(0, 0, n), (1, 0, 10), (2, 0, 3)]]
+    # CUDA (and any non-CPU device): few large chunks, whole tensors where they fit
+    assert F.foreach_chunk_plan("cuda", [1000, 10, 3]) == [[(0, 0, 1000), (1, 0, 10), (2, 0, 3)]]
     assert F.foreach_chunk_plan("cuda", []) == []
+    big = 1 << 26
+    assert F.foreach_chunk_plan("cuda", [n, 10, 3]) == [[(0, 0, big)], [(0, big, n), (1, 0, 10), (2, 0, 3)]]
+    # the scratch buffer (the largest chunk) is at most max(2**26, the largest tensor), whatever the list
+    for numels, splittable in [([n, n, 5], None), ([3 * big, 7], [False, True]), ([big // 3] * 10, None),
+                               ([big + 1, big + 1], [False, False])]:
+        for device in ("cuda", "cpu"):
+            plan = F.foreach_chunk_plan(device, numels, splittable=splittable)
+            flat = [r for chunk in plan for r in chunk]
+            assert sum(b - a for _, a, b in flat) == sum(numels)
+            limit = max(big if device == "cuda" else 2 ** 18, max(numels))
+            assert max(sum(b - a for _, a, b in chunk) for chunk in plan) <= limit
     # CPU: chunks of at most 2**18 elements covering every element once, in order
     plan = F.foreach_chunk_plan("cpu", [n])
     assert len(plan) == -(-n // 2 ** 18) == 382
@@ -183,53 +210,49 @@ def test_float16_keeps_lr_and_alpha_in_float32(implementation, lr, alpha):
     torch.testing.assert_close(w, expected, rtol=torch.finfo(torch.float16).eps, atol=0)
 
 
-def test_the_fused_path_steps_fused_arity_tensors_per_call_and_leaves_the_rest_to_foreach(monkeypatch):
-    """Every call of the compiled kernel takes exactly FUSED_ARITY tensors (short calls padded
-    with zero tensors the step leaves at zero); tensors it cannot take (non-contiguous, under 2
-    elements) are stepped by the foreach path; every tensor is stepped exactly once."""
+def test_the_fused_path_steps_up_to_fused_group_size_tensors_per_call_and_leaves_the_rest_to_foreach(monkeypatch):
+    """Each call of a compiled kernel takes up to FUSED_GROUP_SIZE tensors, in order; non-contiguous
+    tensors are stepped by the foreach path; every tensor is stepped exactly once."""
     calls = []
 
     def factory(fn):
         def kernel(ws, *args):
-            calls.append([w.numel() for w in ws if w.data_ptr() not in padding])
-            assert len(ws) == F.FUSED_ARITY
+            calls.append([w.numel() for w in ws])
             fn(ws, *args)
         return kernel
 
     _fake_compile(monkeypatch, factory)
     gen = torch.Generator().manual_seed(3)
-    sizes = [3 + k for k in range(F.FUSED_ARITY + 2)]
+    sizes = [1] + [3 + k for k in range(F.FUSED_GROUP_SIZE + 1)]
     ws = [torch.randn(n, generator=gen, dtype=torch.float64) for n in sizes]
-    one_element, transposed = torch.randn(1, dtype=torch.float64), torch.randn(4, 6, dtype=torch.float64).t()
-    ws += [one_element, transposed]
+    transposed = torch.randn(4, 6, dtype=torch.float64).t()
+    ws.insert(5, transposed)
     gs = [torch.randn(w.shape, generator=gen, dtype=torch.float64) for w in ws]
-    pads = F._padding_for(torch.device("cpu"), torch.float64, F.FUSED_ARITY)
-    padding = {t.data_ptr() for ts in pads for t in ts}
     expected = [reference(w, g, 0.02, 10.0, 0.1, 5.0) for w, g in zip(ws, gs)]
     hyperbolic_step_(ws, gs, 0.02, 10.0, 0.1, max_exponent=5.0, implementation="fused")
-    assert calls == [sizes[:F.FUSED_ARITY], sizes[F.FUSED_ARITY:]]  # the 1-element and transposed ones: foreach
+    assert calls == [sizes[:F.FUSED_GROUP_SIZE], sizes[F.FUSED_GROUP_SIZE:]]  # the transposed one: foreach
     for w, e in zip(ws, expected):
         torch.testing.assert_close(w, e, rtol=1e-12, atol=0)
-    assert not any(pad.any() for pad in pads[0])
 
 
-def test_the_compiled_kernel_stays_parallel_when_first_compiled_on_small_tensors():
-    """Inductor decides at compile time, from the first call's sizes, whether a loop runs on
-    several threads; the kernel is shared by every later (large) tensor, so each of its loops
-    must get a parallel region whatever the first call was."""
+def test_a_large_signature_gets_parallel_loops_after_a_small_one_was_compiled_first(monkeypatch):
+    """Inductor decides at compile time, from the sizes, whether a loop runs on several threads;
+    a signature compiled first on small tensors is never reused for large ones, whose own kernel
+    gets parallel loops."""
     from torch._inductor.utils import run_and_get_code
 
-    torch._dynamo.reset()
-    F._compiled_kernels.clear()
-    ws = [torch.randn(3 + k, dtype=torch.float64) for k in range(3)]
-    gs = [torch.randn_like(w) for w in ws]
+    monkeypatch.setattr(F, "_kernels", F._FusedKernels())
+    small = [torch.randn(3 + k, dtype=torch.float64) for k in range(3)]
+    large = [torch.randn(1 << 16, dtype=torch.float64) for _ in range(3)]
     threads = torch.get_num_threads()
     torch.set_num_threads(2)
     try:
-        _, code = run_and_get_code(F.hyperbolic_step_, ws, gs, 0.01, 10.0, 0.1, implementation="fused")
+        F.hyperbolic_step_(small, [torch.randn_like(w) for w in small], 0.01, 10.0, 0.1, implementation="fused")
+        _, code = run_and_get_code(F.hyperbolic_step_, large, [torch.randn_like(w) for w in large], 0.01, 10.0, 0.1,
+                                   implementation="fused")
     finally:
         torch.set_num_threads(threads)
     source = "\n".join(code)
     loops = re.findall(r"for\(int64_t x0=", source)
-    assert len(loops) == F.FUSED_ARITY
+    assert loops and "65536L" in source  # static sizes (equal ones may share one loop)
     assert source.count("#pragma omp for") == len(loops)
