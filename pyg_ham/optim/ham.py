@@ -5,6 +5,7 @@ import copyreg
 import inspect
 import math
 import weakref
+from collections import OrderedDict
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type, Union
 
 import torch
@@ -338,8 +339,10 @@ class HAM(Optimizer):
     ``defaults``: LR schedulers, :class:`~torch.amp.GradScaler` (also with ``fused=True``
     bases), ``zero_grad``, ``add_param_group`` and ``state_dict``/``load_state_dict`` act on
     both at once. Hooks registered on the wrapper (step, state-dict and load-state-dict
-    hooks) are registered on the base and receive it as their ``optimizer`` argument; global
-    step hooks fire once per :meth:`step`. The hyperbolic step runs as a step post-hook of
+    hooks) are its own and receive it as their ``optimizer`` argument, as torch's contract
+    says; hooks registered on the base receive the base; global step hooks fire once per
+    :meth:`step`, with the wrapper. The wrapper's step pre-hooks run before the base's, its
+    post-hooks after the hyperbolic step. The hyperbolic step runs as a step post-hook of
     the base (only inside :meth:`step`): after post-hooks registered on the base before the
     wrapper was built, before those registered later. HAM's knobs live in each param group
     as ``ham``, ``ham_alpha``, ``ham_beta``, ``ham_max_exponent`` (HAM reads no other names:
@@ -392,6 +395,7 @@ class HAM(Optimizer):
         self._hook.wrapped = True
         if implementation is not _UNSET:
             self._hook.implementation = implementation
+        _own_hooks(self)
 
     @property
     def implementation(self) -> Optional[str]:
@@ -435,29 +439,12 @@ class HAM(Optimizer):
         self._hook = _HAMHook.of(self.base)
         self._hook.wrapped = True
         self._hook.implementation = state.get("implementation")
+        _own_hooks(self)
 
     def __repr__(self) -> str:
         return f"HAM({self.base!r})"
 
-    # Hooks live on the base, which runs them (and torch's global hooks) once per step.
-    def register_step_pre_hook(self, hook: Callable) -> RemovableHandle:
-        return self.base.register_step_pre_hook(hook)
-
-    def register_step_post_hook(self, hook: Callable) -> RemovableHandle:
-        return self.base.register_step_post_hook(hook)
-
-    def register_state_dict_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
-        return self.base.register_state_dict_pre_hook(hook, prepend=prepend)
-
-    def register_state_dict_post_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
-        return self.base.register_state_dict_post_hook(hook, prepend=prepend)
-
-    def register_load_state_dict_pre_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
-        return self.base.register_load_state_dict_pre_hook(hook, prepend=prepend)
-
-    def register_load_state_dict_post_hook(self, hook: Callable, prepend: bool = False) -> RemovableHandle:
-        return self.base.register_load_state_dict_post_hook(hook, prepend=prepend)
-
+    @Optimizer.profile_hook_step  # torch's global step hooks and this HAM's own, with this HAM as optimizer
     def step(self, closure: Optional[Callable[[], float]] = None) -> Optional[float]:  # type: ignore[override]
         """Run the base step (evaluating :obj:`closure` if given), then the hyperbolic step.
 
@@ -476,7 +463,7 @@ class HAM(Optimizer):
             self.base.grad_scale, self.base.found_inf = grad_scale, found_inf  # type: ignore[attr-defined]
         self._hook.stepping = True
         try:
-            return self.base.step(closure) if closure is not None else self.base.step()
+            return _base_step(self.base, closure)
         finally:
             self._hook.stepping = False
             if forwarded:
@@ -490,13 +477,62 @@ class HAM(Optimizer):
         self.base.add_param_group(param_group)
 
     def state_dict(self) -> Dict[str, Any]:
-        """The base optimizer's state dict (its hooks run); HAM's per-group knobs are part of its groups."""
-        return self.base.state_dict()
+        """The base optimizer's state dict (the hooks of the base and then of this HAM run);
+        HAM's per-group knobs are part of its groups."""
+        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
+            pre_hook(self)
+        state_dict = self.base.state_dict()
+        for post_hook in self._optimizer_state_dict_post_hooks.values():
+            result = post_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        return state_dict
 
     def load_state_dict(self, state_dict: Dict[str, Any]) -> None:
-        """Load into the base (its hooks run; HAM's knobs are validated first); the wrapper
-        keeps sharing the (new) param group dicts."""
+        """Load into the base (this HAM's pre-hooks, then the base's hooks, which validate HAM's
+        knobs, then this HAM's post-hooks run); the wrapper keeps sharing the (new) param group dicts."""
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            result = pre_hook(self, state_dict)
+            if result is not None:
+                state_dict = result
         self.base.load_state_dict(state_dict)
+        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
+            post_hook(self)
+
+
+_HOOK_DICTS = ("_optimizer_step_pre_hooks", "_optimizer_step_post_hooks", "_optimizer_state_dict_pre_hooks",
+               "_optimizer_state_dict_post_hooks", "_optimizer_load_state_dict_pre_hooks",
+               "_optimizer_load_state_dict_post_hooks")
+
+
+def _own_hooks(optimizer: HAM) -> None:
+    """Give a :class:`HAM` the (empty) hook registries of a torch optimizer, so that
+    :class:`~torch.optim.Optimizer`'s ``register_*_hook`` methods register on the wrapper itself."""
+    for name in _HOOK_DICTS:
+        optimizer.__dict__[name] = OrderedDict()
+
+
+def _base_step(base: Optimizer, closure: Optional[Callable[[], float]]) -> Optional[float]:
+    """The base's step with the base's own step hooks (HAM's hyperbolic step is one of them) but
+    not torch's global ones, which :meth:`HAM.step` has run already: they fire once per step.
+
+    Runs the unpatched ``step`` that torch's ``profile_hook_step`` wraps (``__wrapped__``) and
+    the base's own hook registries, as that wrapper does (torch 2.x's private names; a test pins them)."""
+    raw = getattr(type(base).step, "__wrapped__", None)
+    if raw is None:  # a base whose step torch did not wrap: it runs no hooks of its own
+        return base.step(closure) if closure is not None else base.step()
+    args: Tuple[Any, ...] = (base,) if closure is None else (base, closure)
+    kwargs: Dict[str, Any] = {}
+    for pre_hook in list(base._optimizer_step_pre_hooks.values()):
+        result = pre_hook(base, args, kwargs)
+        if result is not None:
+            args, kwargs = result
+    out = raw(*args, **kwargs)
+    base._optimizer_step_code()
+    base.__dict__["_opt_called"] = True  # what an LR scheduler built on the base checks (its step wrapper sets it)
+    for post_hook in list(base._optimizer_step_post_hooks.values()):
+        post_hook(base, args, kwargs)
+    return out
 
 
 def attach_ham(

@@ -107,19 +107,30 @@ def test_global_and_own_step_hooks_fire_once_per_step(way, name, options):
     W, b, grads = tensors(steps=1)
     pW = torch.nn.Parameter(W.clone())
     opt = make(way, name, options, [pW])
-    calls, seen = [], []
-    handles = [register_optimizer_step_pre_hook(lambda *a: calls.append("global pre")),
-               register_optimizer_step_post_hook(lambda *a: calls.append("global post")),
-               opt.register_step_pre_hook(lambda *a: calls.append("pre")),
-               opt.register_step_post_hook(lambda *a: (calls.append("post"), seen.append(pW.detach().clone())))]
+    calls, seen, given = [], [], []
+
+    def hook(name):
+        def record(o, *args):
+            calls.append(name)
+            given.append(o)
+            if name == "post":
+                seen.append(pW.detach().clone())
+        return record
+
+    handles = [register_optimizer_step_pre_hook(hook("global pre")),
+               register_optimizer_step_post_hook(hook("global post")),
+               opt.register_step_pre_hook(hook("pre")), opt.register_step_post_hook(hook("post"))]
     try:
         pW.grad = grads[0][0]
         opt.step()
     finally:
         for h in handles:
             h.remove()
-    assert sorted(calls) == ["global post", "global pre", "post", "pre"]
+    assert calls == ["global pre", "pre", "post", "global post"]  # torch's order, each once
+    assert all(o is opt for o in given)  # torch's contract: the optimizer the hook was registered on
     assert torch.equal(seen[0], pW.detach())  # a post-hook registered after HAM sees the final weights
+    opt.step()  # removed hooks stay removed
+    assert len(calls) == 4
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -130,15 +141,16 @@ def test_state_dict_and_load_state_dict_hooks_run(way, name, options):
     opt = make(way, name, options, [pW])
     pW.grad = grads[0][0]
     opt.step()
-    calls = []
-    opt.register_state_dict_pre_hook(lambda o: calls.append("sd pre"))
-    opt.register_state_dict_post_hook(lambda o, sd: {**sd, "extra": 1})
-    opt.register_load_state_dict_pre_hook(lambda o, sd: calls.append("load pre"))
-    opt.register_load_state_dict_post_hook(lambda o: calls.append("load post"))
+    calls, given = [], []
+    opt.register_state_dict_pre_hook(lambda o: (calls.append("sd pre"), given.append(o)))
+    opt.register_state_dict_post_hook(lambda o, sd: (given.append(o), {**sd, "extra": 1})[1])
+    opt.register_load_state_dict_pre_hook(lambda o, sd: (calls.append("load pre"), given.append(o)) and None)
+    opt.register_load_state_dict_post_hook(lambda o: (calls.append("load post"), given.append(o)))
     sd = opt.state_dict()
     assert sd["extra"] == 1 and calls == ["sd pre"]
     opt.load_state_dict(sd)
     assert calls == ["sd pre", "load pre", "load post"]
+    assert len(given) == 4 and all(o is opt for o in given)
 
 
 @pytest.mark.parametrize("way", WAYS)
@@ -399,3 +411,42 @@ def test_a_predicate_returning_ints_gives_boolean_ham_flags():
     w1 = model[1].weight.detach().clone()
     opt.step()
     torch.testing.assert_close(model[1].weight.detach(), w1 - 0.1 * model[1].weight.grad)  # no HAM there
+
+
+def test_hooks_follow_torch_s_own_hook_tests_on_a_ham_wrapper():
+    """torch's test_optim.py hook cases (pre-hook returning new arguments, pre/post order with
+    global hooks, removal) against HAM, and a hook on the base still receiving the base."""
+    p = torch.nn.Parameter(torch.ones(2, 2))
+    base = torch.optim.SGD([p], lr=0.1)
+    opt = HAM(base, alpha=1.0, beta=0.0)
+    order, got = [], []
+
+    def pre_hook(o, args, kwargs):
+        order.append(1)
+        return args, kwargs  # torch allows a pre-hook to hand back (args, kwargs)
+
+    handles = [register_optimizer_step_pre_hook(lambda *a: order.append(0)), opt.register_step_pre_hook(pre_hook),
+               opt.register_step_post_hook(lambda *a: order.append(3)),
+               register_optimizer_step_post_hook(lambda *a: order.append(4)),
+               base.register_step_post_hook(lambda o, *a: (order.append(2), got.append(o)))]
+    try:
+        p.grad = torch.ones(2, 2)
+        assert opt.step(lambda: 7.0) == 7.0  # the closure's loss comes back through the hooks
+        assert order == [0, 1, 2, 3, 4] and got == [base]
+        for h in handles[:2]:
+            h.remove()
+        opt.step()
+        assert order == [0, 1, 2, 3, 4, 2, 3, 4]
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def test_base_step_relies_on_torch_s_hook_registries():
+    """HAM runs the base's unwrapped step and its own hook registries (private torch names): pin them."""
+    from torch.optim.optimizer import Optimizer
+
+    base = torch.optim.SGD([torch.nn.Parameter(torch.ones(2))], lr=0.1)
+    assert hasattr(type(base).step, "__wrapped__") and getattr(type(base).step, "hooked", False)
+    assert isinstance(base._optimizer_step_pre_hooks, dict) and isinstance(base._optimizer_step_post_hooks, dict)
+    assert callable(Optimizer.profile_hook_step) and callable(base._optimizer_step_code)
