@@ -33,6 +33,9 @@ __all__ = ["seed_everything", "is_better", "best_epoch", "fit", "build_scheduler
 Scores = Dict[str, float]
 #: Learning-rate schedules by name (stepped once per epoch).
 SCHEDULERS = ("none", "cosine", "step", "plateau")
+#: HAM's exponent diagnostics observe one optimizer step in this many, and always the first of an
+#: epoch (one-step epochs: every step): the in-pass statistics cost about one more step each.
+EXPONENT_SAMPLE_EVERY = 50
 
 
 def seed_everything(seed: int) -> None:
@@ -119,8 +122,9 @@ def fit(
     the loss, the scores, the epoch time, the learning rate, and for the weights HAM acts on
     the fraction of near-zero weights, their L1 norm and the fraction of signs flipped since
     the previous epoch; with HAM also the share of its exponents at the clamp
-    (``clamp_fraction``) and its largest :math:`|\eta\alpha g|` (``max_step``), accumulated on
-    the device (:mod:`pyg_ham.optim.stats`). A non-finite loss ends the run (``"diverged": True`` in the record); a
+    (``clamp_fraction``) and its largest :math:`|\eta\alpha g|` (``max_step``), computed inside
+    the step's pass on the first step of every epoch and one in :data:`EXPONENT_SAMPLE_EVERY`
+    after it, accumulated on the device (:mod:`pyg_ham.optim.stats`). A non-finite loss ends the run (``"diverged": True`` in the record); a
     run whose loss spikes far above its best, or whose HAM exponents saturate the clamp, is
     marked ``"unstable"`` (:func:`~pyg_ham.train.stability.run_stability`); either way
     ``"instability"`` says why, from which epoch, and what to change.
@@ -151,7 +155,8 @@ def fit(
     history: List[Dict[str, Any]] = []
     start = 1
     diagnostics = WeightDiagnostics.from_optimizer(model, optimizer)
-    exponents = track_exponents(optimizer)  # HAM's clamp share and largest step, read once per epoch
+    # HAM's clamp share and largest step: sampled steps, read once per epoch
+    exponents = track_exponents(optimizer, every=EXPONENT_SAMPLE_EVERY)
     # several processes: the model in DDP for training (the unwrapped one is evaluated and saved),
     # each rank its own dropout stream; rank 0 alone writes the checkpoint (every rank's state in it)
     world, rank = distributed.world_size(), distributed.rank()

@@ -140,3 +140,24 @@ def test_every_k_th_step_is_observed_and_the_first_after_each_read():
     assert track_exponents(opt) is stats and stats.every == 1
     with pytest.raises(ValueError, match="every"):
         track_exponents(opt, every=0)
+
+
+def test_fit_samples_the_first_step_of_every_epoch_and_one_in_k(monkeypatch):
+    """Mini-batch training: the trainer observes steps 0, k, 2k, ... of each epoch, so every epoch
+    has its diagnostics while most steps run without their cost."""
+    from pyg_ham.optim.stats import ExponentStats
+    from pyg_ham.train import engine
+    from pyg_ham.train.config import ExperimentConfig
+    from pyg_ham.train.runner import run_experiment
+
+    monkeypatch.setattr(engine, "EXPONENT_SAMPLE_EVERY", 4)
+    taken = []
+    real = ExponentStats.sampling
+    monkeypatch.setattr(ExponentStats, "sampling", lambda self: (taken.append(real(self)), taken[-1])[1])
+    doc = run_experiment(ExperimentConfig(dataset="synthetic", dataset_options={"num_nodes": 300}, epochs=3,
+                                          hidden=8, quiet=True, model="sage", batch_size=30, fanout=[3, 3], eval_every=3))
+    history = doc["runs"][0]["history"]
+    steps = len(taken) // 3
+    assert steps >= 6 and len(taken) == 3 * steps  # the same number of steps every epoch
+    assert taken == ([k % 4 == 0 for k in range(steps)]) * 3
+    assert all("clamp_fraction" in h and h["max_step"] > 0 for h in history)
