@@ -1,11 +1,14 @@
 """Cost of HAM's hyperbolic step on top of a base optimizer step (interleaved medians).
 
-For two parameter sets — the shapes of OGB's ogbn-arxiv GraphSAGE (218,664 parameters) and a
-25M-parameter transformer-like set — times one optimizer step of:
+For three parameter sets — the shapes of OGB's ogbn-arxiv GraphSAGE (218,664 parameters),
+six 4096x1024 layers with biases (25.2M, the set of issues 25/26) and a 25M-parameter
+transformer-like set of 128 tensors — times one optimizer step of:
 
 * the base alone (AdamW ``foreach=True`` and AdamW ``fused=True``),
 * base + HAM on its default path (fused/compiled from 4M selected elements, else foreach),
 * base + HAM forced onto the foreach and the fused (compiled) paths,
+* base + HAM (default) with the trainer's exponent diagnostics on every step, and sampled as
+  the trainer samples them (one step in ``EXPONENT_SAMPLE_EVERY``),
 * base + a *naive* HAM written in the structure of the authors' reference wrapper (per-tensor
   NaN checks that synchronise, a clone for rollback, a masked write, a per-tensor weight-norm
   clip and a gradient-norm clip after the step) — the peer implementation.
@@ -13,20 +16,40 @@ For two parameter sets — the shapes of OGB's ogbn-arxiv GraphSAGE (218,664 par
 Variants run interleaved (one step of each, repeated) and the table reports medians and ratios
 to the base measured in the same run, so machine noise hits all variants alike.
 
-    python benchmarks/optimizer_step.py            # both sets
+    python benchmarks/optimizer_step.py            # every set
     python benchmarks/optimizer_step.py --quick    # fewer repetitions
+
+It imports pyg_ham from its own checkout; ``PYTHONPATH=/path/to/other/checkout`` times another
+commit with this same script (its first line prints which ``pyg_ham`` ran).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
+import subprocess
+import sys
 import time
+from pathlib import Path
 from typing import Callable, Dict, List
 
 import torch
 
-from pyg_ham.models import build_node_model
-from pyg_ham.optim import HAM, ham_param_groups
+ROOT = Path(__file__).resolve().parent.parent
+if not os.environ.get("PYTHONPATH"):
+    sys.path.insert(0, str(ROOT))  # this checkout, not whichever pyg_ham is installed
+
+import pyg_ham  # noqa: E402
+from pyg_ham.models import build_node_model  # noqa: E402
+from pyg_ham.optim import HAM, ham_param_groups  # noqa: E402
+
+
+def provenance() -> str:
+    """Which pyg_ham this process imported, and its commit."""
+    where = Path(pyg_ham.__file__).resolve().parent.parent
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=where, capture_output=True,
+                            text=True).stdout.strip()
+    return f"pyg_ham {pyg_ham.__file__} (commit {commit or 'unknown'})"
 
 
 def graphsage_arxiv() -> List[torch.nn.Parameter]:
@@ -34,11 +57,19 @@ def graphsage_arxiv() -> List[torch.nn.Parameter]:
     return list(model.parameters())
 
 
+def six_layers_4096x1024() -> List[torch.nn.Parameter]:
+    return list(torch.nn.ModuleList([torch.nn.Linear(1024, 4096) for _ in range(6)]).parameters())
+
+
 def transformer_25m(d: int = 512, layers: int = 8) -> List[torch.nn.Parameter]:
     block = lambda: [torch.nn.Linear(d, d), torch.nn.Linear(d, d), torch.nn.Linear(d, d), torch.nn.Linear(d, d),
                      torch.nn.Linear(d, 4 * d), torch.nn.Linear(4 * d, d), torch.nn.LayerNorm(d), torch.nn.LayerNorm(d)]
     modules = torch.nn.ModuleList([m for _ in range(layers) for m in block()])
     return list(modules.parameters())
+
+
+SETS = {"graphsage": ("ogbn-arxiv GraphSAGE", graphsage_arxiv), "6x4096x1024": ("6 x 4096x1024", six_layers_4096x1024),
+        "transformer": ("25M transformer-like", transformer_25m)}
 
 
 class NaiveHAM:
@@ -90,13 +121,24 @@ def make_variants(params: List[torch.nn.Parameter], fused: bool) -> Dict[str, Ca
         kwargs = {"fused": True} if fused else {"foreach": True}
         return torch.optim.AdamW(ham_param_groups(named, 0.01), lr=1e-3, **kwargs)
 
-    return {
+    variants = {
         "base": base(copy()).step,
         "base + HAM (default)": HAM(base(copy())).step,
         "base + HAM (foreach)": HAM(base(copy()), implementation="foreach").step,
         "base + HAM (fused, compiled)": HAM(base(copy()), implementation="fused").step,
-        "base + naive HAM (authors' structure)": NaiveHAM(base(copy())).step,
     }
+    try:  # the trainer's diagnostics (sampling is newer than some commits this script may time)
+        from pyg_ham.optim import track_exponents
+        from pyg_ham.train.engine import EXPONENT_SAMPLE_EVERY
+
+        for label, every in (("every step", 1), (f"1 step in {EXPONENT_SAMPLE_EVERY}", EXPONENT_SAMPLE_EVERY)):
+            opt = HAM(base(copy()))
+            track_exponents(opt, every=every)
+            variants[f"base + HAM (default) + diagnostics, {label}"] = opt.step
+    except (ImportError, TypeError):
+        pass
+    variants["base + naive HAM (authors' structure)"] = NaiveHAM(base(copy())).step
+    return variants
 
 
 def measure(variants: Dict[str, Callable[[], None]], reps: int, warmup: int) -> Dict[str, float]:
@@ -115,20 +157,20 @@ def measure(variants: Dict[str, Callable[[], None]], reps: int, warmup: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
-    parser.add_argument("--sets", default="graphsage,transformer", help="comma-separated: graphsage,transformer")
+    parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated: {','.join(SETS)}")
+    parser.add_argument("--bases", default="foreach,fused", help="comma-separated: foreach,fused")
     args = parser.parse_args()
-    sets = {"graphsage": ("ogbn-arxiv GraphSAGE", graphsage_arxiv),
-            "transformer": ("25M transformer-like", transformer_25m)}
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(provenance())
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
     print("| parameter set | #params | base | variant | median step (ms) | ratio to base |")
     print("|---|---|---|---|---|---|")
     for key in args.sets.split(","):
-        label, build = sets[key]
+        label, build = SETS[key]
         params = build()
         numel = sum(p.numel() for p in params)
         big = numel > 5_000_000
-        reps = (5 if args.quick else 15) if big else (50 if args.quick else 300)
-        for fused in (False, True):
+        reps = (7 if args.quick else 15) if big else (50 if args.quick else 300)
+        for fused in [b == "fused" for b in args.bases.split(",")]:
             result = measure(make_variants(params, fused), reps, warmup=2)
             base_name = "AdamW fused" if fused else "AdamW foreach"
             for name, t in result.items():
