@@ -6,6 +6,10 @@ Prints one table with a row per check:
   ``HAM(AdamW(fused=True))``, ``HAM(AdamW(foreach=True))`` and ``HAM(AdamW(fused=True))`` under
   :class:`torch.amp.GradScaler` (``scaler.step`` + ``scaler.update``): any host synchronisation
   raises, so "ok" means none happened (after two warm-up steps, which create the state);
+* **sync-free scheduled steps**: 100 steps with a new learning rate every step (cosine), the
+  trainer's diagnostics sampled, float lr on the fused and foreach paths and a tensor lr, under
+  sync debug mode ``"error"`` after warm-up; **CUDA graph**: a compiled training step with HAM
+  (capturable AdamW, tensor lr) captured in one CUDA graph, replayed, and equal to eager steps;
 * **step ratio** at 25M parameters (``benchmarks/optimizer_step.py``'s transformer-like set):
   ``HAM(AdamW(fused=True))``, the hyperbolic step as a separate pass, over fused AdamW alone
   (bandwidth bound: the separate pass reads w and g and writes w, 12 B/param on top of fused
@@ -15,8 +19,8 @@ Prints one table with a row per check:
   ogbn-arxiv-sized synthetic graph (``benchmarks/sampler.py``'s builder: 169,343 nodes,
   2.33M directed edges, 128 features), sampled edges/s over one epoch of the 90,941 seeds, and
   every tensor of every GPU batch checked to live on that one device;
-* **kernel plan**: :func:`~pyg_ham.optim.functional.foreach_chunk_plan` for the device (one
-  chunk: no chunking on CUDA) and the implementation chosen by size; **found_inf**:
+* **kernel plan**: :func:`~pyg_ham.optim.functional.foreach_chunk_plan` for the device (chunks
+  of at most ``DEVICE_CHUNK_NUMEL`` elements on CUDA) and the implementation chosen by size; **found_inf**:
   :func:`~pyg_ham.optim.functional.found_inf_per_device` gives one flag per parameter device;
 * **GraphSAGE epoch**: one epoch of mini-batch GraphSAGE (3 x 256, fanout 15,10,5, batch 1024,
   HAM(Adam)) on the arxiv-sized graph on the GPU, against the CPU (``--cpu-batches`` batches
@@ -112,6 +116,84 @@ def check_sync_free(device: torch.device, quick: bool) -> List[Row]:
         note = "no host sync in 3 steps" if device.type == "cuda" else "CPU: nothing to synchronise"
         rows.append((f"sync-free step: {name}", str(device), result, note))
     return rows
+
+
+def check_scheduled_sync_free(device: torch.device, quick: bool) -> List[Row]:
+    """100 steps with a new learning rate every step (cosine, per step, as the HF Trainer's), the
+    trainer's exponent diagnostics sampled, under sync debug mode "error" after a warm-up: HAM's
+    device scalars are refilled in place, so a changing lr costs no host->device copy."""
+    rows = []
+    for name, kw in (("fused path, float lr", {"fused": True}), ("foreach path, float lr", {"foreach": True}),
+                     ("fused path, tensor lr (capturable)", {"fused": True, "lr": torch.tensor(1e-3, device=device)})):
+        from pyg_ham.optim import track_exponents
+
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Linear(64, 256), torch.nn.ReLU(), torch.nn.Linear(256, 8)).to(device)
+        opt = HAM(torch.optim.AdamW(model.parameters(), **{"lr": 1e-3, "weight_decay": 0.01, **kw}),
+                  implementation="fused" if "fused path" in name else "foreach")
+        track_exponents(opt, every=10)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=100)
+        scaler = torch.amp.GradScaler(device.type, enabled=False)
+        x, y = torch.randn(128, 64, device=device), torch.randint(0, 8, (128,), device=device)
+        for _ in range(2):
+            _train_step(model, opt, scaler, x, y, device, debug=False)
+            sched.step()
+        try:
+            for _ in range(10 if quick else 100):
+                _train_step(model, opt, scaler, x, y, device, debug=True)
+                sched.step()
+            result = "ok" if device.type == "cuda" else "ran"
+        except RuntimeError as exc:
+            result = f"SYNC: {str(exc).splitlines()[0]}"
+        rows.append((f"sync-free scheduled steps: HAM {name}", str(device), result,
+                     "lr changes every step; diagnostics every 10th step"))
+    return rows
+
+
+def check_cuda_graph(device: torch.device, quick: bool) -> List[Row]:
+    """A compiled training step with HAM (capturable AdamW, tensor lr) captured in one CUDA graph
+    and replayed; its weights must equal the same steps run eagerly."""
+    if device.type != "cuda":
+        return [("CUDA graph of a compiled step with HAM", str(device), "skipped", "needs CUDA")]
+    torch.manual_seed(0)
+    models = [torch.nn.Sequential(torch.nn.Linear(64, 128), torch.nn.Tanh(), torch.nn.Linear(128, 8)).to(device)
+              for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    opts = [HAM(torch.optim.AdamW(m.parameters(), lr=torch.tensor(1e-2, device=device), capturable=True,
+                                  foreach=True), alpha=50.0) for m in models]
+    x, y = torch.randn(64, 64, device=device), torch.randint(0, 8, (64,), device=device)
+
+    def step(model, opt) -> None:
+        loss = torch.nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+
+    compiled = torch.compile(step)
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):  # warm-up outside the capture: state, compilation
+        for _ in range(3):
+            for m, o in zip(models, opts):
+                o.zero_grad(set_to_none=False)
+                (compiled if m is models[1] else step)(m, o)
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    opts[1].zero_grad(set_to_none=False)
+    try:
+        with torch.cuda.graph(graph):
+            compiled(models[1], opts[1])
+    except Exception as exc:  # report, do not hide
+        return [("CUDA graph of a compiled step with HAM", str(device), f"FAILED: {type(exc).__name__}",
+                 str(exc).splitlines()[0] if str(exc) else "")]
+    for _ in range(5):
+        opts[0].zero_grad(set_to_none=False)
+        step(models[0], opts[0])
+        opts[1].zero_grad(set_to_none=False)
+        graph.replay()
+    torch.cuda.synchronize(device)  # (a capture records kernels without running them)
+    diff = max((a - b).abs().max().item() for a, b in zip(models[0].parameters(), models[1].parameters()))
+    return [("CUDA graph of a compiled step with HAM", str(device), "ok" if diff < 1e-4 else f"DIFFERS {diff:.2e}",
+             f"captured once, replayed 5x; max |eager - replayed| = {diff:.1e}")]
 
 
 def _median_times(fns: Dict[str, Callable[[], None]], device: torch.device, reps: int) -> Dict[str, float]:
@@ -269,6 +351,8 @@ def main(argv: Sequence[str] = ()) -> List[Row]:
     print(f"# GPU check on {name}, torch {torch.__version__}", flush=True)
     rows: List[Row] = []
     rows += check_sync_free(device, quick)
+    rows += check_scheduled_sync_free(device, quick)
+    rows += check_cuda_graph(device, quick)
     rows += check_step_ratios(device, quick)
     rows += check_kernel_plan(device, quick)
     data = arxiv_like(quick)

@@ -16,6 +16,8 @@ def test_gpu_check_cpu_quick_runs_every_check(capsys):
     assert {"sync-free step", "step ratio", "kernel plan (foreach)", "found_inf per device",
             "sampler", "GraphSAGE 3x256 + HAM(Adam)"} <= set(by_check)
     assert [r[2] for r in rows if r[0].startswith("sync-free step")] == ["ran"] * 3
+    assert [r[2] for r in rows if r[0].startswith("sync-free scheduled steps")] == ["ran"] * 3
+    assert [r[2] for r in rows if r[0].startswith("CUDA graph")] == ["skipped"]
     ratios = [float(r[2].rstrip("x")) for r in rows if r[0].startswith("step ratio")]
     assert len(ratios) == 2 and all(math.isfinite(x) and x > 0 for x in ratios)
     assert "CUDA plan: 1 chunk(s)" in by_check["kernel plan (foreach)"][2]

@@ -124,10 +124,11 @@ def fit(
     the previous epoch; with HAM also the share of its exponents at the clamp
     (``clamp_fraction``) and its largest :math:`|\eta\alpha g|` (``max_step``), computed inside
     the step's pass on the first step of every epoch and one in :data:`EXPONENT_SAMPLE_EVERY`
-    after it, accumulated on the device (:mod:`pyg_ham.optim.stats`). A non-finite loss ends the run (``"diverged": True`` in the record); a
-    run whose loss spikes far above its best, or whose HAM exponents saturate the clamp, is
-    marked ``"unstable"`` (:func:`~pyg_ham.train.stability.run_stability`); either way
-    ``"instability"`` says why, from which epoch, and what to change.
+    after it, accumulated on the device (:mod:`pyg_ham.optim.stats`). A non-finite loss ends the
+    run (``"diverged": True`` in the record); a run whose loss spikes far above its best, or
+    whose HAM exponents saturate the clamp, is marked ``"unstable"``
+    (:func:`~pyg_ham.train.stability.run_stability`); either way ``"instability"`` says why,
+    from which epoch, and what to change.
 
     Args:
         task (TrainingTask): one run of a task kind (its seed, batches, loss, predictions).

@@ -154,8 +154,9 @@ def test_fit_samples_the_first_step_of_every_epoch_and_one_in_k(monkeypatch):
     taken = []
     real = ExponentStats.sampling
     monkeypatch.setattr(ExponentStats, "sampling", lambda self: (taken.append(real(self)), taken[-1])[1])
-    doc = run_experiment(ExperimentConfig(dataset="synthetic", dataset_options={"num_nodes": 300}, epochs=3,
-                                          hidden=8, quiet=True, model="sage", batch_size=30, fanout=[3, 3], eval_every=3))
+    cfg = ExperimentConfig(dataset="synthetic", dataset_options={"num_nodes": 300}, epochs=3, hidden=8, quiet=True,
+                           model="sage", batch_size=30, fanout=[3, 3], eval_every=3)
+    doc = run_experiment(cfg)
     history = doc["runs"][0]["history"]
     steps = len(taken) // 3
     assert steps >= 6 and len(taken) == 3 * steps  # the same number of steps every epoch
