@@ -6,7 +6,7 @@ installed one and times ``hyperbolic_step_`` of both on the parameter sets of
 the HAM step is timed, so the base optimizer's run-to-run variation (30-60% between runs on
 these shared machines) does not enter the ratio.
 
-    python benchmarks/step_regression.py --against 36d46a8
+    python benchmarks/step_regression.py --against 201ea1d
 """
 import argparse
 import functools
@@ -22,7 +22,7 @@ import torch
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from optimizer_step import graphsage_arxiv, transformer_25m  # noqa: E402
+from optimizer_step import SETS  # noqa: E402
 
 from pyg_ham.optim import functional as current  # noqa: E402
 
@@ -43,14 +43,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", required=True, help="the earlier commit")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated: {','.join(SETS)}")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     earlier = load_at(args.against)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads; ratio = now / {args.against}")
     print("| parameter set | implementation | now (ms) | at " + args.against + " (ms) | ratio |")
     print("|---|---|---|---|---|")
-    sets = (("ogbn-arxiv GraphSAGE", graphsage_arxiv, 200), ("25M transformer-like", transformer_25m, 15))
-    for name, build, reps in sets:
+    for set_key in args.sets.split(","):
+        name, build = SETS[set_key]
+        reps = 200 if set_key == "graphsage" else 15
         ws = [p.detach().clone() for p in build() if p.ndim >= 2]
         gs = [torch.randn_like(w) * 1e-3 for w in ws]
         variants = {(impl, label): functools.partial(module.hyperbolic_step_, ws, gs, 1e-3, 200.0, 1e-3,
