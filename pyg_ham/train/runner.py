@@ -14,7 +14,7 @@ from pyg_ham.results import RunResult, format_mean_std, read_json, result_docume
 from pyg_ham.train import distributed, graph, hetero, node  # noqa: F401 - registers the "node", "graph", "hetero-node" kinds
 from pyg_ham.train.common import make_optimizer
 from pyg_ham.train.config import ExperimentConfig, resolve_device
-from pyg_ham.train.engine import fit, seed_everything
+from pyg_ham.train.engine import fit, rerun_hint, seed_everything
 from pyg_ham.train.stability import document_stability
 from pyg_ham.train.task import RunSpec, task_kind
 
@@ -212,7 +212,7 @@ class Experiment:
         if not self.main:
             return
         if self.out is not None:
-            write_json(self.out, self.document(complete=False))
+            write_json(self.out, self.document(complete=False), then=rerun_hint(self.cfg))
         checkpoint = self.ckpt_dir / f"{spec['key']}.pt" if self.ckpt_dir else None
         if checkpoint is not None and checkpoint.exists():
             checkpoint.unlink()
@@ -228,7 +228,7 @@ class Experiment:
             _apply_gin_protocol(records, self.task.higher_is_better)
         doc = self.document(complete=True)
         if self.out is not None and self.main:
-            write_json(self.out, doc)
+            write_json(self.out, doc, then=rerun_hint(self.cfg))
             if self.ckpt_dir is not None and self.ckpt_dir.exists() and not any(self.ckpt_dir.iterdir()):
                 self.ckpt_dir.rmdir()
         return doc
