@@ -122,7 +122,7 @@ def run_variants(cfg: ExperimentConfig, variants: Sequence[VariantLike], out_dir
 
     # under torchrun one process group serves every variant (ending and restarting it between
     # experiments races on the rendezvous store)
-    with distributed.session(resolve_device(cfg.device)):
+    with distributed.session(resolve_device(cfg.device), cfg.devices):
         return _run_variants_in_turn(cfg, plans, out_dir, log=log, task=task, fresh=fresh, fresh_hint=fresh_hint)
 
 

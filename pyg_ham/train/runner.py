@@ -167,7 +167,7 @@ class Experiment:
         self.main = distributed.is_main()  # under torchrun rank 0 alone reads and writes files and logs
         self.cfg, self.log, self.label = cfg, (log if self.main else (lambda msg: None)), label
         self.device = device if device is not None else resolve_device(cfg.device)
-        if cfg.devices and cfg.jobs == 1:
+        if cfg.devices and cfg.jobs == 1 and not distributed.is_distributed():  # under torchrun: the session's
             self.device = torch.device("cuda", cfg.devices[0])
         self.task = task if task is not None else load_task(cfg)
         kind = task_kind(self.task)
@@ -247,7 +247,7 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
     logs (:mod:`pyg_ham.train.distributed`)."""
     cfg.validate()
     distributed.check_config(cfg, distributed.launched_world_size())  # on every rank, before the group starts
-    with distributed.session(resolve_device(cfg.device)) as device:
+    with distributed.session(resolve_device(cfg.device), cfg.devices) as device:
         exp = Experiment(cfg, task, log, device=device)
         if cfg.jobs > 1:
             from pyg_ham.train.jobs import raise_failures, run_experiments_parallel

@@ -263,3 +263,67 @@ def test_torchrun_sweep_writes_and_reports_once(tmp_path):
     assert stdout.count("Next:") == 1  # rank 0 alone prints the table
     doc = json.loads((out / "sweep.json").read_text())
     assert (out / "best.yaml").exists() and (out / "config.yaml").exists() and doc["variants"]
+
+
+def _fake_gpus(monkeypatch, count):
+    """This process sees :obj:`count` CUDA devices (nothing may start: launch fails the test)."""
+    from pyg_ham.train import distributed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(distributed, "launch", lambda *a, **k: pytest.fail("processes were started"))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+@pytest.mark.parametrize("setting, message", [
+    (["--device", "cuda"], "2 processes on this machine need one CUDA device each, but 1 is visible; start at most 1 "
+                           "(--nproc 1), or train on the CPU (--device cpu)"),
+    (["--device", "auto"], "2 processes on this machine need one CUDA device each, but 1 is visible"),
+    (["--device", "cuda:0"], "device cuda:0 would put all 2 processes on one GPU; use --device cuda"),
+    (["--devices", "0"], "--devices 0 names 1 CUDA device(s) for 2 processes on this machine; give one per process "
+                         "(e.g. --devices 0,1) or start 1 (--nproc 1)"),
+])
+def test_more_processes_than_gpus_are_refused_before_any_process_starts(setting, message, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from pyg_ham.cli import main
+
+    _fake_gpus(monkeypatch, 1)
+    result = CliRunner().invoke(main, NODE_ARGS[:-6] + ["--nproc", "2", "--epochs", "1", *setting,
+                                                        "--out", str(tmp_path / "r.json")])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.strip().splitlines() if not line.startswith("recipe:")]
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {message}"), result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_torchrun_rank_with_too_few_gpus_refuses_before_the_group_starts(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from pyg_ham.cli import main
+
+    _fake_gpus(monkeypatch, 1)
+    for name, value in {"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0",
+                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1", "CUDA_VISIBLE_DEVICES": "3"}.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, NODE_ARGS[:-6] + ["--epochs", "1", "--device", "cuda", "--out",
+                                                        str(tmp_path / "r.json")])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: rank 0 of 4: 2 processes on this machine need one CUDA device each, but 1 is visible "
+        "(CUDA_VISIBLE_DEVICES=3); start at most 1 (--nproc 1), or train on the CPU (--device cpu)")
+    assert not torch.distributed.is_initialized() and not list(tmp_path.iterdir())
+
+
+def test_devices_give_each_process_its_gpu(monkeypatch):
+    from pyg_ham.train import distributed
+    from pyg_ham.train.cli import config_from_cli
+
+    _fake_gpus(monkeypatch, 8)
+    cfg = config_from_cli(None, nproc=2, devices=[3, 5], batch_size=48, dataset_options={"num_nodes": "100"})
+    assert cfg.jobs == 1  # not two --jobs workers: two processes, one device each
+    distributed.check_config(cfg, 2)  # accepted
+    assert config_from_cli(None, devices=[3, 5]).jobs == 2  # in one process: one worker per device
+    for local, expected in (("0", 3), ("1", 5)):
+        monkeypatch.setenv("LOCAL_RANK", local)
+        assert distributed._rank_device(torch.device("cuda"), cfg.devices) == torch.device("cuda", expected)
