@@ -166,7 +166,7 @@ def train(config_path: Optional[str], nproc: Optional[int] = None, **flags: Any)
             raise click.UsageError("--nproc starts torchrun itself; under torchrun leave it out")
         cfg.validate()  # bad input is refused once, before any process starts
         distributed.check_config(cfg, nproc)
-        sys.exit(distributed.launch(nproc, _without_nproc(sys.argv[1:])))
+        sys.exit(distributed.launch(nproc, _without_nproc(sys.argv[1:]), kept=lambda: interrupted_note(cfg)))
     run_and_report(cfg)
 
 

@@ -21,6 +21,7 @@ What is split how (data parallelism, the way PyG's ``examples/multi_gpu`` do it)
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import uuid
 from contextlib import contextmanager
@@ -410,16 +411,20 @@ def error_line(exc: BaseException) -> Optional[str]:
     return f"Error: rank {rank()} of {os.environ.get('WORLD_SIZE', '1')}: {type(exc).__name__}: {message}"
 
 
-def launch(nproc: int, argv: List[str], module: str = "pyg_ham") -> int:
+def launch(nproc: int, argv: List[str], module: str = "pyg_ham", kept: Optional[Callable[[], str]] = None) -> int:
     r"""Run ``python -m pyg_ham ARGV`` in :obj:`nproc` processes on this machine through torch's own
     launcher (what ``torchrun --standalone --nproc-per-node NPROC -m pyg_ham ARGV`` does) and
     return the exit status: 0, or the first failing rank's (that rank prints its one error line;
-    the launcher's own logs are silenced).
+    the launcher's own logs are silenced). A rank killed by a signal (``SIGKILL`` from the OOM
+    killer, a segfault) cannot say so itself, and the others end as soon as their next collective
+    finds it gone: the launcher prints the one line then (``Error: rank 1 of 2 was killed by
+    SIGKILL ...``), ending with :obj:`kept`'s note on what was kept and how to continue.
 
     Args:
         nproc (int): processes (ranks) to start.
         argv (list of str): the command line after ``pyg_ham``.
         module (str): the module to run. (default: ``"pyg_ham"``)
+        kept (callable, optional): what a failed job kept (e.g. "rerun with --resume ...").
     """
     import logging
 
@@ -438,6 +443,15 @@ def launch(nproc: int, argv: List[str], module: str = "pyg_ham") -> int:
     try:
         elastic_launch(config, cmd)(*cmd_args)
     except ChildFailedError as exc:
+        killed = sorted((f.timestamp, f.signal_name() == "SIGTERM", r, f) for r, f in exc.failures.items()
+                        if f.exitcode < 0)
+        if killed:
+            from pyg_ham.train.jobs import death_reason
+
+            _, _, dead, failure = min(killed, key=lambda k: k[1])  # SIGTERM: the launcher stopping the others
+            note = f"; {kept()}" if kept is not None else ""
+            print(f"Error: rank {dead} of {nproc} was {death_reason(failure.exitcode)}; the other ranks were "
+                  f"stopped{note}", file=sys.stderr, flush=True)
         _, failure = exc.get_first_failure()
         return failure.exitcode if failure.exitcode > 0 else 1
     return 0

@@ -327,3 +327,54 @@ def test_devices_give_each_process_its_gpu(monkeypatch):
     for local, expected in (("0", 3), ("1", 5)):
         monkeypatch.setenv("LOCAL_RANK", local)
         assert distributed._rank_device(torch.device("cuda"), cfg.devices) == torch.device("cuda", expected)
+
+
+def _nproc2(args):
+    """``pyg-ham ARGS --nproc 2``: the launcher in its own session (killed with it on a timeout)."""
+    return subprocess.Popen([sys.executable, "-m", "pyg_ham", *args, "--nproc", "2"], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _rank(launcher, rank, timeout=60):
+    import psutil
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for child in psutil.Process(launcher.pid).children(recursive=True):
+            try:
+                if child.environ().get("RANK") == str(rank):
+                    return child
+            except psutil.Error:
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"rank {rank} did not start")
+
+
+def test_a_killed_rank_ends_the_job_with_one_line_and_resume_equals_the_uninterrupted_run(tmp_path):
+    whole, killed = tmp_path / "whole.json", tmp_path / "killed.json"
+    args = NODE_ARGS + ["--epochs", "10", "--optimizer", "sgd", "--lr", "0.05", "--alpha", "2"]
+    reference = _nproc2(args + ["--out", str(whole)])  # uninterrupted, beside the killed one
+    proc = _nproc2(args + ["--out", str(killed)])
+    ckpt = killed.with_suffix(".ckpt") / "run0.pt"
+    victim = _rank(proc, 1)
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "finished before it could be killed"
+    victim.kill()  # SIGKILL, as the OOM killer sends it: rank 1 cannot say a word
+    t0 = time.time()
+    code, _, err = _finish(proc, timeout=120)
+    assert time.time() - t0 < 60 and code == 1
+    lines = [line for line in err.splitlines() if line.strip() and "Warning" not in line]
+    assert lines == [f"Error: rank 1 of 2 was killed by SIGKILL (out of memory, or killed); the other ranks were "
+                     f"stopped; the interrupted run's last epoch is in {ckpt.parent}/; rerun with --resume to "
+                     f"continue"], err[-3000:]
+    assert 1 <= torch.load(ckpt, weights_only=False)["epoch"] < 10 and not killed.exists()
+    assert not [p for p in tmp_path.rglob("*.tmp")]
+    code, _, err = _finish(_nproc2(args + ["--out", str(killed), "--resume"]))
+    assert code == 0, err[-3000:]
+    code, _, err = _finish(reference)
+    assert code == 0, err[-3000:]
+    again, doc = json.loads(killed.read_text())["runs"][0], json.loads(whole.read_text())["runs"][0]
+    assert [h["loss"] for h in again["history"]] == [h["loss"] for h in doc["history"]]
+    assert (again["valid"], again["test"]) == (doc["valid"], doc["test"])
