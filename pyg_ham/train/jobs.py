@@ -347,6 +347,9 @@ def run_parallel(units: Sequence[Unit], *, jobs: int, task: Any = None, devices:
                     continue
                 slot.process.join(timeout=10)
                 reason, index = death_reason(slot.process.exitcode), slot.job
+                if slot.process.is_alive():  # its pipe broke, the process lingers: end it
+                    slot.process.kill()
+                    slot.process.join(timeout=5)
                 slot.conn.close()
                 if index is not None:
                     deaths[index] += 1
