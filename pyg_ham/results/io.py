@@ -15,7 +15,7 @@ import torch
 
 from pyg_ham.errors import DiskFullError
 
-__all__ = ["write_json", "read_json", "provenance", "atomic_write"]
+__all__ = ["write_json", "write_text", "read_json", "provenance", "atomic_write"]
 
 #: The errors of a full disk or quota.
 _FULL = (errno.ENOSPC, errno.EDQUOT)
@@ -101,11 +101,15 @@ def _bytes(n: int) -> str:
     return f"{value:.1f} {unit}"
 
 
+def write_text(path: Union[str, Path], text: str, then: str = "then rerun the same command") -> Path:
+    """Write :obj:`text` atomically (:func:`atomic_write`)."""
+    return atomic_write(path, lambda f: f.write(text), size=len(text.encode()), then=then)
+
+
 def write_json(path: Union[str, Path], obj: Any, then: str = "then rerun the same command") -> Path:
     """Write :obj:`obj` as JSON atomically (:func:`atomic_write`): a crash or a full disk never
     leaves half a file; :obj:`then` ends the message of a full disk."""
-    text = json.dumps(obj, indent=1, default=_json_default) + "\n"
-    return atomic_write(path, lambda f: f.write(text), size=len(text.encode()), then=then)
+    return write_text(path, json.dumps(obj, indent=1, default=_json_default) + "\n", then=then)
 
 
 def _umask() -> int:
