@@ -19,3 +19,7 @@ class ConfigError(PygHamError, ValueError):
 
 class MissingDependencyError(PygHamError, ImportError):
     """An optional dependency (an extra such as ``pyg-ham[llm]``) is not installed."""
+
+
+class DiskFullError(PygHamError, OSError):
+    """A result or checkpoint could not be written: the disk (or the quota) is full."""

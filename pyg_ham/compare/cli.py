@@ -111,8 +111,9 @@ def report(paths: Tuple[str, ...], fmt: str, out: Optional[str], merge_seeds: bo
         raise ConfigError(f"no result files found in {', '.join(paths)}")
     text = format_report(entries, fmt)
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text)
+        from pyg_ham.results.io import write_text
+
+        write_text(out, text)
         _log(f"wrote {out} ({len(entries)} results)")
     else:
         click.echo(text, nl=False)

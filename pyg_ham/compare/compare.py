@@ -25,6 +25,7 @@ from pyg_ham.compare.table import CSV_COLUMNS, comparison_csv_rows, comparison_m
 from pyg_ham.compare.variants import PAIRING_KEYS, Variant, baseline_of, default_variants, parse_variants
 from pyg_ham.errors import ConfigError, PygHamError
 from pyg_ham.results import read_json, write_json
+from pyg_ham.results.io import write_text
 from pyg_ham.train.config import ExperimentConfig
 from pyg_ham.train.runner import comparable_config
 from pyg_ham.train.stability import document_stability
@@ -122,7 +123,7 @@ def run_variants(cfg: ExperimentConfig, variants: Sequence[VariantLike], out_dir
 
     # under torchrun one process group serves every variant (ending and restarting it between
     # experiments races on the rendezvous store)
-    with distributed.session(resolve_device(cfg.device)):
+    with distributed.session(resolve_device(cfg.device), cfg.devices):
         return _run_variants_in_turn(cfg, plans, out_dir, log=log, task=task, fresh=fresh, fresh_hint=fresh_hint)
 
 
@@ -348,11 +349,7 @@ def write_comparison(comparison: Dict[str, Any], out_dir: Union[str, Path], *, p
     paths = [write_json(out_dir / f"{name}.json", comparison)]
     for suffix, text in ((".csv", csv_text(comparison_csv_rows(comparison), CSV_COLUMNS)),
                          (".md", comparison_markdown(comparison))):
-        path = out_dir / f"{name}{suffix}"
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(text)
-        tmp.replace(path)
-        paths.append(path)
+        paths.append(write_text(out_dir / f"{name}{suffix}", text))
     if plot:
         from pyg_ham.compare.plots import write_plots
 

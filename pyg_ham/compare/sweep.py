@@ -23,6 +23,7 @@ from pyg_ham.compare.table import csv_text, fmt_pm, markdown_table
 from pyg_ham.compare.variants import Variant
 from pyg_ham.errors import ConfigError
 from pyg_ham.results import write_json
+from pyg_ham.results.io import write_text
 from pyg_ham.train.config import ExperimentConfig
 
 __all__ = ["weight_decay_grid", "sweep_variants", "select_best", "run_sweep", "tuned_string"]
@@ -165,9 +166,7 @@ def write_sweep_config(cfg: ExperimentConfig, out_dir: Union[str, Path]) -> Path
     values = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_CARRIED}
     header = (f"# The configuration of the sweep in {out_dir} (written by pyg-ham sweep); the variants in "
               f"best.yaml set the optimizer and HAM.\n")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(header + yaml.safe_dump(values, sort_keys=False))
-    return path
+    return write_text(path, header + yaml.safe_dump(values, sort_keys=False))
 
 
 def run_sweep(cfg: ExperimentConfig, out_dir: Union[str, Path], *, alphas: Sequence[float],
@@ -219,16 +218,16 @@ def run_sweep(cfg: ExperimentConfig, out_dir: Union[str, Path], *, alphas: Seque
     if not main:
         return doc
     write_json(out_dir / "sweep.json", doc)
-    (out_dir / "sweep.md").write_text(_markdown(doc))
+    write_text(out_dir / "sweep.md", _markdown(doc))
     rows = [{"arm": arm["name"], **{k: r[k] for k in ("variant", "valid_mean", "valid_std", "runs", "status")},
              "test_mean": r["test_mean"] if r["selected"] else None,
              "test_std": r["test_std"] if r["selected"] else None, "selected": r["selected"]}
             for arm in arms.values() for r in arm["results"]]
-    (out_dir / "sweep.csv").write_text(csv_text(rows, ["arm", "variant", "valid_mean", "valid_std", "test_mean",
-                                                       "test_std", "runs", "selected", "status"]))
+    write_text(out_dir / "sweep.csv", csv_text(rows, ["arm", "variant", "valid_mean", "valid_std", "test_mean",
+                                                      "test_std", "runs", "selected", "status"]))
     if len(selected) == 2:
         header = (f"# pyg-ham sweep on {doc['dataset']}: the settings selected on validation, equal budget "
                   f"({len(baseline)} configurations each).\n# Use: {next_command}\n")
-        best_file.write_text(header + yaml.safe_dump({"variants": selected, "tuned": {k: a["tuned"] for k, a in
-                                                                                      arms.items()}}, sort_keys=False))
+        write_text(best_file, header + yaml.safe_dump({"variants": selected, "tuned": {k: a["tuned"] for k, a in
+                                                                                       arms.items()}}, sort_keys=False))
     return doc

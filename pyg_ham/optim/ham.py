@@ -13,8 +13,9 @@ from torch import Tensor
 from torch.optim import Optimizer
 from torch.utils.hooks import RemovableHandle
 
+from pyg_ham.errors import ConfigError
 from pyg_ham.optim.functional import IMPLEMENTATIONS, hyperbolic_step_
-from pyg_ham.optim.sharding import refuse_flat_parameters
+from pyg_ham.optim.sharding import FSDP1_VIEWS, fsdp1_views, refuse_flat_parameters
 from pyg_ham.optim.stats import ExponentStats
 
 __all__ = ["HAM", "attach_ham", "apply_hyperbolic_step", "track_exponents", "HAM_DEFAULTS"]
@@ -130,11 +131,38 @@ def _configure(optimizer: Optimizer, given: Dict[str, Any], where: str) -> None:
         _validate_ham_options(group, f"{where}: param group {i}", type(optimizer))
     previous = {k: optimizer.defaults[k] for k in HAM_DEFAULTS if k in optimizer.defaults}
     knobs = {**HAM_DEFAULTS, **previous, **given}
-    for group in optimizer.param_groups:
-        for key, value in knobs.items():
-            if key not in group or (key in given and key in previous and _same(group[key], previous[key])):
-                group[key] = value
+    updates = [{key: value for key, value in knobs.items()
+                if key not in group or (key in given and key in previous and _same(group[key], previous[key]))}
+               for group in optimizer.param_groups]
+    _refuse_no_op([{**group, **update} for group, update in zip(optimizer.param_groups, updates)], given, where)
+    for group, update in zip(optimizer.param_groups, updates):
+        group.update(update)
     optimizer.defaults.update(knobs)
+
+
+def _refuse_no_op(groups: List[Dict[str, Any]], given: Dict[str, Any], where: str) -> None:
+    r"""HAM is added but would step no tensor: one :class:`~pyg_ham.errors.ConfigError` line saying
+    why and how to fix it, instead of a silent base optimizer. Checked once, when HAM is added, on
+    the groups with the knobs HAM is about to write (nothing is written when it raises). HAM that
+    is off on purpose (``ham=False`` given, or ``ham_alpha = ham_beta = 0`` in every group) passes."""
+    def zero(g: Dict[str, Any]) -> bool:
+        return g["ham_alpha"] == 0 and g["ham_beta"] == 0
+
+    if given.get("ham") is False or all(zero(g) for g in groups):
+        return
+    on = [(i, g) for i, g in enumerate(groups) if g["ham"] is not False and not zero(g)]
+    for i, group in on:
+        if fsdp1_views(group["params"]):
+            raise ConfigError(f"{where}: param group {i} {FSDP1_VIEWS}")
+    if any(g["ham"] is True or any(p.ndim >= 2 for p in g["params"]) for _, g in on):
+        return
+    why = [f"{sum(len(g['params']) for _, g in on)} parameter(s) with ndim < 2 in ham='auto' groups "
+           f"(it steps tensors with ndim >= 2: weight matrices)"] if on else []
+    off = sum(len(g["params"]) for g in groups if g["ham"] is False)
+    if off:
+        why.append(f"{off} parameter(s) in groups with ham=False")
+    raise ConfigError(f"{where}: HAM is on but selects no tensor ({'; '.join(why)}); give the optimizer the weight "
+                      f"matrices, select them (ham=True in their param group), or leave HAM off")
 
 
 def _same(a: Any, b: Any) -> bool:

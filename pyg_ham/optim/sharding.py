@@ -4,7 +4,10 @@ The hyperbolic step is elementwise, so on a sharded parameter it is exactly the 
 to the local shard of the parameter and of its (equally sharded) gradient: no all-gather and
 no host synchronisation are needed. FSDP1 (:class:`~torch.distributed.fsdp.FullyShardedDataParallel`)
 instead flattens every module's parameters into one 1-D ``FlatParameter``, which defeats HAM's
-``ndim >= 2`` selection of weight matrices; it is refused.
+``ndim >= 2`` selection of weight matrices; it is refused. With ``use_orig_params=True`` FSDP1
+hands the optimizer the original parameters, but each is a 1-D view of this rank's shard (or
+empty), so the selection would pick nothing there either; that is refused too
+(:func:`fsdp1_views`).
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from torch import Tensor
 
 from pyg_ham.errors import ConfigError
 
-__all__ = ["local_shards", "refuse_flat_parameters"]
+__all__ = ["local_shards", "refuse_flat_parameters", "fsdp1_views", "FSDP1_VIEWS"]
 
 
 def _dtensor_type() -> Any:
@@ -72,6 +75,19 @@ def refuse_flat_parameters(param_groups: Iterable[Dict[str, Any]], where: str) -
                 raise ConfigError(f"{where}: FSDP1 (FullyShardedDataParallel) flattens parameters into 1-D "
                                   f"FlatParameters, which hides the weight matrices HAM selects; shard the model "
                                   f"with FSDP2 (torch.distributed.fsdp.fully_shard) instead")
+
+
+#: Why FSDP1 with ``use_orig_params=True`` is refused, and what to do instead.
+FSDP1_VIEWS = ("holds FSDP1 (FullyShardedDataParallel) parameters with use_orig_params=True: the optimizer sees "
+               "them as flattened 1-D views of each rank's shard, so HAM's ndim >= 2 selection would step no weight "
+               "matrix; shard the model with FSDP2 (torch.distributed.fsdp.fully_shard) instead")
+
+
+def fsdp1_views(params: Iterable[Tensor]) -> bool:
+    r"""Whether :obj:`params` hold a parameter that FSDP1 flattened (``use_orig_params=True``: a
+    1-D view of this rank's shard of the original parameter). FSDP1 marks every such parameter
+    (``_fsdp_flattened``); FSDP2 does not."""
+    return any(getattr(p, "_fsdp_flattened", False) and not getattr(p, "_is_flat_param", False) for p in params)
 
 
 def _placement(t: Any) -> str:

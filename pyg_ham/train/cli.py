@@ -81,7 +81,8 @@ def experiment_options(func: Callable) -> Callable:
         click.option("--jobs", "-j", type=int, help="Train independent runs (seeds, folds, variants) in N worker "
                                                     "processes, each with cores/N threads (default 1)."),
         click.option("--devices", callback=comma_separated(int, "0,1"),
-                     help="CUDA devices of the --jobs workers, e.g. 0,1 (one each; default --jobs: one per device)."),
+                     help="CUDA devices of the --jobs workers, e.g. 0,1 (one each; default --jobs: one per device); "
+                          "with --nproc, of the processes (one each)."),
         click.option("--protocol", help="Graph tasks: cv (Errica et al.), official (OGB) or gin (optimistic)."),
         click.option("--folds", type=int, help="Cross-validation folds (default 10)."),
         click.option("--repeats", type=int, help="Cross-validation repeats (default 1)."),
@@ -109,17 +110,21 @@ def config_file_keys(config_path: Optional[str]) -> Set[str]:
     return set(values) if isinstance(values, dict) else set()
 
 
-def config_from_cli(config_path: Optional[str], **flags: Any) -> "ExperimentConfig":  # noqa: F821
+def config_from_cli(config_path: Optional[str], nproc: Optional[int] = None, **flags: Any
+                    ) -> "ExperimentConfig":  # noqa: F821
     """The settings of a command, from lowest to highest priority: the defaults, the dataset's
     recipe (its family's, see :mod:`pyg_ham.datasets.recipes`), the ``--config`` file, the flags
-    that were given. Says on stderr which recipe was used."""
+    that were given. Says on stderr which recipe was used. ``--devices`` sets ``--jobs`` (one
+    worker per device) in one process; in several (:obj:`nproc`, or under ``torchrun``) it gives
+    each process of this machine its device instead."""
     from pyg_ham.train.config import ExperimentConfig, load_config
 
     cfg = load_config(config_path) if config_path else ExperimentConfig()
     options = flags.pop("dataset_options", None) or {}
     norm = flags.pop("norm", None)
     dataset = flags.pop("dataset", None) or cfg.dataset
-    if flags.get("devices") and flags.get("jobs") is None:
+    one_process = (nproc or 1) == 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1
+    if flags.get("devices") and flags.get("jobs") is None and one_process:
         flags["jobs"] = len(flags["devices"])  # one worker per device
     cfg = ExperimentConfig.from_recipe(dataset, base=cfg, keep=config_file_keys(config_path), **flags)
     if cfg.recipe is not None and os.environ.get("RANK", "0") == "0":  # once under torchrun
@@ -153,7 +158,7 @@ def train(config_path: Optional[str], nproc: Optional[int] = None, **flags: Any)
       pyg-ham train --dataset MUTAG --root ../shared/data   # 10-fold CV
       pyg-ham train --batch-size 512 --nproc 2        # 2 processes (DDP), as torchrun -m pyg_ham
     """
-    cfg = config_from_cli(config_path, **flags)
+    cfg = config_from_cli(config_path, nproc=nproc, **flags)
     if nproc is not None and nproc != 1:
         from pyg_ham.train import distributed
 
@@ -161,7 +166,7 @@ def train(config_path: Optional[str], nproc: Optional[int] = None, **flags: Any)
             raise click.UsageError("--nproc starts torchrun itself; under torchrun leave it out")
         cfg.validate()  # bad input is refused once, before any process starts
         distributed.check_config(cfg, nproc)
-        sys.exit(distributed.launch(nproc, _without_nproc(sys.argv[1:])))
+        sys.exit(distributed.launch(nproc, _without_nproc(sys.argv[1:]), kept=lambda: interrupted_note(cfg)))
     run_and_report(cfg)
 
 

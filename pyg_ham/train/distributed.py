@@ -21,6 +21,7 @@ What is split how (data parallelism, the way PyG's ``examples/multi_gpu`` do it)
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 import uuid
 from contextlib import contextmanager
@@ -77,22 +78,23 @@ def is_main() -> bool:
 
 
 @contextmanager
-def session(device: torch.device) -> Iterator[torch.device]:
+def session(device: torch.device, devices: Optional[List[int]] = None) -> Iterator[torch.device]:
     r"""Start the process group if ``torchrun`` launched several processes, and end it afterwards.
 
     The backend is NCCL for CUDA devices and gloo otherwise; with CUDA each rank trains on
-    ``cuda:LOCAL_RANK``. Yields this rank's device. Re-entrant: a group that is already running
-    is used as it is (and left running).
+    ``cuda:LOCAL_RANK`` (``cuda:devices[LOCAL_RANK]`` with :obj:`devices`). Yields this rank's
+    device. Re-entrant: a group that is already running is used as it is (and left running).
 
     Args:
         device (torch.device): the device the configuration asks for.
+        devices (list of int, optional): the CUDA devices of this machine's ranks (``--devices``).
     """
     if not launched() or (dist.is_available() and dist.is_initialized()):
-        yield _rank_device(device) if is_distributed() else device
+        yield _rank_device(device, devices) if is_distributed() else device
         return
     if not dist.is_available():
         raise ConfigError("torch.distributed is not available in this torch build; run in one process")
-    device = _rank_device(device)
+    device = _rank_device(device, devices)
     backend = "nccl" if device.type == "cuda" else "gloo"
     if device.type == "cuda":
         torch.cuda.set_device(device)
@@ -107,7 +109,9 @@ def session(device: torch.device) -> Iterator[torch.device]:
     dist.destroy_process_group()
 
 
-def _rank_device(device: torch.device) -> torch.device:
+def _rank_device(device: torch.device, devices: Optional[List[int]] = None) -> torch.device:
+    if devices:  # --devices: this machine's ranks in order (check_config: one each)
+        return torch.device("cuda", devices[local_rank()])
     if device.type == "cuda" and device.index is None:
         return torch.device("cuda", local_rank() % max(torch.cuda.device_count(), 1))
     return device
@@ -342,10 +346,13 @@ def check_config(cfg: Any, processes: int) -> None:
     r"""Refuse, with one line and before any process starts, settings that cannot train in
     :obj:`processes` processes: ``--jobs`` worker processes, full-batch node training (every
     rank would compute the same step), heterogeneous node training and a global batch that does
-    not split evenly over the ranks."""
+    not split evenly over the ranks; and more processes on this machine than CUDA devices for
+    them (two ranks on one GPU fail in NCCL's first collective)."""
     if processes <= 1:
         return
     from pyg_ham.datasets import get_info
+
+    _check_devices(cfg, int(os.environ.get("LOCAL_WORLD_SIZE", processes)))
 
     if cfg.jobs > 1:
         raise ConfigError("--jobs runs independent runs in worker processes of one process; in several "
@@ -364,6 +371,32 @@ def check_config(cfg: Any, processes: int) -> None:
                           f"{processes} processes; use a multiple of {processes}")
 
 
+def _check_devices(cfg: Any, local: int) -> None:
+    """One CUDA device for each of the :obj:`local` processes on this machine, or a one-line error."""
+    if cfg.devices:
+        if len(cfg.devices) < local:
+            listed = ",".join(map(str, cfg.devices))
+            raise ConfigError(f"--devices {listed} names {len(cfg.devices)} CUDA device(s) for {local} processes on "
+                              f"this machine; give one per process (e.g. --devices {','.join(map(str, range(local)))})"
+                              f" or start {len(cfg.devices)} (--nproc {len(cfg.devices)})")
+        return
+    from pyg_ham.train.config import resolve_device
+
+    device = resolve_device(cfg.device)
+    if device.type != "cuda":
+        return
+    if device.index is not None:
+        raise ConfigError(f"device {cfg.device} would put all {local} processes on one GPU; use --device cuda "
+                          f"(process r trains on cuda:r) or --devices with one index per process")
+    count = torch.cuda.device_count()
+    if local > count:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        shown = f" (CUDA_VISIBLE_DEVICES={visible})" if visible is not None else ""
+        raise ConfigError(f"{local} processes on this machine need one CUDA device each, but {count} "
+                          f"{'is' if count == 1 else 'are'} visible{shown}; start at most {count} (--nproc {count}), "
+                          f"or train on the CPU (--device cpu)")
+
+
 #: Errors a rank raises because another rank died (its peer closed the connection): that rank's
 #: own error line is the one to read, so these end quietly.
 _PEER_ERRORS = ("Connection closed by peer", "Connection reset by peer", "Broken pipe", "Socket closed")
@@ -378,16 +411,20 @@ def error_line(exc: BaseException) -> Optional[str]:
     return f"Error: rank {rank()} of {os.environ.get('WORLD_SIZE', '1')}: {type(exc).__name__}: {message}"
 
 
-def launch(nproc: int, argv: List[str], module: str = "pyg_ham") -> int:
+def launch(nproc: int, argv: List[str], module: str = "pyg_ham", kept: Optional[Callable[[], str]] = None) -> int:
     r"""Run ``python -m pyg_ham ARGV`` in :obj:`nproc` processes on this machine through torch's own
     launcher (what ``torchrun --standalone --nproc-per-node NPROC -m pyg_ham ARGV`` does) and
     return the exit status: 0, or the first failing rank's (that rank prints its one error line;
-    the launcher's own logs are silenced).
+    the launcher's own logs are silenced). A rank killed by a signal (``SIGKILL`` from the OOM
+    killer, a segfault) cannot say so itself, and the others end as soon as their next collective
+    finds it gone: the launcher prints the one line then (``Error: rank 1 of 2 was killed by
+    SIGKILL ...``), ending with :obj:`kept`'s note on what was kept and how to continue.
 
     Args:
         nproc (int): processes (ranks) to start.
         argv (list of str): the command line after ``pyg_ham``.
         module (str): the module to run. (default: ``"pyg_ham"``)
+        kept (callable, optional): what a failed job kept (e.g. "rerun with --resume ...").
     """
     import logging
 
@@ -406,6 +443,15 @@ def launch(nproc: int, argv: List[str], module: str = "pyg_ham") -> int:
     try:
         elastic_launch(config, cmd)(*cmd_args)
     except ChildFailedError as exc:
+        killed = sorted((f.timestamp, f.signal_name() == "SIGTERM", r, f) for r, f in exc.failures.items()
+                        if f.exitcode < 0)
+        if killed:
+            from pyg_ham.train.jobs import death_reason
+
+            _, _, dead, failure = min(killed, key=lambda k: k[1])  # SIGTERM: the launcher stopping the others
+            note = f"; {kept()}" if kept is not None else ""
+            print(f"Error: rank {dead} of {nproc} was {death_reason(failure.exitcode)}; the other ranks were "
+                  f"stopped{note}", file=sys.stderr, flush=True)
         _, failure = exc.get_first_failure()
         return failure.exitcode if failure.exitcode > 0 else 1
     return 0

@@ -9,7 +9,6 @@ A task kind supplies what differs through :class:`~pyg_ham.train.task.TrainingTa
 from __future__ import annotations
 
 import math
-import os
 import random
 import time
 from pathlib import Path
@@ -21,6 +20,7 @@ from tqdm.auto import tqdm
 
 from pyg_ham.optim import track_exponents
 from pyg_ham.results import RunResult
+from pyg_ham.results.io import atomic_write
 from pyg_ham.train.diagnostics import WeightDiagnostics
 from pyg_ham.train.stability import run_stability
 
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from pyg_ham.train.config import ExperimentConfig
     from pyg_ham.train.task import TrainingTask
 
-__all__ = ["seed_everything", "is_better", "best_epoch", "fit", "build_scheduler", "SCHEDULERS"]
+__all__ = ["seed_everything", "is_better", "best_epoch", "fit", "build_scheduler", "SCHEDULERS", "rerun_hint"]
 
 Scores = Dict[str, float]
 #: Learning-rate schedules by name (stepped once per epoch).
@@ -80,10 +80,17 @@ def build_scheduler(name: str, optimizer: torch.optim.Optimizer, epochs: int,
     raise ConfigError(f"unknown scheduler {name!r}; choose one of: {', '.join(SCHEDULERS)}")
 
 
-def _save_atomic(obj: Any, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+def rerun_hint(cfg: "ExperimentConfig") -> str:
+    """How to continue after a result or checkpoint could not be written (a full disk)."""
+    flag = "" if getattr(cfg, "resume", False) else " with --resume"
+    return (f"then rerun the same command{flag}: the finished runs are kept and the run in progress continues "
+            f"from its last saved epoch")
+
+
+def _save_atomic(obj: Any, path: Path, then: str = "then rerun the same command") -> None:
+    """``torch.save`` to a temporary file that replaces :obj:`path` (:func:`~pyg_ham.results.io.atomic_write`:
+    no partial file on any error, a full disk says what to free)."""
+    atomic_write(path, lambda f: torch.save(obj, f), binary=True, then=then)
 
 
 def _rng_state() -> Dict[str, Any]:
@@ -207,6 +214,8 @@ def fit(
             else:
                 stale += 1
     diverged = False
+    if cfg.patience is not None and stale >= cfg.patience:
+        start = epochs + 1  # resumed after its early stop (its record could not be written): nothing more to train
     progress = not cfg.quiet and distributed.is_main()
     bar = tqdm(range(start, epochs + 1), desc=task.desc or "train", disable=not progress, leave=False,
                initial=start - 1, total=epochs, dynamic_ncols=True)
@@ -251,7 +260,7 @@ def fit(
                       "diagnostics": diagnostics.state_dict(), "history": history, "epoch": epoch}
                 if ranks is not None:
                     ck.update(world_size=world, ranks=ranks)
-                _save_atomic(ck, path)
+                _save_atomic(ck, path, rerun_hint(cfg))
         if cfg.patience is not None and stale >= cfg.patience:
             break
     bar.close()

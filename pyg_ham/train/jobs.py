@@ -21,6 +21,14 @@ Ctrl-C: the workers ignore ``SIGINT``; the parent stops them (what finished is o
 runs in progress keep their last epoch checkpoint) and re-raises :class:`KeyboardInterrupt`. A
 run that raises is yielded with its error and traceback; the other runs go on.
 
+A worker that dies (``SIGKILL`` from the OOM killer, a segfault) costs only the run it held:
+each worker has its own pipe, so the parent knows which run that was (a
+:class:`~concurrent.futures.ProcessPoolExecutor` cannot tell, and breaks every pending run).
+The dead worker is replaced, the others go on, and that run is trained once more, from its
+last epoch checkpoint when this invocation wrote one (else from scratch: a run is seeded, so
+either way it gives the result it would have given); if it dies again it is reported by name
+with the reason (:func:`death_reason`), and the command exits with a failure status.
+
 A script that calls :func:`~pyg_ham.train.runner.run_experiment` or
 :func:`~pyg_ham.compare.compare.compare` with ``jobs > 1`` needs the usual
 ``if __name__ == "__main__":`` guard (the workers import the main module, as with any
@@ -32,10 +40,12 @@ import multiprocessing
 import pickle
 import signal
 import sys
+import time
 import traceback
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from collections import deque
 from contextlib import closing
 from dataclasses import dataclass, replace
+from multiprocessing.connection import Connection, wait
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
@@ -44,7 +54,7 @@ import torch
 from pyg_ham.errors import ConfigError, PygHamError
 
 __all__ = ["Unit", "Outcome", "RunsFailed", "run_parallel", "run_experiments_parallel", "raise_failures",
-           "threads_per_job", "progress_postfix"]
+           "threads_per_job", "progress_postfix", "death_reason"]
 
 
 @dataclass
@@ -92,26 +102,46 @@ def threads_per_job(jobs: int, budget: Optional[int] = None) -> int:
 _WORKER: Dict[str, Any] = {}
 
 
-def _init_worker(threads: int, task: Any, devices: Optional[Sequence[int]], counter: Any) -> None:
-    """Runs once in every worker: its threads, its device, the shared task; Ctrl-C is the parent's."""
+def _worker_main(conn: Connection, threads: int, payload: Optional[bytes], sys_path: List[str],
+                 device: Optional[int]) -> None:
+    """One worker: set up once (threads, device, the shared task), then train the runs it is sent
+    until it is sent ``None``. Ctrl-C is the parent's."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.path[:] = sys_path + [p for p in sys.path if p not in sys_path]  # the parent's, as it is now
     torch.set_num_threads(threads)
-    with counter.get_lock():
-        index = counter.value
-        counter.value += 1
-    _WORKER["device"] = torch.device("cuda", devices[index % len(devices)]) if devices else None
+    _WORKER["device"] = torch.device("cuda", device) if device is not None else None
     if _WORKER["device"] is not None:
         torch.cuda.set_device(_WORKER["device"])
-    _WORKER["task"] = task
     from pyg_ham.datasets import registry
 
     registry._load_adapters()  # task kinds that adapters register (e.g. vision)
+    if payload is not None:
+        try:
+            _WORKER["task"] = pickle.loads(payload)
+        except Exception as exc:  # noqa: BLE001 - every run of this worker reports it
+            _WORKER["setup_error"] = f"the worker cannot load the task: {type(exc).__name__}: {exc}"
+    while True:
+        try:
+            job = conn.recv()
+        except (EOFError, OSError):  # the parent is gone
+            return
+        if job is None:
+            return
+        outcome = _work(*job)
+        try:
+            conn.send(outcome)
+        except (EOFError, OSError):
+            return
+        except Exception as exc:  # noqa: BLE001 - e.g. a record that cannot be pickled
+            conn.send(Outcome(error=f"{type(exc).__name__}: cannot send the run's result: {exc}"))
 
 
 def _work(cfg: Any, spec: Dict[str, Any], checkpoint: Optional[Path], resume: bool) -> Outcome:
     from pyg_ham.train import runner
     from pyg_ham.train.config import resolve_device
 
+    if "setup_error" in _WORKER:
+        return Outcome(error=_WORKER["setup_error"])
     try:
         task = _WORKER.get("task")
         if task is None:
@@ -140,19 +170,88 @@ def _context(devices: Optional[Sequence[int]] = None) -> multiprocessing.context
     return multiprocessing.get_context("spawn")
 
 
-def _stop(executor: ProcessPoolExecutor) -> None:
-    """Stop every worker now (the runs in progress keep their last epoch checkpoint)."""
-    terminate = getattr(executor, "terminate_workers", None)  # Python >= 3.14
-    if terminate is not None:
-        terminate()
-        return
-    processes = list((getattr(executor, "_processes", None) or {}).values())
-    executor.shutdown(wait=False, cancel_futures=True)
-    for p in processes:
-        if p.is_alive():
-            p.terminate()
-    for p in processes:
-        p.join(timeout=10)
+def death_reason(exitcode: Optional[int]) -> str:
+    """Why a worker process ended, from its exit code (``-9``: ``"killed by SIGKILL (out of memory?)"``)."""
+    if exitcode is None:
+        return "it closed its pipe"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = {"SIGKILL": " (out of memory, or killed)", "SIGSEGV": " (a crash in native code)",
+                "SIGBUS": " (a crash in native code)", "SIGABRT": " (aborted)"}.get(name, "")
+        return f"killed by {name}{hint}"
+    return f"it exited with status {exitcode}"
+
+
+@dataclass
+class _Slot:
+    """One worker process: its device slot, its pipe, and the unit it trains (``None``: idle)."""
+
+    index: int
+    process: Any
+    conn: Connection
+    job: Optional[int] = None
+    since: int = 0  # time.time_ns() when it was handed the unit
+
+
+class _Pool:
+    r"""``workers`` processes, each trains one run at a time; a dead one is replaced.
+
+    :class:`~concurrent.futures.ProcessPoolExecutor` cannot say which run a dead worker held
+    and breaks the whole pool; here each worker has its own pipe, so the parent knows."""
+
+    def __init__(self, ctx: Any, workers: int, threads: int, payload: Optional[bytes],
+                 devices: Sequence[int]) -> None:
+        self.ctx, self.threads, self.payload, self.devices = ctx, threads, payload, list(devices)
+        self.slots: List[_Slot] = []
+        for index in range(workers):
+            self.slots.append(self.start(index))
+
+    def start(self, index: int) -> _Slot:
+        parent, child = self.ctx.Pipe(duplex=True)
+        device = self.devices[index % len(self.devices)] if self.devices else None
+        process = self.ctx.Process(target=_worker_main, daemon=True, name=f"pyg-ham-job-{index}",
+                                   args=(child, self.threads, self.payload, list(sys.path), device))
+        process.start()
+        child.close()  # the worker's end: the parent reads EOF when the worker dies
+        return _Slot(index, process, parent)
+
+    def close(self) -> None:
+        """Let every worker finish (they are idle) and exit."""
+        for slot in self.slots:
+            try:
+                slot.conn.send(None)
+            except (EOFError, OSError):
+                pass
+        for slot in self.slots:
+            slot.process.join(timeout=10)
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop every worker now (the runs in progress keep their last epoch checkpoint)."""
+        for slot in self.slots:
+            if slot.process.is_alive():
+                slot.process.terminate()
+        for slot in self.slots:
+            slot.process.join(timeout=10)
+            if slot.process.is_alive():
+                slot.process.kill()
+                slot.process.join(timeout=5)
+            slot.conn.close()
+        self.slots = []
+
+
+def _retry(unit: Unit, since: int) -> Tuple[Unit, str]:
+    """The unit to train again after its worker died, and from where: its last epoch checkpoint
+    if this invocation wrote one (or it resumes anyway), else from scratch."""
+    ckpt = unit.checkpoint
+    if ckpt is not None and ckpt.exists() and (unit.resume or ckpt.stat().st_mtime_ns >= since):
+        return replace(unit, resume=True), f"from its last epoch checkpoint ({ckpt})"
+    if ckpt is None:
+        return unit, "from scratch (it keeps no checkpoint without --out or --checkpoint-dir)"
+    return unit, "from scratch (it had not finished an epoch)"
 
 
 def progress_postfix(best: Optional[Tuple[float, str]], failed: int) -> Dict[str, str]:
@@ -166,12 +265,17 @@ def progress_postfix(best: Optional[Tuple[float, str]], failed: int) -> Dict[str
 
 
 def run_parallel(units: Sequence[Unit], *, jobs: int, task: Any = None, devices: Optional[Sequence[int]] = None,
-                 quiet: bool = False, higher_is_better: bool = True, desc: str = "runs"
-                 ) -> Iterator[Tuple[Unit, Outcome]]:
+                 quiet: bool = False, higher_is_better: bool = True, desc: str = "runs",
+                 log: Optional[Callable[[str], None]] = None) -> Iterator[Tuple[Unit, Outcome]]:
     r"""Train :obj:`units` in :obj:`jobs` worker processes; yield ``(unit, outcome)`` as each finishes.
 
     One progress bar counts the finished runs of all workers and shows the best validation
     score so far (the workers train quietly).
+
+    A worker that dies (killed, out of memory, a segfault) costs only the run it held: the
+    worker is replaced, the other workers go on, and that run is trained once more, from its
+    last epoch checkpoint when this invocation wrote one (else from scratch); if it dies again
+    it is yielded with an error naming why (:func:`death_reason`).
 
     Args:
         units (sequence of Unit): the runs, in the order they are handed out.
@@ -183,6 +287,7 @@ def run_parallel(units: Sequence[Unit], *, jobs: int, task: Any = None, devices:
         quiet (bool): no progress bar. (default: :obj:`False`)
         higher_is_better (bool): how "best so far" compares validation scores.
         desc (str): the progress bar's label.
+        log (callable, optional): one line when a worker dies (default: stderr).
 
     Raises:
         KeyboardInterrupt: after stopping every worker.
@@ -191,45 +296,84 @@ def run_parallel(units: Sequence[Unit], *, jobs: int, task: Any = None, devices:
 
     if not units:
         return
-    workers = min(jobs, len(units))
-    ctx = _context(devices)
-    counter = ctx.Value("i", 0)
-    executor = ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker,
-                                   initargs=(threads_per_job(jobs), task, list(devices or []), counter))
+    say = log or (lambda msg: print(msg, file=sys.stderr, flush=True))
+    payload = pickle.dumps(task, protocol=pickle.HIGHEST_PROTOCOL) if task is not None else None
+    pool = _Pool(_context(devices), min(jobs, len(units)), threads_per_job(jobs), payload, list(devices or []))
     bar = tqdm(total=len(units), desc=desc, unit="run", disable=quiet, dynamic_ncols=True, file=sys.stderr)
+    current = list(units)  # what to hand out (a retried run resumes from its checkpoint)
+    queue = deque(range(len(units)))
+    deaths = [0] * len(units)
+    remaining = len(units)
     best: Optional[Tuple[float, str]] = None
     failed = 0
-    finished = False
+
+    def finished(index: int, outcome: Outcome) -> Tuple[Unit, Outcome]:
+        nonlocal remaining, failed, best
+        remaining -= 1
+        if outcome.error:
+            failed += 1
+        else:
+            valid = outcome.record.get("valid")
+            if isinstance(valid, float) and valid == valid and (
+                    best is None or (valid > best[0] if higher_is_better else valid < best[0])):
+                best = (valid, units[index].label)
+        bar.update(1)
+        bar.set_postfix(progress_postfix(best, failed), refresh=True)
+        return units[index], outcome
+
+    completed = False
     try:
-        futures: Dict[Future, int] = {executor.submit(_work, u.cfg, u.spec, u.checkpoint, u.resume): i
-                                      for i, u in enumerate(units)}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            for future in sorted(done, key=futures.__getitem__):
-                unit = units[futures[future]]
-                try:
-                    outcome = future.result()
-                except Exception as exc:  # noqa: BLE001 - a worker died (killed, out of memory, ...)
-                    outcome = Outcome(error=f"{type(exc).__name__}: worker process died ({exc})",
-                                      traceback="".join(traceback.format_exception(exc)))
-                if outcome.error:
-                    failed += 1
+        while remaining:
+            for slot in pool.slots:
+                if slot.job is None and queue:
+                    slot.job, slot.since = queue.popleft(), time.time_ns()
+                    u = current[slot.job]
+                    try:
+                        slot.conn.send((u.cfg, u.spec, u.checkpoint, u.resume))
+                    except (EOFError, OSError):  # it died meanwhile: its sentinel says so below
+                        pass
+            ready = wait([s.conn for s in pool.slots if s.job is not None] + [s.process.sentinel for s in pool.slots])
+            for slot in list(pool.slots):
+                dead = slot.process.sentinel in ready
+                if slot.conn in ready and slot.job is not None:
+                    try:
+                        outcome = slot.conn.recv()
+                    except (EOFError, OSError):
+                        dead = True
+                    else:
+                        index, slot.job = slot.job, None
+                        yield finished(index, outcome)
+                if not dead:
+                    continue
+                slot.process.join(timeout=10)
+                reason, index = death_reason(slot.process.exitcode), slot.job
+                if slot.process.is_alive():  # its pipe broke, the process lingers: end it
+                    slot.process.kill()
+                    slot.process.join(timeout=5)
+                slot.conn.close()
+                if index is not None:
+                    deaths[index] += 1
+                    label = units[index].label
+                    if deaths[index] == 1:
+                        current[index], where = _retry(current[index], slot.since)
+                        queue.appendleft(index)
+                        with tqdm.external_write_mode(file=sys.stderr):
+                            say(f"{label}: its worker process died ({reason}); training it once more, {where}")
+                if queue:
+                    pool.slots[pool.slots.index(slot)] = pool.start(slot.index)
                 else:
-                    valid = outcome.record.get("valid")
-                    if isinstance(valid, float) and valid == valid and (
-                            best is None or (valid > best[0] if higher_is_better else valid < best[0])):
-                        best = (valid, unit.label)
-                bar.update(1)
-                bar.set_postfix(progress_postfix(best, failed), refresh=True)
-                yield unit, outcome
-        finished = True
+                    pool.slots.remove(slot)
+                if index is not None and deaths[index] > 1:
+                    yield finished(index, Outcome(error=f"its worker process died twice ({reason})",
+                                                  traceback=f"{label}: its worker process died twice; the second "
+                                                            f"time {reason}\n"))
+        completed = True
     finally:
         bar.close()
-        if finished:
-            executor.shutdown(wait=True)
+        if completed:
+            pool.close()
         else:  # Ctrl-C, or the caller stopped early (an error while writing results)
-            _stop(executor)
+            pool.stop()
 
 
 def _picklable(obj: Any) -> bool:
@@ -270,7 +414,7 @@ def run_experiments_parallel(experiments: Sequence[Any], jobs: int, *, devices: 
     shared = all(exp.task is task for exp in experiments) and _picklable(task)
     failures: Dict[int, List[Tuple[Dict[str, Any], Outcome]]] = {}
     outcomes = run_parallel(units, jobs=jobs, task=task if shared else None, devices=devices, quiet=quiet,
-                            higher_is_better=task.higher_is_better, desc=f"{task.name} runs")
+                            higher_is_better=task.higher_is_better, desc=f"{task.name} runs", log=log)
     with closing(outcomes):  # an exception here (bad input, Ctrl-C while writing) stops the workers too
         for unit, outcome in outcomes:
             index = unit.key[0]

@@ -14,7 +14,7 @@ from pyg_ham.results import RunResult, format_mean_std, read_json, result_docume
 from pyg_ham.train import distributed, graph, hetero, node  # noqa: F401 - registers the "node", "graph", "hetero-node" kinds
 from pyg_ham.train.common import make_optimizer
 from pyg_ham.train.config import ExperimentConfig, resolve_device
-from pyg_ham.train.engine import fit, seed_everything
+from pyg_ham.train.engine import fit, rerun_hint, seed_everything
 from pyg_ham.train.stability import document_stability
 from pyg_ham.train.task import RunSpec, task_kind
 
@@ -167,7 +167,7 @@ class Experiment:
         self.main = distributed.is_main()  # under torchrun rank 0 alone reads and writes files and logs
         self.cfg, self.log, self.label = cfg, (log if self.main else (lambda msg: None)), label
         self.device = device if device is not None else resolve_device(cfg.device)
-        if cfg.devices and cfg.jobs == 1:
+        if cfg.devices and cfg.jobs == 1 and not distributed.is_distributed():  # under torchrun: the session's
             self.device = torch.device("cuda", cfg.devices[0])
         self.task = task if task is not None else load_task(cfg)
         kind = task_kind(self.task)
@@ -212,7 +212,7 @@ class Experiment:
         if not self.main:
             return
         if self.out is not None:
-            write_json(self.out, self.document(complete=False))
+            write_json(self.out, self.document(complete=False), then=rerun_hint(self.cfg))
         checkpoint = self.ckpt_dir / f"{spec['key']}.pt" if self.ckpt_dir else None
         if checkpoint is not None and checkpoint.exists():
             checkpoint.unlink()
@@ -228,7 +228,7 @@ class Experiment:
             _apply_gin_protocol(records, self.task.higher_is_better)
         doc = self.document(complete=True)
         if self.out is not None and self.main:
-            write_json(self.out, doc)
+            write_json(self.out, doc, then=rerun_hint(self.cfg))
             if self.ckpt_dir is not None and self.ckpt_dir.exists() and not any(self.ckpt_dir.iterdir()):
                 self.ckpt_dir.rmdir()
         return doc
@@ -247,7 +247,7 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
     logs (:mod:`pyg_ham.train.distributed`)."""
     cfg.validate()
     distributed.check_config(cfg, distributed.launched_world_size())  # on every rank, before the group starts
-    with distributed.session(resolve_device(cfg.device)) as device:
+    with distributed.session(resolve_device(cfg.device), cfg.devices) as device:
         exp = Experiment(cfg, task, log, device=device)
         if cfg.jobs > 1:
             from pyg_ham.train.jobs import raise_failures, run_experiments_parallel

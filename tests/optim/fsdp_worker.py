@@ -6,7 +6,7 @@ Trains every (model, base) of :data:`CASES` for :data:`STEPS` steps on this rank
 batch and, on rank 0, saves the gathered full parameters to ``OUT_FILE``.
 """
 import sys
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import torch
 
@@ -46,6 +46,25 @@ def train(model: torch.nn.Module, opt: torch.optim.Optimizer, kind: str, rows: s
         opt.step()
 
 
+def fsdp1_orig_params() -> List[str]:
+    """FSDP1 with use_orig_params=True: what HAM says about its parameters on every rank."""
+    import torch.distributed as dist
+    from torch.distributed.fsdp import FullyShardedDataParallel
+
+    from pyg_ham.errors import ConfigError
+
+    model = FullyShardedDataParallel(build("small"), use_orig_params=True, device_id=torch.device("cpu"))
+    shapes = [tuple(p.shape) for p in model.parameters()]
+    try:
+        optimizer("small", "sgd", model.parameters())
+        said = "accepted"
+    except ConfigError as exc:
+        said = str(exc)
+    out: List[Any] = [None] * dist.get_world_size()
+    dist.all_gather_object(out, (said, shapes))
+    return out
+
+
 def main() -> None:
     import torch.distributed as dist
     from torch.distributed.device_mesh import init_device_mesh
@@ -56,7 +75,7 @@ def main() -> None:
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world)
     try:
         mesh = init_device_mesh("cpu", (world,))
-        result: Dict[str, List[torch.Tensor]] = {}
+        result: Dict[str, Any] = {}
         per_rank = BATCH // world
         for kind, base in CASES:
             model = build(kind)
@@ -66,6 +85,7 @@ def main() -> None:
             fully_shard(model, mesh=mesh)
             train(model, optimizer(kind, base, model.parameters()), kind, slice(rank * per_rank, (rank + 1) * per_rank))
             result[f"{kind}-{base}"] = [p.full_tensor().detach().clone() for p in model.parameters()]
+        result["fsdp1"] = fsdp1_orig_params()
         if rank == 0:
             torch.save(result, out)
     finally:

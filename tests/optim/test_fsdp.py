@@ -1,4 +1,5 @@
-"""HAM on sharded parameters: FSDP2 (2 CPU processes, gloo) equals one process; FSDP1 is refused."""
+"""HAM on sharded parameters: FSDP2 (2 CPU processes, gloo) equals one process; FSDP1 is refused
+(its FlatParameter, and its use_orig_params=True views)."""
 import importlib.util
 import os
 import socket
@@ -30,7 +31,7 @@ def _free_port() -> int:
 
 
 @pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed unavailable")
-def test_fsdp2_ham_equals_one_process(tmp_path):
+def test_fsdp2_ham_equals_one_process_and_fsdp1_orig_params_is_refused(tmp_path):
     out = tmp_path / "fsdp.pt"
     port = _free_port()
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
@@ -52,6 +53,12 @@ def test_fsdp2_ham_equals_one_process(tmp_path):
                 proc.wait()
     assert all(proc.returncode == 0 for proc in procs), "\n".join(log[-3000:] for log in logs)
     sharded = torch.load(out)
+    # FSDP1 with use_orig_params=True: 1-D views of each rank's shard (what HAM would select nothing
+    # of), refused by name on every rank
+    for said, shapes in sharded.pop("fsdp1"):
+        assert all(len(shape) == 1 for shape in shapes), shapes
+        assert said.startswith("HAM: param group 0 holds FSDP1 (FullyShardedDataParallel) parameters with "
+                               "use_orig_params=True"), said
     # the two processes sum the batch's gradient in another order: rounding, amplified by training
     for name, params in expected.items():
         for p, q in zip(params, sharded[name]):

@@ -330,3 +330,48 @@ def test_bad_ham_arguments_are_named(kwargs, match):
 def test_base_must_be_an_optimizer():
     with pytest.raises(TypeError, match="torch.optim.Optimizer"):
         HAM([torch.nn.Parameter(torch.randn(2, 2))])
+
+
+# --- HAM that would step nothing says so, instead of being the base optimizer silently ---------
+
+def _vector(n=4):
+    return torch.nn.Parameter(torch.randn(n))
+
+
+@pytest.mark.parametrize("wrap", ["HAM", "attach_ham"])
+def test_ham_that_selects_no_tensor_is_one_error_line_and_changes_nothing(wrap):
+    from pyg_ham.errors import ConfigError
+
+    base = torch.optim.SGD([_vector(), _vector(2)], lr=0.1)  # biases only: ham="auto" picks none
+    before = [dict(g) for g in base.param_groups]
+    with pytest.raises(ConfigError) as info:
+        (HAM if wrap == "HAM" else attach_ham)(base)
+    assert str(info.value) == (f"{wrap}: HAM is on but selects no tensor (2 parameter(s) with ndim < 2 in ham='auto' "
+                               f"groups (it steps tensors with ndim >= 2: weight matrices)); give the optimizer the "
+                               f"weight matrices, select them (ham=True in their param group), or leave HAM off")
+    assert base.param_groups == before and "ham" not in base.defaults  # nothing was written
+    # every group with ham=False (a selector that matched nothing) is the same silent no-op
+    groups = [{"params": [torch.nn.Parameter(torch.randn(3, 3))], "ham": False}, {"params": [_vector()]}]
+    with pytest.raises(ConfigError, match=r"selects no tensor \(1 parameter\(s\) with ndim < 2 in ham='auto' "
+                                          r"groups .*; 1 parameter\(s\) in groups with ham=False\)"):
+        HAM(torch.optim.SGD(groups, lr=0.1))
+
+
+def test_ham_that_is_off_on_purpose_or_selects_something_is_accepted():
+    HAM(torch.optim.SGD([_vector()], lr=0.1), ham=True)  # every tensor, biases too
+    HAM(torch.optim.SGD([_vector()], lr=0.1), ham=False)  # off, as asked
+    HAM(torch.optim.SGD([_vector()], lr=0.1), alpha=0.0, beta=0.0)  # exactly the base, as asked
+    HAM(torch.optim.SGD([{"params": [_vector()]}, {"params": [torch.nn.Parameter(torch.randn(2, 3))]}], lr=0.1))
+
+
+def test_fsdp1_use_orig_params_views_are_refused_by_name():
+    """FSDP1 with use_orig_params=True marks the original parameters (``_fsdp_flattened``) whose
+    data it makes 1-D views of the rank's shard (tests/optim/test_fsdp.py checks real FSDP1)."""
+    from pyg_ham.errors import ConfigError
+
+    view = torch.nn.Parameter(torch.randn(12))  # a 3x4 weight's shard, as FSDP1 hands it out
+    view._fsdp_flattened = True
+    for wrap in (HAM, attach_ham):
+        with pytest.raises(ConfigError, match=r"param group 0 holds FSDP1 \(FullyShardedDataParallel\) parameters "
+                                              r"with use_orig_params=True.*fully_shard"):
+            wrap(torch.optim.SGD([view, torch.nn.Parameter(torch.randn(3, 3))], lr=0.1))

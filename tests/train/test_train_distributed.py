@@ -126,7 +126,7 @@ def _assert_same_runs(doc, ref, rtol):
             assert abs(run[key] - one[key]) <= 1e-6, (key, run[key], one[key])
 
 
-def test_torchrun_node_minibatch_two_nodes_matches_one_process_and_resumes(tmp_path):
+def test_torchrun_node_minibatch_two_nodes_matches_one_process_and_resumes_also_after_a_killed_rank(tmp_path):
     two, one, resumed = tmp_path / "two.json", tmp_path / "one.json", tmp_path / "resumed.json"
     args = NODE_ARGS + ["--epochs", "20", "--optimizer", "sgd", "--lr", "0.05", "--alpha", "2"]
     # two "machines" on 127.0.0.1 (torchrun --nnodes 2 --node-rank 0/1), one process each
@@ -160,6 +160,34 @@ def test_torchrun_node_minibatch_two_nodes_matches_one_process_and_resumes(tmp_p
     again = json.loads(resumed.read_text())
     assert [h["loss"] for h in again["runs"][0]["history"]] == [h["loss"] for h in doc["runs"][0]["history"]]
     assert again["runs"][0]["test"] == doc["runs"][0]["test"]
+    _a_killed_rank_ends_the_job_with_one_line_and_resume_equals(args, doc, tmp_path / "killed.json")
+
+
+def _a_killed_rank_ends_the_job_with_one_line_and_resume_equals(args, doc, killed):
+    """``--nproc 2``, rank 1 SIGKILLed mid-run (as the OOM killer does: it cannot say a word): the
+    job ends within 60 s with the launcher's one line, and --resume gives the uninterrupted :obj:`doc`."""
+    proc = _nproc2(args + ["--out", str(killed)])
+    ckpt = killed.with_suffix(".ckpt") / "run0.pt"
+    victim = _rank(proc, 1)
+    deadline = time.time() + 120
+    while not ckpt.exists() and time.time() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    assert proc.poll() is None, "finished before it could be killed"
+    victim.kill()
+    t0 = time.time()
+    code, _, err = _finish(proc, timeout=120)
+    assert time.time() - t0 < 60 and code == 1
+    lines = [line for line in err.splitlines() if line.strip() and "Warning" not in line]
+    assert lines == [f"Error: rank 1 of 2 was killed by SIGKILL (out of memory, or killed); the other ranks were "
+                     f"stopped; the interrupted run's last epoch is in {ckpt.parent}/; rerun with --resume to "
+                     f"continue"], err[-3000:]
+    assert 1 <= torch.load(ckpt, weights_only=False)["epoch"] < 20 and not killed.exists()
+    assert not list(killed.parent.rglob("*.tmp"))
+    code, _, err = _finish(_nproc2(args + ["--out", str(killed), "--resume"]))
+    assert code == 0, err[-3000:]
+    again = json.loads(killed.read_text())["runs"][0]
+    assert [h["loss"] for h in again["history"]] == [h["loss"] for h in doc["runs"][0]["history"]]
+    assert (again["valid"], again["test"]) == (doc["runs"][0]["valid"], doc["runs"][0]["test"])
 
 
 def test_torchrun_layerwise_evaluation_is_split_over_ranks_and_matches_one_process(tmp_path):
@@ -263,3 +291,88 @@ def test_torchrun_sweep_writes_and_reports_once(tmp_path):
     assert stdout.count("Next:") == 1  # rank 0 alone prints the table
     doc = json.loads((out / "sweep.json").read_text())
     assert (out / "best.yaml").exists() and (out / "config.yaml").exists() and doc["variants"]
+
+
+def _fake_gpus(monkeypatch, count):
+    """This process sees :obj:`count` CUDA devices (nothing may start: launch fails the test)."""
+    from pyg_ham.train import distributed
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: count)
+    monkeypatch.setattr(distributed, "launch", lambda *a, **k: pytest.fail("processes were started"))
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+
+
+@pytest.mark.parametrize("setting, message", [
+    (["--device", "cuda"], "2 processes on this machine need one CUDA device each, but 1 is visible; start at most 1 "
+                           "(--nproc 1), or train on the CPU (--device cpu)"),
+    (["--device", "auto"], "2 processes on this machine need one CUDA device each, but 1 is visible"),
+    (["--device", "cuda:0"], "device cuda:0 would put all 2 processes on one GPU; use --device cuda"),
+    (["--devices", "0"], "--devices 0 names 1 CUDA device(s) for 2 processes on this machine; give one per process "
+                         "(e.g. --devices 0,1) or start 1 (--nproc 1)"),
+])
+def test_more_processes_than_gpus_are_refused_before_any_process_starts(setting, message, monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from pyg_ham.cli import main
+
+    _fake_gpus(monkeypatch, 1)
+    result = CliRunner().invoke(main, NODE_ARGS[:-6] + ["--nproc", "2", "--epochs", "1", *setting,
+                                                        "--out", str(tmp_path / "r.json")])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.output.strip().splitlines() if not line.startswith("recipe:")]
+    assert len(lines) == 1 and lines[0].startswith(f"Error: {message}"), result.output
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_torchrun_rank_with_too_few_gpus_refuses_before_the_group_starts(monkeypatch, tmp_path):
+    from click.testing import CliRunner
+
+    from pyg_ham.cli import main
+
+    _fake_gpus(monkeypatch, 1)
+    for name, value in {"WORLD_SIZE": "4", "LOCAL_WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0",
+                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1", "CUDA_VISIBLE_DEVICES": "3"}.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, NODE_ARGS[:-6] + ["--epochs", "1", "--device", "cuda", "--out",
+                                                        str(tmp_path / "r.json")])
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines()[-1] == (
+        "Error: rank 0 of 4: 2 processes on this machine need one CUDA device each, but 1 is visible "
+        "(CUDA_VISIBLE_DEVICES=3); start at most 1 (--nproc 1), or train on the CPU (--device cpu)")
+    assert not torch.distributed.is_initialized() and not list(tmp_path.iterdir())
+
+
+def test_devices_give_each_process_its_gpu(monkeypatch):
+    from pyg_ham.train import distributed
+    from pyg_ham.train.cli import config_from_cli
+
+    _fake_gpus(monkeypatch, 8)
+    cfg = config_from_cli(None, nproc=2, devices=[3, 5], batch_size=48, dataset_options={"num_nodes": "100"})
+    assert cfg.jobs == 1  # not two --jobs workers: two processes, one device each
+    distributed.check_config(cfg, 2)  # accepted
+    assert config_from_cli(None, devices=[3, 5]).jobs == 2  # in one process: one worker per device
+    for local, expected in (("0", 3), ("1", 5)):
+        monkeypatch.setenv("LOCAL_RANK", local)
+        assert distributed._rank_device(torch.device("cuda"), cfg.devices) == torch.device("cuda", expected)
+
+
+def _nproc2(args):
+    """``pyg-ham ARGS --nproc 2``: the launcher in its own session (killed with it on a timeout)."""
+    return subprocess.Popen([sys.executable, "-m", "pyg_ham", *args, "--nproc", "2"], env=_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+
+
+def _rank(launcher, rank, timeout=60):
+    import psutil
+
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        for child in psutil.Process(launcher.pid).children(recursive=True):
+            try:
+                if child.environ().get("RANK") == str(rank):
+                    return child
+            except psutil.Error:
+                pass
+        time.sleep(0.05)
+    raise AssertionError(f"rank {rank} did not start")

@@ -160,3 +160,96 @@ def test_bad_jobs_settings_are_one_line_errors(kw, message):
     with pytest.raises(ConfigError, match=message) as info:
         ExperimentConfig(**kw)
     assert "\n" not in str(info.value)
+
+
+# --- a worker that dies (SIGKILL, as the OOM killer sends it) costs only its own run -----------
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+def _dying(monkeypatch, tmp_path, deaths):
+    """The synthetic task whose runs in :obj:`deaths` SIGKILL their own worker (tests/train/dying_task.py)."""
+    monkeypatch.syspath_prepend(HERE)  # the workers get the parent's sys.path, and import it from there
+    from dying_task import DyingNodeTask
+
+    from pyg_ham.train.runner import load_task
+
+    marks = tmp_path / "deaths"
+    marks.mkdir()
+    cfg = ExperimentConfig(dataset="synthetic", dataset_options={"num_nodes": 300}, hidden=8, epochs=6, runs=4,
+                           **QUIET)
+    return cfg, load_task(cfg), DyingNodeTask.wrap(load_task(cfg), deaths, marks), marks
+
+
+@pytest.mark.timeout(240)
+def test_a_killed_worker_costs_only_its_run_which_resumes_from_its_checkpoint(monkeypatch, tmp_path):
+    cfg, plain, dying, marks = _dying(monkeypatch, tmp_path, {"run1": 1})
+    reference = run_experiment(cfg, log=lambda m: None, task=plain)  # --jobs 1, in this process
+    out, lines = tmp_path / "r.json", []
+    doc = run_experiment(cfg.replace(jobs=2, out=str(out)), log=lines.append, task=dying)
+    assert len(list(marks.iterdir())) == 1  # run1's worker was killed once, in its third epoch
+    died = [line for line in lines if "worker process died" in line]
+    assert died == [f"run1: its worker process died (killed by SIGKILL (out of memory, or killed)); training it "
+                    f"once more, from its last epoch checkpoint ({tmp_path / 'r.ckpt' / 'run1.pt'})"]
+    # every run finished in this invocation, each as --jobs 1 trained it (run1 resumed exactly)
+    assert doc["complete"] and fingerprint(doc["runs"]) == fingerprint(reference["runs"])
+    assert fingerprint(load(out)["runs"]) == fingerprint(reference["runs"])
+
+
+@pytest.mark.timeout(240)
+def test_a_run_whose_retry_dies_too_is_reported_by_name_and_the_others_finish(monkeypatch, tmp_path):
+    cfg, plain, dying, marks = _dying(monkeypatch, tmp_path, {"run2": 2})
+    cfg = cfg.replace(runs=3)
+    reference = run_experiment(cfg, log=lambda m: None, task=plain)
+    out, lines = tmp_path / "r.json", []
+    with pytest.raises(RunsFailed) as info:
+        run_experiment(cfg.replace(jobs=2, out=str(out)), log=lines.append, task=dying)
+    assert str(info.value) == (f"run(s) run2 failed (its worker process died twice (killed by SIGKILL (out of "
+                               f"memory, or killed))); the finished runs are in {out}; rerun with --resume to retry")
+    assert "\n" not in str(info.value) and len(list(marks.iterdir())) == 2
+    kept = load(out)
+    assert not kept["complete"] and [r["key"] for r in kept["runs"]] == ["run0", "run1"]
+    assert fingerprint(kept["runs"]) == fingerprint(reference["runs"][:2])
+    # the second attempt resumed from the first one's checkpoint, so the checkpoint is kept for --resume
+    assert (tmp_path / "r.ckpt" / "run2.pt").exists()
+    done = run_experiment(cfg.replace(out=str(out), resume=True), log=lambda m: None, task=plain)
+    assert fingerprint(done["runs"]) == fingerprint(reference["runs"])
+
+
+@pytest.mark.timeout(240)
+def test_a_worker_killed_from_outside_mid_run_costs_nothing(staged, tmp_path):
+    """The issue's case: ``compare --jobs 2`` with one worker SIGKILLed from outside while it trains;
+    both variants still finish every run in the same invocation, as ``--jobs 1`` trains them."""
+    root = staged("Planetoid", "Cora")
+    cfg = cora(root, runs=2, epochs=60)
+    compare(cfg, ["adam", "adam+ham"], tmp_path / "one", log=lambda m: None)
+    lines = []
+    me = psutil.Process()
+
+    def kill_a_worker_once_it_trains():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            ckpts = list((tmp_path / "two").glob("*.ckpt/*.pt"))
+            servers = [p for p in me.children() if "forkserver" in " ".join(_safe_cmdline(p))]
+            workers = [w for s in servers for w in s.children()]  # the fork server forks the workers
+            if ckpts and workers:
+                workers[0].kill()
+                return
+            time.sleep(0.05)
+
+    watcher = threading.Thread(target=kill_a_worker_once_it_trains, daemon=True)
+    watcher.start()
+    two = compare(cfg.replace(jobs=2), ["adam", "adam+ham"], tmp_path / "two", log=lines.append)
+    watcher.join()
+    assert any("its worker process died (killed by SIGKILL" in line for line in lines), lines
+    assert [v["status"] for v in two["variants"]] == ["complete", "complete"]
+    for slug in ("adam", "adam+ham"):
+        assert fingerprint(load(tmp_path / "two" / f"{slug}.json")["runs"]) == \
+            fingerprint(load(tmp_path / "one" / f"{slug}.json")["runs"])
+
+
+def _safe_cmdline(process):
+    try:
+        return process.cmdline()
+    except psutil.Error:
+        return []
