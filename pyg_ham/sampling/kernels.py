@@ -40,9 +40,14 @@ def floyd_sample(deg: Tensor, k: int, rand: Tensor) -> Tensor:
         slots.
     """
     # Column i holds j = deg - k + i and the draw t ~ U{0, ..., j} (negative: skipped slot).
-    j = (deg - k).unsqueeze(1) + torch.arange(k, device=deg.device)
+    return _floyd(((deg - k).unsqueeze(1) + torch.arange(k, device=deg.device)), rand)
+
+
+def _floyd(j: Tensor, rand: Tensor) -> Tensor:
+    # Floyd's steps on all rows at once: slot i draws t ~ U{0, ..., j[:, i]} and keeps it unless an
+    # earlier slot holds it, then takes j[:, i] itself (slots with j < 0 stay negative: left out).
     picks = torch.minimum((rand * (j + 1)).to(torch.int64), j)
-    for i in range(1, k):
+    for i in range(1, j.size(1)):
         t = picks[:, i]
         dup = (picks[:, :i] == t.unsqueeze(1)).any(dim=1)
         picks[:, i] = torch.where(dup, j[:, i], t)
@@ -78,29 +83,7 @@ def sample_one_hop(
         the index into :obj:`nodes` of the node it was sampled for. Edges are
         grouped by :obj:`tgt` in increasing order.
     """
-    device = csc.device
-    n = nodes.numel()
-    if n == 0 or k == 0:
-        empty = torch.empty(0, dtype=torch.int64, device=device)
-        return empty, empty
-    start = csc.colptr.index_select(0, nodes)
-    deg = csc.colptr.index_select(0, nodes + 1) - start
-
-    if k < 0:  # all neighbours
-        total = int(deg.sum())
-        tgt = torch.repeat_interleave(torch.arange(n, device=device), deg, output_size=total)
-        shift = start - (torch.cumsum(deg, 0) - deg)  # first position minus first output slot
-        pos = torch.arange(total, device=device) + shift.index_select(0, tgt)
-        return pos, tgt
-
-    rand = torch.rand((n, k), dtype=torch.float64, device=device, generator=generator)
-    if replace:
-        picks = _uniform_below(rand, deg.unsqueeze(1))  # -1 for isolated nodes
-        count = (deg > 0).to(torch.int64) * k
-    else:
-        picks = floyd_sample(deg, k, rand)
-        count = deg.clamp(max=k)
-    return _last_slots(picks, start, count)
+    return sample_rows(csc.colptr, nodes, k, replace=replace, generator=generator)
 
 
 def _last_slots(picks: Tensor, start: Tensor, count: Tensor) -> Tuple[Tensor, Tensor]:
@@ -136,22 +119,53 @@ def _floyd_rows(start: Tensor, deg: Tensor, k: Union[int, Tensor], k_max: int, r
     # row r's steps in the last k_r of k_max slots; see sample_one_hop_per_row.
     n, device = start.numel(), start.device
     rand = torch.rand((n, k_max), dtype=torch.float64, device=device, generator=generator)
-    k_row = k if isinstance(k, Tensor) else torch.full((n,), k, dtype=torch.int64, device=device)
     if replace:
         picks = _uniform_below(rand, deg.unsqueeze(1))
-        count = (deg > 0).to(torch.int64) * k_row
+        count = (deg > 0).to(torch.int64) * k
     else:
         slot = torch.arange(k_max, device=device)
         j = (deg - k_max).unsqueeze(1) + slot
         if isinstance(k, Tensor):
-            j = torch.where(slot < (k_max - k_row).unsqueeze(1), -1, j)
-        picks = torch.minimum((rand * (j + 1)).to(torch.int64), j)
-        for i in range(1, k_max):
-            t = picks[:, i]
-            dup = (picks[:, :i] == t.unsqueeze(1)).any(dim=1)
-            picks[:, i] = torch.where(dup, j[:, i], t)
-        count = torch.minimum(deg, k_row)
+            j = torch.where(slot < (k_max - k).unsqueeze(1), -1, j)
+        picks = _floyd(j, rand)
+        count = torch.minimum(deg, k) if isinstance(k, Tensor) else deg.clamp(max=k)
     return _last_slots(picks, start, count)
+
+
+def sample_one_hop_per_row(
+    csc: CSCGraph,
+    cols: Tensor,
+    k: Tensor,
+    k_max: int,
+    replace: bool = False,
+    generator: Optional[torch.Generator] = None,
+) -> Tuple[Tensor, Tensor]:
+    r"""Like :func:`~pyg_ham.sampling.sample_one_hop`, but with its own fanout
+    :math:`k_r \geq 1` per column: :math:`\min(\deg_r, k_r)` distinct
+    in-neighbours (or :math:`k_r` draws with :obj:`replace`) for every
+    :obj:`cols[r]`, in :obj:`k_max` vector steps for all rows at once.
+
+    Robert Floyd's algorithm for :math:`k_r` draws from
+    :math:`\{0, \ldots, \deg_r - 1\}` runs over
+    :math:`j = \deg_r - k_r, \ldots, \deg_r - 1`; placing row :math:`r`'s
+    steps in the last :math:`k_r` of :obj:`k_max` slots gives
+    :math:`j = \deg_r - k_\max + i` in slot :math:`i` for every row, and the
+    first :math:`k_\max - k_r` slots are left out.
+
+    Args:
+        csc (CSCGraph): The graph.
+        cols (torch.Tensor): Columns to sample for, shape :obj:`[n]`.
+        k (torch.Tensor): Fanout per column (:obj:`>= 1`), shape :obj:`[n]`.
+        k_max (int): :obj:`k.max()`.
+        replace (bool, optional): Sample with replacement.
+            (default: :obj:`False`)
+        generator (torch.Generator, optional): Random number generator on
+            :obj:`csc.device`. (default: :obj:`None`)
+
+    Returns:
+        :obj:`(pos, tgt)` as in :func:`~pyg_ham.sampling.sample_one_hop`.
+    """
+    return sample_rows(csc.colptr, cols, k, k_max, replace, generator)
 
 
 def _weighted_rows(start: Tensor, deg: Tensor, k: Union[int, Tensor], k_max: int, weight: Tensor,

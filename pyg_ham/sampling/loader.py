@@ -8,18 +8,18 @@ import torch
 import torch_geometric.typing
 from torch_geometric.data import Data, HeteroData
 from torch_geometric.loader import NeighborLoader, NodeLoader
-from torch_geometric.sampler import BaseSampler, HeteroSamplerOutput, SamplerOutput
+from torch_geometric.sampler import BaseSampler
 from torch_geometric.sampler.base import SubgraphType
 from torch_geometric.typing import InputNodes, OptTensor
 
 from pyg_ham.errors import ConfigError, MissingDependencyError
-from pyg_ham.sampling.hetero import TorchHeteroNeighborSampler, check_hetero_input_nodes
-from pyg_ham.sampling.placement import LOCAL, gather_to, placement_plan, stored_tensors, without
+from pyg_ham.sampling.placement import PlaceBatch
 from pyg_ham.sampling.sampler import TorchNeighborSampler
 from pyg_ham.sampling.validate import (
     check_backend,
     check_batch_size,
     check_device,
+    check_hetero_input_nodes,
     check_num_neighbors,
 )
 
@@ -70,11 +70,15 @@ class TorchNeighborLoader(NeighborLoader):
     as PyG's loader returns them; the first :obj:`batch_size` nodes are the
     seeds. :obj:`input_nodes` is range-checked once, when the loader is built.
     Every tensor of a batch is on the sampling device (see
-    :mod:`pyg_ham.sampling.placement`). Parameters and their order are
+    :mod:`pyg_ham.sampling.placement`): when some are stored elsewhere,
+    :obj:`loader.transform` is a :class:`~pyg_ham.sampling.placement.PlaceBatch`
+    that moves them and then applies :obj:`transform`. Built through
+    :class:`~torch_geometric.loader.NeighborLoader`'s own constructor with
+    :obj:`neighbor_sampler` set. Parameters and their order are
     :class:`~torch_geometric.loader.NeighborLoader`'s, then ours (keyword-only).
 
-    A :class:`~torch_geometric.data.HeteroData` graph is sampled by
-    :class:`~pyg_ham.sampling.TorchHeteroNeighborSampler` into
+    A :class:`~torch_geometric.data.HeteroData` graph is sampled by the same
+    sampler into
     :class:`~torch_geometric.data.HeteroData` mini-batches with :obj:`n_id`
     and :obj:`num_sampled_nodes` per node type, :obj:`e_id` and
     :obj:`num_sampled_edges` per edge type, and :obj:`input_id` /
@@ -163,8 +167,7 @@ class TorchNeighborLoader(NeighborLoader):
         if isinstance(data, HeteroData):  # per-type batches; see TorchHeteroNeighborSampler
             check_hetero_input_nodes(data, input_nodes)
         if neighbor_sampler is None:
-            sampler_cls: Any = TorchHeteroNeighborSampler if isinstance(data, HeteroData) else TorchNeighborSampler
-            neighbor_sampler = sampler_cls(
+            neighbor_sampler = TorchNeighborSampler(
                 data, num_neighbors, subgraph_type=subgraph_type, replace=replace, disjoint=disjoint,
                 temporal_strategy=temporal_strategy, time_attr=time_attr, weight_attr=weight_attr,
                 is_sorted=is_sorted, share_memory=kwargs.get("num_workers", 0) > 0, directed=directed,
@@ -181,44 +184,17 @@ class TorchNeighborLoader(NeighborLoader):
                               f"the time of every seed (no neighbour newer than it is sampled)")
         if kwargs.get("generator") is None:
             kwargs["generator"] = _shuffle_generator(seed, getattr(sampler, "generator", None))
-        # A NeighborLoader to PyG code that checks (e.g. BasicGNN.inference for layer-wise
-        # evaluation), built as the NodeLoader it is: NeighborLoader's own __init__ needs pyg-lib.
-        NodeLoader.__init__(self, data, node_sampler=sampler, input_nodes=input_nodes, input_time=input_time,
-                            transform=transform, transform_sampler_output=transform_sampler_output,
-                            filter_per_worker=filter_per_worker, **kwargs)
-        # One device per batch: the tensors not stored on the sampling device, and how they get there.
-        plan = placement_plan(sampler_device, dict(stored_tensors(data)))
-        self._moved: Dict[Any, str] = {key: how for key, how in plan.items() if how != LOCAL}
-        self._view = without(data, self._moved) if self._moved else None
-        self._batch_device = sampler_device
-
-    def filter_fn(self, out: Union[SamplerOutput, HeteroSamplerOutput]) -> Union[Data, HeteroData]:
-        r"""PyG's filtering, with every tensor of the batch on the sampling
-        device (see :mod:`pyg_ham.sampling.placement`): attributes stored
-        elsewhere are gathered by :func:`~pyg_ham.sampling.placement.gather_to`
-        (on the CPU into pinned memory and copied asynchronously when
-        sampling on a GPU)."""
-        if not self._moved:
-            return super().filter_fn(out)
-        data: Any = self.data  # type: ignore[has-type]
-        transform: Any = self.transform  # type: ignore[has-type]
-        self.data, self.transform = self._view, None
-        try:
-            batch = super().filter_fn(out)
-        finally:
-            self.data, self.transform = data, transform
-        device = self._batch_device
-        for (store_key, name), how in self._moved.items():
-            src = data._store if store_key is None else data[store_key]
-            dst = batch._store if store_key is None else batch[store_key]
-            if src.is_node_attr(name):
-                index = dst.n_id
-            else:
-                index = dst.get("e_id")
-                if index is None:
-                    continue  # no edge ids (with_edge_id=False): no edge features either
-            dst[name] = gather_to(src[name], index, device, how)
-        return batch if transform is None else transform(batch)
+        # One device per batch: PyG gathers every attribute where it is stored; the tensors not
+        # stored on the sampling device are then moved there, before the user's transform.
+        transform = PlaceBatch.wrap(data, sampler_device, transform)
+        # PyG's public constructor: given neighbor_sampler, it builds no sampler (PyG 2.8: its
+        # NeighborSampler, which needs pyg-lib, is built only when neighbor_sampler is None).
+        super().__init__(data, num_neighbors, input_nodes=input_nodes, input_time=input_time, replace=replace,
+                         subgraph_type=subgraph_type, disjoint=disjoint, temporal_strategy=temporal_strategy,
+                         time_attr=time_attr, weight_attr=weight_attr, transform=transform,
+                         transform_sampler_output=transform_sampler_output, is_sorted=is_sorted,
+                         filter_per_worker=filter_per_worker, neighbor_sampler=sampler, directed=directed,
+                         **kwargs)
 
 
 def has_pyg_neighbor_sampling() -> bool:

@@ -1,9 +1,12 @@
 """Checks of user-facing sampling arguments; bad values raise :class:`ConfigError`."""
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
+from torch import Tensor
+from torch_geometric.data import HeteroData
+from torch_geometric.typing import EdgeType, EdgeTypeStr
 
 from pyg_ham.errors import ConfigError
 
@@ -55,3 +58,75 @@ def check_batch_size(batch_size: Any) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive int (got {batch_size!r})")
     return batch_size
+
+
+def _edge_type_name(edge_type: EdgeType) -> str:
+    return "__".join(edge_type)
+
+
+def check_hetero_num_neighbors(
+    num_neighbors: Any,
+    edge_types: Sequence[EdgeType],
+) -> Dict[EdgeType, List[int]]:
+    r"""Returns the fanout of every edge type, one int per hop, as
+    :class:`~torch_geometric.loader.NeighborLoader` reads it: a list applies
+    to every edge type; a dict maps edge types (tuples or
+    :obj:`"src__rel__dst"` strings) to lists, must name every edge type of
+    the graph and nothing else, and all lists must have the same length.
+
+    Args:
+        num_neighbors (List[int] or Dict[EdgeType, List[int]]): The fanout.
+        edge_types (List[Tuple[str, str, str]]): The graph's edge types.
+    """
+    edge_types = [tuple(et) for et in edge_types]
+    if not isinstance(num_neighbors, dict):
+        values = check_num_neighbors(num_neighbors)
+        return {et: list(values) for et in edge_types}
+    out: Dict[EdgeType, List[int]] = {}
+    known = {_edge_type_name(et): et for et in edge_types}
+    for key, value in num_neighbors.items():
+        try:
+            name = str(EdgeTypeStr(key))
+        except (ValueError, IndexError, TypeError):
+            name = None
+        if name is None or name not in known:
+            raise ConfigError(f"num_neighbors names the edge type {key!r}, which is not in the graph; "
+                              f"its edge types are {list(known.values())}")
+        try:
+            out[known[name]] = check_num_neighbors(value)
+        except ConfigError as e:
+            raise ConfigError(f"num_neighbors[{known[name]!r}]: {e}") from None
+    hops = {len(v) for v in out.values()}
+    if len(hops) > 1:
+        raise ConfigError(f"the number of hops must be the same across all edge types in "
+                          f"num_neighbors (got lists of lengths {sorted(hops)})")
+    missing = [et for et in edge_types if et not in out]
+    if missing:
+        raise ConfigError(f"num_neighbors has no fanout for the edge type(s) {missing}; give every "
+                          f"edge type a list (0s to skip one) or pass one list for all")
+    return {et: out[et] for et in edge_types}
+
+
+def check_hetero_input_nodes(data: HeteroData, input_nodes: Any) -> None:
+    r"""Raises a :class:`ConfigError` unless :obj:`input_nodes` is a node type
+    of :obj:`data` or a :obj:`(node_type, index or boolean mask or None)`
+    pair that fits it."""
+    if isinstance(input_nodes, str):
+        node_type, nodes = input_nodes, None
+    elif isinstance(input_nodes, (tuple, list)) and len(input_nodes) == 2 and isinstance(input_nodes[0], str):
+        node_type, nodes = input_nodes
+    else:
+        raise ConfigError(f"input_nodes of a HeteroData graph must be a node type or a "
+                          f"(node_type, index or mask) pair such as ('paper', train_idx) "
+                          f"(got {type(input_nodes).__name__})")
+    if node_type not in data.node_types:
+        raise ConfigError(f"input_nodes names the node type {node_type!r}, which is not in the graph; "
+                          f"its node types are {data.node_types}")
+    if isinstance(nodes, Tensor) and nodes.dtype == torch.bool:
+        num = data[node_type].num_nodes
+        if nodes.dim() != 1 or nodes.numel() != num:
+            raise ConfigError(f"the input_nodes mask of {node_type!r} has shape {tuple(nodes.shape)}, "
+                              f"expected ({num},)")
+    elif nodes is not None and not isinstance(nodes, (Tensor, list, tuple)):
+        raise ConfigError(f"input_nodes[1] must be an index tensor, a boolean mask or None "
+                          f"(got {type(nodes).__name__})")
