@@ -115,8 +115,9 @@ def expand_segments(start: Tensor, count: Tensor) -> Tuple[Tensor, Tensor]:
 
 def _floyd_rows(start: Tensor, deg: Tensor, k: Union[int, Tensor], k_max: int, replace: bool,
                 generator: Optional[torch.Generator]) -> Tuple[Tensor, Tensor]:
-    # Uniform draws (Floyd without replacement) of min(deg, k_r) offsets in [0, deg) per row,
-    # row r's steps in the last k_r of k_max slots; see sample_one_hop_per_row.
+    # Uniform draws of min(deg, k_r) offsets in [0, deg) per row. Floyd's algorithm for k_r
+    # draws runs over j = deg - k_r, ..., deg - 1; placing row r's steps in the last k_r of k_max
+    # slots gives j = deg - k_max + i in slot i for every row, the first k_max - k_r left out.
     n, device = start.numel(), start.device
     rand = torch.rand((n, k_max), dtype=torch.float64, device=device, generator=generator)
     if replace:
@@ -140,31 +141,11 @@ def sample_one_hop_per_row(
     replace: bool = False,
     generator: Optional[torch.Generator] = None,
 ) -> Tuple[Tensor, Tensor]:
-    r"""Like :func:`~pyg_ham.sampling.sample_one_hop`, but with its own fanout
-    :math:`k_r \geq 1` per column: :math:`\min(\deg_r, k_r)` distinct
-    in-neighbours (or :math:`k_r` draws with :obj:`replace`) for every
-    :obj:`cols[r]`, in :obj:`k_max` vector steps for all rows at once.
-
-    Robert Floyd's algorithm for :math:`k_r` draws from
-    :math:`\{0, \ldots, \deg_r - 1\}` runs over
-    :math:`j = \deg_r - k_r, \ldots, \deg_r - 1`; placing row :math:`r`'s
-    steps in the last :math:`k_r` of :obj:`k_max` slots gives
-    :math:`j = \deg_r - k_\max + i` in slot :math:`i` for every row, and the
-    first :math:`k_\max - k_r` slots are left out.
-
-    Args:
-        csc (CSCGraph): The graph.
-        cols (torch.Tensor): Columns to sample for, shape :obj:`[n]`.
-        k (torch.Tensor): Fanout per column (:obj:`>= 1`), shape :obj:`[n]`.
-        k_max (int): :obj:`k.max()`.
-        replace (bool, optional): Sample with replacement.
-            (default: :obj:`False`)
-        generator (torch.Generator, optional): Random number generator on
-            :obj:`csc.device`. (default: :obj:`None`)
-
-    Returns:
-        :obj:`(pos, tgt)` as in :func:`~pyg_ham.sampling.sample_one_hop`.
-    """
+    r""":func:`sample_one_hop` with its own fanout :math:`k_r \geq 1` per
+    column (:obj:`k`, of maximum :obj:`k_max`): :math:`\min(\deg_r, k_r)`
+    distinct in-neighbours (or :math:`k_r` draws with :obj:`replace`) for
+    every :obj:`cols[r]`, in :obj:`k_max` vector steps for all rows at once;
+    returns :obj:`(pos, tgt)` as :func:`sample_one_hop`."""
     return sample_rows(csc.colptr, cols, k, k_max, replace, generator)
 
 

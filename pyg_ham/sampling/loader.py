@@ -19,7 +19,8 @@ from pyg_ham.sampling.validate import (
     check_backend,
     check_batch_size,
     check_device,
-    check_hetero_input_nodes,
+    check_in_memory,
+    check_input_nodes,
     check_num_neighbors,
 )
 
@@ -34,27 +35,6 @@ def _shuffle_generator(seed: Optional[int], generator: Optional[torch.Generator]
         assert generator is not None
         seed = int(torch.randint(2**62, (1,), generator=generator, device=generator.device))
     return torch.Generator().manual_seed(int(seed) ^ 0x5DEECE66D)
-
-
-def _check_input_nodes(input_nodes: InputNodes, num_nodes: int) -> None:
-    # Seeds are checked once here, on any device (one host sync when the loader is built),
-    # so that no batch needs a check: a bad seed on a GPU would be a device-side assert.
-    if input_nodes is None or (isinstance(input_nodes, tuple) and len(input_nodes) == 2
-                               and isinstance(input_nodes[0], (str, tuple))):
-        return  # all nodes, or a heterogeneous (node_type, nodes) pair for PyG's loader
-    nodes = input_nodes if isinstance(input_nodes, torch.Tensor) else torch.as_tensor(input_nodes)
-    if nodes.dtype == torch.bool:
-        if nodes.numel() != num_nodes:
-            raise ConfigError(f"input_nodes is a boolean mask of {nodes.numel()} entries but the graph has "
-                              f"{num_nodes} nodes; pass a mask of length num_nodes or node indices")
-        return
-    if nodes.is_floating_point() or nodes.is_complex():
-        raise ConfigError(f"input_nodes must hold integer node indices or be a boolean mask, got {nodes.dtype}")
-    if nodes.numel():
-        lo, hi = (int(v) for v in torch.stack([nodes.min(), nodes.max()]).tolist())
-        if lo < 0 or hi >= num_nodes:
-            raise ConfigError(f"seed nodes must lie in [0, {num_nodes}) (input_nodes holds range [{lo}, {hi}]); "
-                              f"pass node indices of this graph")
 
 
 class TorchNeighborLoader(NeighborLoader):
@@ -158,14 +138,11 @@ class TorchNeighborLoader(NeighborLoader):
         with_edge_id: Optional[bool] = None,
         **kwargs: Any,
     ):
-        if isinstance(data, (tuple, list)):
-            raise ConfigError("remote (FeatureStore, GraphStore) backends are not supported by the pyg_ham "
-                              "sampler; pass a Data or HeteroData graph (or use PyG's NeighborLoader with pyg-lib)")
+        check_in_memory(data)
         if input_time is not None and time_attr is None:
             raise ConfigError("input_time is set but time_attr is not: temporal sampling needs "
                               "time_attr, the name of the node- or edge-level time attribute")
-        if isinstance(data, HeteroData):  # per-type batches; see TorchHeteroNeighborSampler
-            check_hetero_input_nodes(data, input_nodes)
+        check_input_nodes(data, input_nodes)
         if neighbor_sampler is None:
             neighbor_sampler = TorchNeighborSampler(
                 data, num_neighbors, subgraph_type=subgraph_type, replace=replace, disjoint=disjoint,
@@ -177,8 +154,6 @@ class TorchNeighborLoader(NeighborLoader):
         if sampler_device.type != "cpu" and kwargs.get("num_workers", 0) > 0:
             raise ConfigError(f"num_workers must be 0 when sampling on {sampler_device} "
                               f"(GPU sampling is fast and cannot run in worker processes)")
-        if not isinstance(data, HeteroData):  # heterogeneous seeds were checked above
-            _check_input_nodes(input_nodes, int(data.num_nodes))
         if input_time is None and getattr(sampler, "edge_time", None) is not None:
             raise ConfigError(f"time_attr={time_attr!r} is an edge-level time: pass input_time, "
                               f"the time of every seed (no neighbour newer than it is sampled)")
@@ -283,8 +258,8 @@ def neighbor_loader(
     if device is not None and device.type != "cpu":
         raise ConfigError(f"device={str(device)!r} needs force='pyg_ham' or 'auto' "
                           f"(PyG's NeighborLoader samples on the CPU)")
-    if isinstance(data, Data):
-        _check_input_nodes(input_nodes, int(data.num_nodes))
+    if isinstance(data, (Data, HeteroData)):  # PyG's loader also takes remote stores
+        check_input_nodes(data, input_nodes)
     if loader_kwargs.get("generator") is None and (seed is not None or generator is not None):
         # PyG's sampler draws from torch's global generator; the shuffle is derived from ours
         loader_kwargs["generator"] = _shuffle_generator(seed, generator)

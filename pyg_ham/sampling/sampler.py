@@ -22,7 +22,7 @@ from torch_geometric.sampler import (
 from torch_geometric.typing import EdgeType, NodeType
 
 from pyg_ham.errors import ConfigError
-from pyg_ham.sampling.kernels import sample_one_hop, sample_rows
+from pyg_ham.sampling.kernels import sample_rows
 from pyg_ham.sampling.layout import HOMO_EDGE_TYPE, get_hetero_csc
 from pyg_ham.sampling.options import (
     KeyMap,
@@ -32,7 +32,12 @@ from pyg_ham.sampling.options import (
     first_occurrence_unique,
     sort_columns,
 )
-from pyg_ham.sampling.validate import check_device, check_hetero_num_neighbors, check_num_neighbors
+from pyg_ham.sampling.validate import (
+    check_device,
+    check_hetero_num_neighbors,
+    check_num_neighbors,
+    check_seed_range,
+)
 
 Take = Callable[[Tensor], Tensor]  # picks every (frontier node, edge type) pair's entry of a frontier tensor
 
@@ -285,7 +290,7 @@ class TorchNeighborSampler(BaseSampler):
         srcs = [src[e] for e in order]
         offsets = [g.col_offset[e] - g.node_offset[d] for e, d in zip(order, dst)]
         return dict(
-            order=order, num_finite=len(finite), dst=dst, offsets=offsets,
+            order=order, num_finite=len(finite), dst=dst, offsets=offsets, induced=fanouts is None,
             grouped=all(a <= b for a, b in zip(srcs, srcs[1:])),
             k=torch.tensor([ks[e] for e in order], dtype=torch.int64, device=self.device),
             k_max=max([ks[e] for e in finite], default=0),
@@ -311,32 +316,55 @@ class TorchNeighborSampler(BaseSampler):
                                         device=self.device)
         return self._node_map
 
-    def _pairs(self, hop: Dict[str, Any], front: Tensor, front_start: List[int], front_len: List[int],
-               num_total: List[int]) -> Tuple[Tensor, Optional[Tensor], Take, Union[int, Tensor], Optional[Tensor]]:
-        # All (frontier node, edge type) pairs of a hop, edge types in hop["order"], each edge
-        # type's pairs contiguous: (their virtual columns, their position in hop["order"], a Take,
-        # their nodes' local ids, pairs per edge type). The frontier of type t is the last
-        # front_len[t] of its num_total[t] nodes, so their local ids are consecutive.
-        dst = hop["dst"]
+    def _hop(self, hop: Dict[str, Any], front: Tensor, front_start: List[int], front_len: List[int],
+             num_total: List[int], gen: Optional[torch.Generator], seed_time: Optional[Tensor] = None,
+             front_batch: Optional[Tensor] = None) -> Tuple[Tensor, Tensor, Tensor, Take, List[int]]:
+        # Samples one hop for all (frontier node, edge type) pairs, edge types in hop["order"], each
+        # edge type's pairs contiguous. Returns the CSC positions of the sampled edges, the index and
+        # the local id of the frontier node each was sampled for, a Take and the edges per edge type
+        # (in hop["order"]). The frontier of type t is the last front_len[t] of its num_total[t]
+        # nodes (in per-type blocks from front_start[t]), so their local ids are consecutive.
+        dst, device = hop["dst"], self.device
+        sizes = [front_len[d] for d in dst]
+        pair_block = sizes_t = None
         if len(dst) == 1:  # one edge type: its pairs are its destination type's frontier block
-            d, n = dst[0], front_len[dst[0]]
+            d, n = dst[0], sizes[0]
             s = front_start[d]
             take: Take = _all if n == front.numel() else (lambda t: t.narrow(0, s, n))
-            cols = take(front)
-            return (cols + hop["offsets"][0] if hop["offsets"][0] else cols), None, take, num_total[d] - n, None
-        device = self.device
-        sizes = [front_len[d] for d in dst]
-        num_pairs = sum(sizes)
-        sizes_t = torch.tensor(sizes, dtype=torch.int64, device=device)
-        starts_t = torch.tensor([front_start[d] for d in dst], dtype=torch.int64, device=device)
-        base_t = torch.tensor([num_total[d] - front_len[d] for d in dst], dtype=torch.int64, device=device)
-        pair_block = torch.repeat_interleave(torch.arange(len(dst), device=device), sizes_t, output_size=num_pairs)
-        first_pair = (torch.cumsum(sizes_t, 0) - sizes_t).index_select(0, pair_block)
-        index = torch.arange(num_pairs, device=device) - first_pair
-        pair_front = index + starts_t.index_select(0, pair_block)
-        pair_cols = front.index_select(0, pair_front) + hop["shift"].index_select(0, pair_block)
-        return (pair_cols, pair_block, lambda t: t.index_select(0, pair_front),
-                index + base_t.index_select(0, pair_block), sizes_t)
+            pair_cols = take(front) + hop["offsets"][0] if hop["offsets"][0] else take(front)
+            local: Union[int, Tensor] = num_total[d] - n
+        else:
+            num_pairs = sum(sizes)
+            sizes_t = torch.tensor(sizes, dtype=torch.int64, device=device)
+            starts_t = torch.tensor([front_start[d] for d in dst], dtype=torch.int64, device=device)
+            base_t = torch.tensor([num_total[d] - front_len[d] for d in dst], dtype=torch.int64, device=device)
+            pair_block = torch.repeat_interleave(torch.arange(len(dst), device=device), sizes_t, output_size=num_pairs)
+            index = torch.arange(num_pairs, device=device) - (torch.cumsum(sizes_t, 0) - sizes_t).index_select(
+                0, pair_block)
+            pair_front = index + starts_t.index_select(0, pair_block)
+            pair_cols = front.index_select(0, pair_front) + hop["shift"].index_select(0, pair_block)
+            local = index + base_t.index_select(0, pair_block)
+            take = lambda t: t.index_select(0, pair_front)  # noqa: E731
+        pair_time = None
+        if seed_time is not None:
+            assert front_batch is not None  # temporal sampling is disjoint
+            pair_time = seed_time.index_select(0, take(front_batch))
+        pos, tgt = self._sample_pairs(hop, pair_cols, pair_block, sum(sizes[:hop["num_finite"]]), gen, pair_time)
+        col = tgt + local if isinstance(local, int) else local.index_select(0, tgt)
+        if sizes_t is None:
+            return pos, tgt, col, take, [pos.numel()]
+        # tgt is sorted: an edge type's edges end where tgt reaches the next edge type's pairs.
+        ends = torch.searchsorted(tgt, torch.cumsum(sizes_t, 0))
+        return pos, tgt, col, take, torch.diff(ends, prepend=ends.new_zeros(1)).tolist()
+
+    @staticmethod
+    def _append(out: Tuple[List[List[Tensor]], ...], order: List[int], counts: List[int],
+                *values: Optional[Tensor]) -> None:
+        # Appends every value (rows, cols, edges of one hop, in hop order) to its edge type's lists.
+        for lists, value in zip(out, values):
+            if value is not None:
+                for b, part in enumerate([value] if len(order) == 1 else value.split(counts)):
+                    lists[order[b]].append(part)
 
     def _sample_pairs(self, hop: Dict[str, Any], cols: Tensor, pair_block: Optional[Tensor], num_finite_pairs: int,
                       gen: Optional[torch.Generator], pair_time: Optional[Tensor]) -> Tuple[Tensor, Tensor]:
@@ -347,6 +375,7 @@ class TorchNeighborSampler(BaseSampler):
             assert self.temporal is not None
             deg = self.temporal.valid_deg(cols, pair_time)
         strategy = self.temporal_strategy if pair_time is not None else "uniform"
+        weight = None if hop["induced"] else self.weight  # induced: every edge, whatever its weight
         parts = []
         if num_finite_pairs:
             k = hop["k_max"]
@@ -354,21 +383,25 @@ class TorchNeighborSampler(BaseSampler):
                 assert pair_block is not None  # several edge types
                 k = hop["k"].index_select(0, pair_block[:num_finite_pairs])
             parts.append(sample_rows(self.csc.colptr, cols[:num_finite_pairs], k, hop["k_max"], self.replace, gen,
-                                     deg=None if deg is None else deg[:num_finite_pairs], weight=self.weight,
+                                     deg=None if deg is None else deg[:num_finite_pairs], weight=weight,
                                      strategy=strategy))
         if num_finite_pairs < cols.numel():
             pos, tgt = sample_rows(self.csc.colptr, cols[num_finite_pairs:], -1,
-                                   deg=None if deg is None else deg[num_finite_pairs:], weight=self.weight)
+                                   deg=None if deg is None else deg[num_finite_pairs:], weight=weight)
             parts.append((pos, tgt + num_finite_pairs if num_finite_pairs else tgt))
         if len(parts) == 1:
             return parts[0]
         return torch.cat([p for p, _ in parts]), torch.cat([t for _, t in parts])
 
-    def _number_by_type(self, glob: Tensor, totals: Tensor, grouped: bool = False) -> Tuple[Optional[Tensor],
-                                                                                            Tensor, List[int]]:
-        # New nodes (global ids) of several node types: the order that sorts them by type (stable;
-        # None when already grouped in type order), the local id of every sorted entry
-        # (totals[type] + rank within its type) and the count per type; totals is updated.
+    def _number_by_type(self, glob: Tensor, num_total: List[int], totals: Optional[Tensor], grouped: bool = False,
+                        dtype: torch.dtype = torch.int64) -> Tuple[Optional[Tensor], Tensor, List[int]]:
+        # New nodes (global ids, in order of first occurrence): the order that sorts them by type
+        # (stable; None when already grouped in type order), the local id of every sorted entry
+        # (num_total[type] + rank within its type) and the count per type; totals (num_total on
+        # the device, None for one node type) is updated.
+        if totals is None:
+            return None, torch.arange(num_total[0], num_total[0] + glob.numel(), device=glob.device,
+                                      dtype=dtype), [glob.numel()]
         if grouped:
             ends = torch.cat([torch.searchsorted(glob, self._type_bounds), glob.new_full((1,), glob.numel())])
             count = torch.diff(ends, prepend=ends.new_zeros(1))
@@ -379,7 +412,7 @@ class TorchNeighborSampler(BaseSampler):
             count = torch.bincount(types, minlength=len(self.node_types))
             shift = (totals - (torch.cumsum(count, 0) - count)).index_select(0, types)
         totals.add_(count)
-        return order, torch.arange(glob.numel(), device=glob.device) + shift, count.tolist()
+        return order, (torch.arange(glob.numel(), device=glob.device) + shift).to(dtype), count.tolist()
 
     def _map_to_local(self, node_map: Tensor, nbr: Tensor, num_total: List[int], totals: Optional[Tensor],
                       grouped: bool) -> Tuple[Tensor, Tensor, List[int]]:
@@ -397,14 +430,10 @@ class TorchNeighborSampler(BaseSampler):
         rank = torch.arange(m - 1, -1, -1, device=nbr.device, dtype=node_map.dtype)
         node_map.scatter_reduce_(0, cand, rank, reduce="amax")
         uniq = cand.index_select(0, (node_map.index_select(0, cand) == rank).nonzero().view(-1))
-        if totals is None:  # one node type
-            counts = [uniq.numel()]
-            ids = torch.arange(num_total[0], num_total[0] + uniq.numel(), device=nbr.device, dtype=node_map.dtype)
-        else:
-            order, ids, counts = self._number_by_type(uniq, totals, grouped)
-            if order is not None:
-                uniq = uniq.index_select(0, order)
-        node_map.index_copy_(0, uniq, ids.to(node_map.dtype))
+        order, ids, counts = self._number_by_type(uniq, num_total, totals, grouped, node_map.dtype)
+        if order is not None:
+            uniq = uniq.index_select(0, order)
+        node_map.index_copy_(0, uniq, ids)
         local.index_copy_(0, new_at, node_map.index_select(0, cand))
         return local, uniq, counts
 
@@ -418,16 +447,10 @@ class TorchNeighborSampler(BaseSampler):
         local = table.lookup(key)
         new_at = (local < 0).nonzero().view(-1)
         uniq, inv = first_occurrence_unique(key.index_select(0, new_at))
-        new = uniq  # in order of first occurrence
-        if totals is None:  # one node type
-            counts = [uniq.numel()]
-            ids = torch.arange(num_total[0], num_total[0] + uniq.numel(), device=nbr.device)
-        else:
-            order, ids_sorted, counts = self._number_by_type(uniq % N, totals)
-            assert order is not None
-            ids = torch.empty_like(ids_sorted)
-            ids[order] = ids_sorted
-            new = uniq.index_select(0, order)
+        order, ids, counts = self._number_by_type(uniq % N, num_total, totals)
+        new = uniq  # the new nodes sorted by type
+        if order is not None:
+            new, ids = uniq.index_select(0, order), torch.empty_like(ids).index_copy_(0, order, ids)
         table.add(uniq, ids)
         local.index_copy_(0, new_at, ids.index_select(0, inv))
         return local, new % N, torch.div(new, N, rounding_mode="floor"), counts
@@ -455,11 +478,8 @@ class TorchNeighborSampler(BaseSampler):
                               f"its node types are {self.node_types}")
         else:
             t_in, of = self.node_types.index(input_type), f" of {input_type!r}"
-        num = g.num_nodes[self.node_types[t_in]]
-        if seeds.device.type == "cpu" and seeds.numel():  # checked before the copy: no GPU sync
-            lo, hi = int(seeds.min()), int(seeds.max())
-            if lo < 0 or hi >= num:
-                raise ConfigError(f"seed nodes{of} must lie in [0, {num}) (got range [{lo}, {hi}])")
+        if seeds.device.type == "cpu":  # checked before the copy: no GPU sync
+            check_seed_range(seeds, g.num_nodes[self.node_types[t_in]], of)
         seeds = seeds.to(device=self.device, dtype=torch.int64, non_blocking=True)
         if self.is_temporal:
             if seed_time is None:
@@ -509,21 +529,9 @@ class TorchNeighborSampler(BaseSampler):
                 order = hop["order"]
                 per_edge, new_counts = [0] * E, [0] * T
                 new_nodes, new_batch = empty, empty
-                sizes = [front_len[d] for d in hop["dst"]]
-                if sum(sizes):
-                    pair_cols, pair_block, take, pair_local, sizes_t = self._pairs(hop, front, front_start,
-                                                                                   front_len, num_total)
-                    pair_time = None
-                    if seed_time is not None:
-                        assert front_batch is not None  # temporal sampling is disjoint
-                        pair_time = seed_time.index_select(0, take(front_batch))
-                    pos, tgt = self._sample_pairs(hop, pair_cols, pair_block, sum(sizes[:hop["num_finite"]]),
-                                                  gen, pair_time)
-                    if sizes_t is None:
-                        counts = [pos.numel()]
-                    else:  # tgt is sorted: an edge type's edges end where tgt reaches the next one's pairs
-                        ends = torch.searchsorted(tgt, torch.cumsum(sizes_t, 0))
-                        counts = torch.diff(ends, prepend=ends.new_zeros(1)).tolist()
+                if sum(front_len[d] for d in hop["dst"]):
+                    pos, tgt, col, take, counts = self._hop(hop, front, front_start, front_len, num_total, gen,
+                                                            seed_time, front_batch)
                     nbr = self.csc.row.index_select(0, pos)
                     if table is None:
                         assert node_map is not None
@@ -531,19 +539,10 @@ class TorchNeighborSampler(BaseSampler):
                                                                           hop["grouped"])
                     else:
                         assert front_batch is not None
-                        nbr_batch = take(front_batch).index_select(0, tgt)
                         local, new_nodes, new_batch, new_counts = self._map_to_local_disjoint(
-                            table, nbr.to(torch.int64), nbr_batch, num_total, totals)
-                    col = tgt + pair_local if isinstance(pair_local, int) else pair_local.index_select(0, tgt)
-                    eid = self.csc.edge_id(pos) if self.with_edge_id else None
-                    parts = [(local, col, eid)] if len(order) == 1 else zip(
-                        local.split(counts), col.split(counts),
-                        eid.split(counts) if eid is not None else [None] * len(order))
-                    for b, (r, c, e) in enumerate(parts):
-                        rows[order[b]].append(r)
-                        cols[order[b]].append(c)
-                        if e is not None:
-                            edges[order[b]].append(e)
+                            table, nbr.to(torch.int64), take(front_batch).index_select(0, tgt), num_total, totals)
+                    self._append((rows, cols, edges), order, counts, local, col,
+                                 self.csc.edge_id(pos) if self.with_edge_id else None)
                     for b, c in enumerate(counts):
                         per_edge[order[b]] = c
                 assert num_sampled_edges is not None
@@ -597,22 +596,14 @@ class TorchNeighborSampler(BaseSampler):
         front_start = [sum(num_total[:i]) for i in range(len(num_total))]
         if not sum(num_total[d] for d in hop["dst"]):
             return rows, cols, edges
-        pair_cols, pair_block, _, pair_local, _ = self._pairs(hop, front, front_start, num_total, num_total)
-        pos, tgt = sample_one_hop(self.csc, pair_cols, -1)
+        pos, _, col, _, counts = self._hop(hop, front, front_start, num_total, num_total, None)
         src = node_map.index_select(0, self.csc.row.index_select(0, pos))
-        keep = (src >= 0).nonzero().view(-1)
-        src, tgt, pos = src.index_select(0, keep), tgt.index_select(0, keep), pos.index_select(0, keep)
-        col = tgt + pair_local if isinstance(pair_local, int) else pair_local.index_select(0, tgt)
-        eid = self.csc.edge_id(pos)
-        if pair_block is None:
-            rows[hop["order"][0]], cols[hop["order"][0]], edges[hop["order"][0]] = [src], [col], [eid]
-            return rows, cols, edges
-        block = pair_block.index_select(0, tgt)
-        for b, e in enumerate(hop["order"]):
-            at = (block == b).nonzero().view(-1)
-            rows[e].append(src.index_select(0, at))
-            cols[e].append(col.index_select(0, at))
-            edges[e].append(eid.index_select(0, at))
+        keep = src >= 0
+        if len(counts) > 1:  # kept edges per edge type
+            counts = torch.stack([part.sum() for part in keep.split(counts)]).tolist()
+        keep = keep.nonzero().view(-1)
+        self._append((rows, cols, edges), hop["order"], counts, src.index_select(0, keep), col.index_select(0, keep),
+                     self.csc.edge_id(pos.index_select(0, keep)))
         return rows, cols, edges
 
     def _output(self, node_chunks: List[Tensor], batches: List[Tensor], num_sampled_nodes: List[List[int]],

@@ -5,7 +5,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 from torch import Tensor
-from torch_geometric.data import HeteroData
+from torch_geometric.data import Data, HeteroData
 from torch_geometric.typing import EdgeType, EdgeTypeStr
 
 from pyg_ham.errors import ConfigError
@@ -107,26 +107,52 @@ def check_hetero_num_neighbors(
     return {et: out[et] for et in edge_types}
 
 
-def check_hetero_input_nodes(data: HeteroData, input_nodes: Any) -> None:
-    r"""Raises a :class:`ConfigError` unless :obj:`input_nodes` is a node type
-    of :obj:`data` or a :obj:`(node_type, index or boolean mask or None)`
-    pair that fits it."""
-    if isinstance(input_nodes, str):
-        node_type, nodes = input_nodes, None
-    elif isinstance(input_nodes, (tuple, list)) and len(input_nodes) == 2 and isinstance(input_nodes[0], str):
+def check_in_memory(data: Any) -> None:
+    r"""Refuses remote :obj:`(FeatureStore, GraphStore)` backends."""
+    if isinstance(data, (tuple, list)):
+        raise ConfigError("remote (FeatureStore, GraphStore) backends are not supported by the pyg_ham "
+                          "sampler; pass a Data or HeteroData graph (or use PyG's NeighborLoader with pyg-lib)")
+
+
+def check_input_nodes(data: Union[Data, HeteroData], input_nodes: Any) -> None:
+    r"""Raises a :class:`ConfigError` unless :obj:`input_nodes` fits
+    :obj:`data`: :obj:`None`, node indices or a boolean mask; for a
+    :class:`~torch_geometric.data.HeteroData` graph a node type or a
+    :obj:`(node_type, indices or mask or None)` pair. Indices are range-checked
+    here, once, on any device (one host sync when the loader is built), so that
+    no batch needs a check: a bad seed on a GPU would be a device-side assert."""
+    nodes, of, num = input_nodes, "", int(data.num_nodes)
+    if isinstance(data, HeteroData):
+        if isinstance(input_nodes, str):
+            input_nodes = (input_nodes, None)
+        if not (isinstance(input_nodes, (tuple, list)) and len(input_nodes) == 2 and isinstance(input_nodes[0], str)):
+            raise ConfigError(f"input_nodes of a HeteroData graph must be a node type or a "
+                              f"(node_type, index or mask) pair such as ('paper', train_idx) "
+                              f"(got {type(input_nodes).__name__})")
         node_type, nodes = input_nodes
-    else:
-        raise ConfigError(f"input_nodes of a HeteroData graph must be a node type or a "
-                          f"(node_type, index or mask) pair such as ('paper', train_idx) "
-                          f"(got {type(input_nodes).__name__})")
-    if node_type not in data.node_types:
-        raise ConfigError(f"input_nodes names the node type {node_type!r}, which is not in the graph; "
-                          f"its node types are {data.node_types}")
-    if isinstance(nodes, Tensor) and nodes.dtype == torch.bool:
-        num = data[node_type].num_nodes
+        if node_type not in data.node_types:
+            raise ConfigError(f"input_nodes names the node type {node_type!r}, which is not in the graph; "
+                              f"its node types are {data.node_types}")
+        of, num = f" of {node_type!r}", int(data[node_type].num_nodes)
+    if nodes is None:
+        return
+    if not isinstance(nodes, (Tensor, list, tuple, range)):
+        raise ConfigError(f"input_nodes must be node indices, a boolean mask or None (got {type(nodes).__name__})")
+    nodes = torch.as_tensor(nodes)
+    if nodes.dtype == torch.bool:
         if nodes.dim() != 1 or nodes.numel() != num:
-            raise ConfigError(f"the input_nodes mask of {node_type!r} has shape {tuple(nodes.shape)}, "
-                              f"expected ({num},)")
-    elif nodes is not None and not isinstance(nodes, (Tensor, list, tuple)):
-        raise ConfigError(f"input_nodes[1] must be an index tensor, a boolean mask or None "
-                          f"(got {type(nodes).__name__})")
+            raise ConfigError(f"input_nodes is a boolean mask of shape {tuple(nodes.shape)} but there are {num} "
+                              f"nodes{of}; pass a mask of length {num} or node indices")
+        return
+    if nodes.is_floating_point() or nodes.is_complex():
+        raise ConfigError(f"input_nodes must hold integer node indices or be a boolean mask, got {nodes.dtype}")
+    check_seed_range(nodes, num, of)
+
+
+def check_seed_range(nodes: Tensor, num: int, of: str = "") -> None:
+    r"""Raises a :class:`ConfigError` unless every seed lies in :obj:`[0, num)` (one host sync)."""
+    if nodes.numel():
+        lo, hi = (int(v) for v in torch.stack([nodes.min(), nodes.max()]).tolist())
+        if lo < 0 or hi >= num:
+            raise ConfigError(f"seed nodes{of} must lie in [0, {num}) (got range [{lo}, {hi}]); "
+                              f"pass node indices of this graph")

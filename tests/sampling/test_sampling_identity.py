@@ -1,7 +1,7 @@
 """A given seed's batches stay identical: digests of the mini-batches (node ids, edge ids, edges,
 per-hop counts, seed slots) that the samplers produced at commit 5b3d161, before the homogeneous
-and heterogeneous samplers became one (issue 27). Regenerate only for a documented reason, with
-``python tests/sampling/test_sampling_identity.py`` (prints the table)."""
+and heterogeneous samplers became one (issue 27): ``PYTHONPATH=<a checkout of 5b3d161> python
+tests/sampling/test_sampling_identity.py`` prints the table. Change it only for a documented reason."""
 import hashlib
 import sys
 from pathlib import Path
@@ -52,6 +52,9 @@ HOMO = {
     "bidirectional": dict(num_neighbors=[2, 2], subgraph_type="bidirectional"),
     "no-edge-id": dict(num_neighbors=[3, 2], with_edge_id=False),
     "fixed-seeds": dict(num_neighbors=[5, 3], input_nodes=SEEDS, shuffle=False),
+    "weighted-induced": dict(num_neighbors=[2, 2], weight_attr="w", subgraph_type="induced"),
+    "disjoint-replace-bidirectional": dict(num_neighbors=[3, 2], disjoint=True, replace=True,
+                                           subgraph_type="bidirectional"),
 }
 HETERO = {
     "hetero-uniform": dict(num_neighbors=[3, 2]),
@@ -63,6 +66,10 @@ HETERO = {
     "hetero-weighted": dict(num_neighbors=[2, 2], weight_attr="w"),
     "hetero-node-time": dict(num_neighbors=[2, 2], time_attr="node_time"),
     "hetero-induced": dict(num_neighbors=[2, 1], subgraph_type="induced"),
+    "hetero-weighted-induced": dict(num_neighbors=[2, 1], weight_attr="w", subgraph_type="induced"),
+    "hetero-replace-no-edge-id": dict(num_neighbors=[3, 2], replace=True, with_edge_id=False),
+    "hetero-bidirectional": dict(num_neighbors=[2, 2], subgraph_type="bidirectional"),
+    "hetero-node-time-last": dict(num_neighbors=[2, -1], time_attr="node_time", temporal_strategy="last"),
 }
 
 
@@ -109,12 +116,18 @@ EXPECTED = {
     "bidirectional": "aaa5d75e5c8606d1",
     "no-edge-id": "fc797fca9a5344f7",
     "fixed-seeds": "ef6e5367e70fb590",
+    "weighted-induced": "627079ce621e273d",
+    "disjoint-replace-bidirectional": "be322bcdc6daadb5",
     "hetero-uniform": "1201e5012a5dc814",
     "hetero-per-type": "1d361d06d0649f09",
     "hetero-disjoint": "89875c1f080144be",
     "hetero-weighted": "46082f6cfc73d36c",
     "hetero-node-time": "630bf4eae0316e00",
     "hetero-induced": "340639434b1683ed",
+    "hetero-weighted-induced": "5be71aa533e58a8a",
+    "hetero-replace-no-edge-id": "1da019e43e1f395b",
+    "hetero-bidirectional": "c78ea8bb6c411085",
+    "hetero-node-time-last": "d803d49419bb0bd8",
 }
 
 
