@@ -2,17 +2,13 @@ r"""Mini-batch neighbour sampling in plain PyTorch (no pyg-lib / torch-sparse),
 on whatever device the graph lives on.
 
 * :class:`TorchNeighborSampler`: a PyG :class:`~torch_geometric.sampler.BaseSampler`
-  for :class:`~torch_geometric.data.Data` and :class:`~torch_geometric.data.HeteroData`
-  graphs (vectorised; one loop over hops and fanout slots, none over nodes).
-* :class:`TorchNeighborLoader`: PyG's :class:`~torch_geometric.loader.NodeLoader`
-  driven by that sampler, yielding the same mini-batches as PyG's ``NeighborLoader``
-  (``x``, ``y``, ``n_id``, ``input_id``, ``batch_size``, ``num_sampled_nodes``,
-  ``num_sampled_edges``, ``e_id``; seeds first).
-* ``HeteroData`` graphs: per-edge-type fanouts, all edge types of a hop in one
-  kernel call (a ``Data`` graph is the case of one type);
-  :class:`TorchNeighborLoader` and :func:`neighbor_loader` take them with
-  ``input_nodes=("paper", idx)``. :class:`TorchHeteroNeighborSampler` is the
-  same class under its earlier name.
+  for ``Data`` and ``HeteroData`` graphs (a ``Data`` graph is the case of one type;
+  vectorised, one loop over hops and fanout slots, none over nodes);
+  :class:`TorchHeteroNeighborSampler` is its earlier name.
+* :class:`TorchNeighborLoader`: PyG's ``NeighborLoader`` driven by that sampler,
+  yielding the same mini-batches (``n_id``, ``e_id``, ``input_id``, ``batch_size``,
+  ``num_sampled_nodes``, ``num_sampled_edges``; seeds first), per type for
+  ``HeteroData`` (``input_nodes=("paper", idx)``).
 * :func:`neighbor_loader`: returns PyG's ``NeighborLoader`` when pyg-lib is
   installed and the graph is on the CPU, a :class:`TorchNeighborLoader` otherwise
   (``force="pyg_ham"`` / ``"pyg"`` overrides).

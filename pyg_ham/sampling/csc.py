@@ -70,6 +70,11 @@ class CSCGraph:
         r"""In-degree of every node, shape :obj:`[num_nodes]`."""
         return self.colptr[1:] - self.colptr[:-1]
 
+    def column(self) -> Tensor:
+        r"""The column (target node) of every position, shape :obj:`[num_edges]`."""
+        return torch.repeat_interleave(torch.arange(self.num_nodes, device=self.device), self.in_degree(),
+                                       output_size=self.num_edges)
+
     def edge_id(self, pos: Tensor) -> Tensor:
         r"""Maps CSC positions to edge ids of the original :obj:`edge_index`."""
         if self.perm is None:

@@ -61,22 +61,11 @@ def sample_one_hop(
     replace: bool = False,
     generator: Optional[torch.Generator] = None,
 ) -> Tuple[Tensor, Tensor]:
-    r"""Samples up to :obj:`k` in-neighbours of every node in :obj:`nodes`.
-
-    * :obj:`k = -1`: all in-neighbours.
-    * :obj:`replace=False`: :math:`\min(\deg, k)` distinct neighbours, each
-      :math:`k`-subset equally likely (:meth:`floyd_sample`).
-    * :obj:`replace=True`: :math:`k` independent uniform draws (none for
-      isolated nodes).
-
-    Args:
-        csc (CSCGraph): The graph.
-        nodes (torch.Tensor): Global ids of the target nodes, shape :obj:`[n]`.
-        k (int): The fanout (:obj:`-1` for all neighbours).
-        replace (bool, optional): Sample with replacement.
-            (default: :obj:`False`)
-        generator (torch.Generator, optional): Random number generator on
-            :obj:`csc.device`. (default: :obj:`None`)
+    r"""Samples up to :obj:`k` in-neighbours of every node in :obj:`nodes`
+    (global ids) of :obj:`csc`, on its device: :obj:`k = -1` all of them;
+    without :obj:`replace`, :math:`\min(\deg, k)` distinct ones, each
+    :math:`k`-subset equally likely (:meth:`floyd_sample`); with it, :math:`k`
+    independent uniform draws (none for isolated nodes).
 
     Returns:
         :obj:`(pos, tgt)`: CSC positions of the sampled edges and, for each,

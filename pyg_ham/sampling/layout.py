@@ -6,6 +6,7 @@ one edge type, built from the per-edge-type layouts of
 from __future__ import annotations
 
 import weakref
+from itertools import accumulate
 from typing import Dict, List, Union
 
 import torch
@@ -66,15 +67,11 @@ def build_hetero_csc(data: Union[Data, HeteroData], device: torch.device) -> Het
                          get_csc(data.edge_index, n, device), [0, n], [0])
     node_types, edge_types = data.metadata()
     edge_types = [tuple(et) for et in edge_types]
-    num_nodes: Dict[NodeType, int] = {}
-    for t in node_types:
-        n = data[t].num_nodes
-        if n is None:
-            raise ConfigError(f"node type {t!r} has no num_nodes; set data[{t!r}].num_nodes")
-        num_nodes[t] = int(n)
-    node_offset = [0]
-    for t in node_types:
-        node_offset.append(node_offset[-1] + num_nodes[t])
+    missing = [t for t in node_types if data[t].num_nodes is None]
+    if missing:
+        raise ConfigError(f"node type {missing[0]!r} has no num_nodes; set data[{missing[0]!r}].num_nodes")
+    num_nodes: Dict[NodeType, int] = {t: int(data[t].num_nodes) for t in node_types}
+    node_offset = [0] + list(accumulate(num_nodes[t] for t in node_types))
     index = {t: i for i, t in enumerate(node_types)}
     per_type: List[CSCGraph] = []
     for et in edge_types:
@@ -100,6 +97,15 @@ def build_hetero_csc(data: Union[Data, HeteroData], device: torch.device) -> Het
     csc = CSCGraph(torch.cat(colptrs), torch.cat(rows) if rows else empty,
                    torch.cat(perms) if perms else empty.to(perm_dtype), num_cols)
     return HeteroCSC(list(node_types), edge_types, num_nodes, csc, node_offset, col_offset)
+
+
+def graph_device(data: Union[Data, HeteroData]) -> torch.device:
+    r"""The device of the graph's (first) :obj:`edge_index`, the CPU without one."""
+    if isinstance(data, HeteroData):
+        edge_index = data[data.edge_types[0]].get("edge_index") if data.edge_types else None
+    else:
+        edge_index = getattr(data, "edge_index", None)
+    return edge_index.device if edge_index is not None else torch.device("cpu")
 
 
 # (edge types, ids and versions of their edge_index tensors, node counts, device) -> HeteroCSC

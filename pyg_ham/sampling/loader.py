@@ -13,6 +13,7 @@ from torch_geometric.sampler.base import SubgraphType
 from torch_geometric.typing import InputNodes, OptTensor
 
 from pyg_ham.errors import ConfigError, MissingDependencyError
+from pyg_ham.sampling.layout import graph_device
 from pyg_ham.sampling.placement import PlaceBatch
 from pyg_ham.sampling.sampler import TorchNeighborSampler
 from pyg_ham.sampling.validate import (
@@ -187,10 +188,7 @@ def choose_backend(data: Data, device: Optional[Union[str, torch.device]] = None
     device = check_device(device)
     if backend != "auto":
         return backend
-    edge_index = getattr(data, "edge_index", None)
-    if isinstance(data, HeteroData) and data.edge_types:
-        edge_index = data[data.edge_types[0]].get("edge_index")
-    on_cpu = (device or (edge_index.device if edge_index is not None else torch.device("cpu"))).type == "cpu"
+    on_cpu = (device or graph_device(data)).type == "cpu"
     return "pyg" if torch_geometric.typing.WITH_PYG_LIB and on_cpu else "pyg_ham"
 
 
@@ -221,14 +219,10 @@ def neighbor_loader(
     :obj:`**loader_kwargs` by keyword.
 
     Args:
-        data (torch_geometric.data.Data or HeteroData): The graph.
-        num_neighbors (List[int]): Fanout per hop (:obj:`-1`: all neighbours).
+        data, num_neighbors, input_nodes, replace: As in
+            :class:`TorchNeighborLoader`.
         batch_size (int): Seed nodes per mini-batch.
-        input_nodes (torch.Tensor, optional): Seed node indices or a boolean
-            mask. (default: :obj:`None`: all nodes)
         shuffle (bool, optional): Shuffle the seeds every epoch.
-            (default: :obj:`False`)
-        replace (bool, optional): Sample with replacement.
             (default: :obj:`False`)
         device (torch.device or str, optional): Sample on this device (ours
             only). (default: :obj:`None`: the graph's device)

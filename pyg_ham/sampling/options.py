@@ -75,10 +75,8 @@ def sort_columns(csc: CSCGraph, key: Tensor) -> Tuple[CSCGraph, Tensor]:
     position; stable, so ties keep their order). Returns the reordered layout
     (its :obj:`perm` maps positions to the original edge ids) and the order
     (old position of every new position)."""
-    col = torch.repeat_interleave(torch.arange(csc.num_nodes, device=csc.device), csc.in_degree(),
-                                  output_size=csc.num_edges)
     order = torch.sort(key, stable=True).indices
-    order = order.index_select(0, torch.sort(col.index_select(0, order), stable=True).indices)
+    order = order.index_select(0, torch.sort(csc.column().index_select(0, order), stable=True).indices)
     perm = order.to(csc.row.dtype) if csc.perm is None else csc.perm.index_select(0, order)
     return CSCGraph(csc.colptr, csc.row.index_select(0, order), perm, csc.num_nodes), order
 
@@ -105,9 +103,7 @@ class TemporalIndex:
         self.times = torch.unique(time)
         self.num_times = max(self.times.numel(), 1)
         rank = torch.searchsorted(self.times, time)
-        col = torch.repeat_interleave(torch.arange(csc.num_nodes, device=csc.device), csc.in_degree(),
-                                      output_size=csc.num_edges)
-        self.keys = col * self.num_times + rank
+        self.keys = csc.column() * self.num_times + rank
 
     def valid_deg(self, cols: Tensor, seed_time: Tensor) -> Tensor:
         r"""The number of neighbours of every :obj:`cols[r]` not newer than

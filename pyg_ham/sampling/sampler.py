@@ -23,7 +23,7 @@ from torch_geometric.typing import EdgeType, NodeType
 
 from pyg_ham.errors import ConfigError
 from pyg_ham.sampling.kernels import sample_rows
-from pyg_ham.sampling.layout import HOMO_EDGE_TYPE, get_hetero_csc
+from pyg_ham.sampling.layout import HOMO_EDGE_TYPE, get_hetero_csc, graph_device
 from pyg_ham.sampling.options import (
     KeyMap,
     TemporalIndex,
@@ -90,33 +90,18 @@ class TorchNeighborSampler(BaseSampler):
         num_neighbors (List[int] or Dict[Tuple[str, str, str], List[int]]):
             Fanout per hop, for all edge types or (:obj:`HeteroData`) per edge
             type; :obj:`-1` takes all in-neighbours and :obj:`0` none.
-        subgraph_type (str, optional): :obj:`"directional"`,
-            :obj:`"bidirectional"` or :obj:`"induced"`.
-            (default: :obj:`"directional"`)
-        replace (bool, optional): Sample with replacement.
-            (default: :obj:`False`)
-        disjoint (bool, optional): One subgraph per seed (:obj:`batch` in the
-            output); nodes are keyed by (seed slot, node). (default: :obj:`False`)
-        temporal_strategy (str, optional): :obj:`"uniform"` or :obj:`"last"`.
-        time_attr (str, optional): Node- or edge-level time; each column of
-            the layout is sorted by it so that the neighbours not newer than
-            the seed are a prefix (:class:`~pyg_ham.sampling.options.TemporalIndex`).
-            Implies :obj:`disjoint`. (default: :obj:`None`)
-        weight_attr (str, optional): Edge weights (see
-            :func:`~pyg_ham.sampling.kernels.sample_rows`). (default: :obj:`None`)
-        is_sorted (bool, optional): Ignored (detected). share_memory (bool,
-            optional): Share the layout with worker processes.
-        directed (bool, optional): Deprecated; :obj:`False` means induced.
+        subgraph_type, replace, disjoint, temporal_strategy, time_attr,
+            weight_attr, is_sorted, directed, device, seed, generator,
+            with_edge_id: As in :class:`~pyg_ham.sampling.TorchNeighborLoader`;
+            :obj:`seed` / :obj:`generator` make the sampler's own generator
+            (default: torch's global one); :obj:`disjoint` keys nodes by (seed
+            slot, node) (:class:`~pyg_ham.sampling.options.KeyMap`);
+            :obj:`time_attr` sorts every column of a private copy of the
+            layout by time, so that the neighbours not newer than the seed are
+            a prefix (:class:`~pyg_ham.sampling.options.TemporalIndex`);
+            :obj:`weight_attr`: see :func:`~pyg_ham.sampling.kernels.sample_rows`.
+        share_memory (bool, optional): Share the layout with worker processes.
         sample_direction (str, optional): Only :obj:`"forward"`.
-        device (torch.device or str, optional): Where sampling runs.
-            (default: the device of the (first) :obj:`edge_index`)
-        seed (int, optional): Seed of the sampler's own random generator.
-            (default: :obj:`None`: torch's global generator)
-        generator (torch.Generator, optional): A generator on :obj:`device`
-            to draw from instead of :obj:`seed`. (default: :obj:`None`)
-        with_edge_id (bool, optional): Return the sampled edges' ids
-            (:obj:`e_id`), needed to gather edge features; :obj:`None` means
-            :obj:`True`, as PyG's :obj:`NeighborLoader`. (default: :obj:`None`)
     """
 
     def __init__(
@@ -157,8 +142,7 @@ class TorchNeighborSampler(BaseSampler):
         self.num_hops = len(fanouts[edge_types[0]])
         self.replace = bool(replace)
         self.temporal_strategy = temporal_strategy
-        first = data[edge_types[0]].get("edge_index") if self.is_hetero else data.edge_index
-        self.device = check_device(device) or (first.device if first is not None else torch.device("cpu"))
+        self.device = check_device(device) or graph_device(data)
         if seed is not None and generator is not None:
             raise ConfigError("pass either seed or generator, not both")
         if generator is not None and generator.device.type != self.device.type:
@@ -335,9 +319,9 @@ class TorchNeighborSampler(BaseSampler):
             local: Union[int, Tensor] = num_total[d] - n
         else:
             num_pairs = sum(sizes)
-            sizes_t = torch.tensor(sizes, dtype=torch.int64, device=device)
-            starts_t = torch.tensor([front_start[d] for d in dst], dtype=torch.int64, device=device)
-            base_t = torch.tensor([num_total[d] - front_len[d] for d in dst], dtype=torch.int64, device=device)
+            # One copy to the device: pairs, first frontier position and first local id per edge type.
+            sizes_t, starts_t, base_t = torch.tensor([sizes, [front_start[d] for d in dst], [
+                num_total[d] - front_len[d] for d in dst]], dtype=torch.int64, device=device)
             pair_block = torch.repeat_interleave(torch.arange(len(dst), device=device), sizes_t, output_size=num_pairs)
             index = torch.arange(num_pairs, device=device) - (torch.cumsum(sizes_t, 0) - sizes_t).index_select(
                 0, pair_block)
@@ -461,7 +445,8 @@ class TorchNeighborSampler(BaseSampler):
         r"""Samples the multi-hop neighbourhood of :obj:`seeds` (ids of nodes
         of type :obj:`input_type`, which a
         :class:`~torch_geometric.data.Data` graph does not have); temporal
-        samplers need :obj:`seed_time` (one time per seed).
+        samplers take :obj:`seed_time` (one time per seed; default: the
+        seeds' node-level time).
 
         Returns a :class:`~torch_geometric.sampler.SamplerOutput` (or
         :class:`~torch_geometric.sampler.HeteroSamplerOutput`) on
@@ -481,12 +466,15 @@ class TorchNeighborSampler(BaseSampler):
         if seeds.device.type == "cpu":  # checked before the copy: no GPU sync
             check_seed_range(seeds, g.num_nodes[self.node_types[t_in]], of)
         seeds = seeds.to(device=self.device, dtype=torch.int64, non_blocking=True)
-        if self.is_temporal:
-            if seed_time is None:
-                raise ConfigError("temporal sampling needs the seeds' times: pass input_time "
-                                  "(edge-level time_attr) or a node-level time_attr")
+        glob_seeds = seeds + g.node_offset[t_in] if t_in else seeds
+        if self.is_temporal and seed_time is not None:
             seed_time = seed_time.to(self.device)
-        return self._sample(seeds + g.node_offset[t_in] if t_in else seeds, t_in, seed_time)
+        elif self.is_temporal and self.node_time is not None:
+            seed_time = self.node_time.index_select(0, glob_seeds)
+        elif self.is_temporal:
+            raise ConfigError("temporal sampling needs the seeds' times: pass input_time "
+                              "(edge-level time_attr) or a node-level time_attr")
+        return self._sample(glob_seeds, t_in, seed_time)
 
     def _sample(self, glob_seeds: Tensor, t_in: int,
                 seed_time: Optional[Tensor]) -> Union[SamplerOutput, HeteroSamplerOutput]:
@@ -527,7 +515,10 @@ class TorchNeighborSampler(BaseSampler):
         try:
             for hop in self._plan:
                 order = hop["order"]
-                per_edge, new_counts = [0] * E, [0] * T
+                new_counts = [0] * T
+                assert num_sampled_edges is not None
+                for e in range(E):
+                    num_sampled_edges[e].append(0)
                 new_nodes, new_batch = empty, empty
                 if sum(front_len[d] for d in hop["dst"]):
                     pos, tgt, col, take, counts = self._hop(hop, front, front_start, front_len, num_total, gen,
@@ -544,10 +535,7 @@ class TorchNeighborSampler(BaseSampler):
                     self._append((rows, cols, edges), order, counts, local, col,
                                  self.csc.edge_id(pos) if self.with_edge_id else None)
                     for b, c in enumerate(counts):
-                        per_edge[order[b]] = c
-                assert num_sampled_edges is not None
-                for e in range(E):
-                    num_sampled_edges[e].append(per_edge[e])
+                        num_sampled_edges[order[b]][-1] = c
                 start = 0  # the new nodes are the next frontier
                 for t in range(T):
                     num_sampled_nodes[t].append(new_counts[t])
@@ -643,13 +631,7 @@ class TorchNeighborSampler(BaseSampler):
         if self.is_hetero and index.input_type is None:
             raise ConfigError("a HeteroData graph needs input_nodes with a node type, "
                               "e.g. input_nodes=('paper', train_idx)")
-        seed_time = index.time
-        if seed_time is None and self.node_time is not None and (not self.is_hetero
-                                                                 or index.input_type in self.num_nodes):
-            t = self.node_types.index(index.input_type) if self.is_hetero else 0
-            glob = index.node.to(self.device, torch.int64) + self.graph.node_offset[t]
-            seed_time = self.node_time.index_select(0, glob)
-        out = self.sample(index.node, index.input_type if self.is_hetero else None, seed_time)
+        out = self.sample(index.node, index.input_type if self.is_hetero else None, index.time)
         if self.subgraph_type == "bidirectional":
             out = out.to_bidirectional()
         out.metadata = (index.input_id, index.time)

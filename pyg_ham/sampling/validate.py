@@ -60,10 +60,6 @@ def check_batch_size(batch_size: Any) -> int:
     return batch_size
 
 
-def _edge_type_name(edge_type: EdgeType) -> str:
-    return "__".join(edge_type)
-
-
 def check_hetero_num_neighbors(
     num_neighbors: Any,
     edge_types: Sequence[EdgeType],
@@ -83,7 +79,7 @@ def check_hetero_num_neighbors(
         values = check_num_neighbors(num_neighbors)
         return {et: list(values) for et in edge_types}
     out: Dict[EdgeType, List[int]] = {}
-    known = {_edge_type_name(et): et for et in edge_types}
+    known = {"__".join(et): et for et in edge_types}
     for key, value in num_neighbors.items():
         try:
             name = str(EdgeTypeStr(key))
