@@ -75,19 +75,6 @@ def sample_one_hop(
     return sample_rows(csc.colptr, nodes, k, replace=replace, generator=generator)
 
 
-def _last_slots(picks: Tensor, start: Tensor, count: Tensor) -> Tuple[Tensor, Tensor]:
-    """Row r's valid draws are the last ``count[r]`` of its ``picks.size(1)`` slots: gather them (as
-    positions ``start[r] + pick``) without a mask; returns ``(pos, tgt)``."""
-    n, width = picks.shape
-    device = picks.device
-    total = int(count.sum())
-    tgt = torch.repeat_interleave(torch.arange(n, device=device), count, output_size=total)
-    shift = torch.arange(0, n * width, width, device=device) + (width - count) - (torch.cumsum(count, 0) - count)
-    src = torch.arange(total, device=device) + shift.index_select(0, tgt)
-    pos = picks.add_(start.unsqueeze(1)).view(-1).index_select(0, src)
-    return pos, tgt
-
-
 def expand_segments(start: Tensor, count: Tensor) -> Tuple[Tensor, Tensor]:
     r"""Lists the positions :obj:`start[r] + i` for :math:`0 \leq i <
     \text{count}[r]` of every row :math:`r`, grouped by row.
@@ -119,7 +106,9 @@ def _floyd_rows(start: Tensor, deg: Tensor, k: Union[int, Tensor], k_max: int, r
             j = torch.where(slot < (k_max - k).unsqueeze(1), -1, j)
         picks = _floyd(j, rand)
         count = torch.minimum(deg, k) if isinstance(k, Tensor) else deg.clamp(max=k)
-    return _last_slots(picks, start, count)
+    # Row r's draws are the last count[r] of its k_max slots: gather them as positions start[r] + pick.
+    src, tgt = expand_segments(torch.arange(0, n * k_max, k_max, device=device) + (k_max - count), count)
+    return picks.add_(start.unsqueeze(1)).view(-1).index_select(0, src), tgt
 
 
 def sample_one_hop_per_row(

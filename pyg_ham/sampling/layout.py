@@ -5,16 +5,15 @@ one edge type, built from the per-edge-type layouts of
 :func:`~pyg_ham.sampling.get_csc` and cached."""
 from __future__ import annotations
 
-import weakref
 from itertools import accumulate
-from typing import Dict, List, Union
+from typing import Dict, List, Tuple, Union
 
 import torch
 from torch_geometric.data import Data, HeteroData
 from torch_geometric.typing import EdgeType, NodeType
 
 from pyg_ham.errors import ConfigError
-from pyg_ham.sampling.csc import _INT32_MAX, CSCGraph, get_csc
+from pyg_ham.sampling.csc import _INT32_MAX, CSCGraph, cached, get_csc
 
 # The node and edge type of a Data graph in its one-type layout.
 HOMO_NODE_TYPE: NodeType = "_"
@@ -108,8 +107,8 @@ def graph_device(data: Union[Data, HeteroData]) -> torch.device:
     return edge_index.device if edge_index is not None else torch.device("cpu")
 
 
-# (edge types, ids and versions of their edge_index tensors, node counts, device) -> HeteroCSC
-_HETERO_CACHE: Dict[tuple, HeteroCSC] = {}
+# (ids of the edge_index tensors, (edge types, node counts, device)) -> (their versions, HeteroCSC)
+_HETERO_CACHE: Dict[tuple, Tuple[tuple, HeteroCSC]] = {}
 
 
 def get_hetero_csc(data: Union[Data, HeteroData], device: torch.device) -> HeteroCSC:
@@ -125,15 +124,8 @@ def get_hetero_csc(data: Union[Data, HeteroData], device: torch.device) -> Heter
     tensors = [data[et].get("edge_index") for et in edge_types]
     if any(t is None for t in tensors):
         return build_hetero_csc(data, device)  # raises the missing edge_index error
-    key = (tuple(edge_types), tuple((id(t), t._version) for t in tensors),
-           tuple((t, data[t].num_nodes) for t in data.node_types), torch.device(device))
-    graph = _HETERO_CACHE.get(key)
-    if graph is None:
-        graph = build_hetero_csc(data, device)
-        _HETERO_CACHE[key] = graph
-        for t in tensors:
-            weakref.finalize(t, _HETERO_CACHE.pop, key, None)
-    return graph
+    key = (tuple(edge_types), tuple((t, data[t].num_nodes) for t in data.node_types), torch.device(device))
+    return cached(_HETERO_CACHE, tensors, key, lambda: build_hetero_csc(data, device))
 
 
 def clear_hetero_csc_cache() -> None:

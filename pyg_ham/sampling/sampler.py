@@ -216,18 +216,13 @@ class TorchNeighborSampler(BaseSampler):
     def _time_level(self, data: Union[Data, HeteroData], attr: str, node_stores: List[Any],
                     edge_stores: List[Any]) -> Tuple[List[int], List[int]]:
         # The node types and the edge types (indices) that hold the time attribute.
-        if not self.is_hetero:
-            value = data[attr] if attr in data else None
-            if not isinstance(value, Tensor):
-                raise ConfigError(f"time_attr={attr!r} is not an attribute of the graph; "
-                                  f"set data.{attr} (one time per node or per edge)")
-            num_nodes, num_edges = self.graph.total_nodes, self.graph.csc.num_edges
-            if value.dim() == 1 and value.numel() == num_nodes and data.is_node_attr(attr):
-                return [0], []
-            if value.dim() == 1 and value.numel() == num_edges:
-                return [], [0]
-            raise ConfigError(f"data.{attr} has shape {tuple(value.shape)}; time_attr needs one time "
-                              f"per node ({num_nodes},) or per edge ({num_edges},)")
+        if not self.is_hetero:  # one store, node- and edge-level
+            value, n, m = data.get(attr), self.graph.total_nodes, self.graph.csc.num_edges
+            if not isinstance(value, Tensor) or value.dim() != 1 or value.numel() not in (n, m):
+                got = tuple(value.shape) if isinstance(value, Tensor) else type(value).__name__
+                raise ConfigError(f"time_attr={attr!r} needs data.{attr}, one time per node ({n},) or per "
+                                  f"edge ({m},) (got {got})")
+            return ([0], []) if value.numel() == n and data.is_node_attr(attr) else ([], [0])
         on_nodes = [i for i, store in enumerate(node_stores) if attr in store]
         on_edges = [e for e, store in enumerate(edge_stores) if attr in store]
         if on_nodes and on_edges:
@@ -240,7 +235,7 @@ class TorchNeighborSampler(BaseSampler):
 
     def _per_edge_values(self, edge_stores: List[Any], attr: str, fill: float, what: str) -> Tensor:
         # store[attr] of every edge type (fill where an edge type has none), per layout position.
-        g, csc, E = self.graph, self.graph.csc, len(self.edge_types)
+        g, csc = self.graph, self.graph.csc
         values = torch.full((csc.num_edges,), fill, dtype=torch.float64, device=self.device)
         eid = csc.edge_id(torch.arange(csc.num_edges, device=self.device))
         for e, (et, store) in enumerate(zip(self.edge_types, edge_stores)):
@@ -251,12 +246,8 @@ class TorchNeighborSampler(BaseSampler):
                 v = check_weight(v, num, f"{self._where(attr, et)} (weight_attr)")
             elif not isinstance(v, Tensor) or v.dim() != 1 or v.numel() != num:
                 raise ConfigError(f"{self._where(attr, et)} must hold one time per edge, shape ({num},)")
-            v = v.to(self.device, torch.float64)
-            if E == 1:
-                return v.index_select(0, eid)
-            lo = int(csc.colptr[g.col_offset[e]])
-            at = torch.arange(lo, lo + num, device=self.device)  # edge type e's positions
-            values.index_copy_(0, at, v.index_select(0, eid.index_select(0, at)))
+            lo = int(csc.colptr[g.col_offset[e]])  # edge type e's positions are lo, ..., lo + num - 1
+            values[lo:lo + num] = v.to(self.device, torch.float64).index_select(0, eid[lo:lo + num])
         return values
 
     def _make_hop(self, fanouts: Optional[Dict[EdgeType, List[int]]], h: int) -> Dict[str, Any]:
@@ -340,6 +331,10 @@ class TorchNeighborSampler(BaseSampler):
         # tgt is sorted: an edge type's edges end where tgt reaches the next edge type's pairs.
         ends = torch.searchsorted(tgt, torch.cumsum(sizes_t, 0))
         return pos, tgt, col, take, torch.diff(ends, prepend=ends.new_zeros(1)).tolist()
+
+    def _edge_lists(self) -> Tuple[List[List[Tensor]], List[List[Tensor]], List[List[Tensor]]]:
+        # Per edge type, the chunks of the batch's rows, cols and edge ids.
+        return tuple([[] for _ in self.edge_types] for _ in range(3))  # type: ignore[return-value]
 
     @staticmethod
     def _append(out: Tuple[List[List[Tensor]], ...], order: List[int], counts: List[int],
@@ -496,9 +491,7 @@ class TorchNeighborSampler(BaseSampler):
                                      reduce="amax")
         nodes: List[Tensor] = [glob_seeds]  # global ids, every chunk sorted by type
         batches: List[Tensor] = [] if front_batch is None else [front_batch]
-        rows: List[List[Tensor]] = [[] for _ in range(E)]
-        cols: List[List[Tensor]] = [[] for _ in range(E)]
-        edges: List[List[Tensor]] = [[] for _ in range(E)]
+        rows, cols, edges = self._edge_lists()
         num_sampled_nodes = [[0] for _ in range(T)]
         num_sampled_nodes[t_in][0] = num_seeds
         num_sampled_edges: Optional[List[List[int]]] = [[] for _ in range(E)]
@@ -575,10 +568,7 @@ class TorchNeighborSampler(BaseSampler):
                        node_map: Tensor) -> Tuple[List[List[Tensor]], List[List[Tensor]], List[List[Tensor]]]:
         # Every edge among the sampled nodes: all in-edges of every sampled node, of every edge
         # type, whose source was sampled too (node_map >= 0).
-        E = len(self.edge_types)
-        rows: List[List[Tensor]] = [[] for _ in range(E)]
-        cols: List[List[Tensor]] = [[] for _ in range(E)]
-        edges: List[List[Tensor]] = [[] for _ in range(E)]
+        rows, cols, edges = self._edge_lists()
         hop = self._induced_plan
         front = node_chunks[0] if len(node_chunks) == 1 else torch.cat(node_chunks)
         front_start = [sum(num_total[:i]) for i in range(len(num_total))]
