@@ -5,6 +5,7 @@ one edge type, built from the per-edge-type layouts of
 :func:`~pyg_ham.sampling.get_csc` and cached."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from itertools import accumulate
 from typing import Dict, List, Tuple, Union
 
@@ -20,19 +21,16 @@ HOMO_NODE_TYPE: NodeType = "_"
 HOMO_EDGE_TYPE: EdgeType = ("_", "to", "_")
 
 
+@dataclass(eq=False)
 class HeteroCSC:
     r"""All edge types of a graph in one CSC layout (a
-    :class:`~torch_geometric.data.Data` graph: the one node type
-    :obj:`HOMO_NODE_TYPE` and edge type :obj:`HOMO_EDGE_TYPE`, its layout the
-    one of :func:`~pyg_ham.sampling.get_csc`).
-
-    Node type :math:`t` occupies the global ids :obj:`node_offset[t] + i`;
+    :class:`~torch_geometric.data.Data` graph: :obj:`HOMO_NODE_TYPE` and
+    :obj:`HOMO_EDGE_TYPE`). Node type :math:`t` occupies the global ids :obj:`node_offset[t] + i`;
     edge type :math:`e = (s, r, d)` occupies the "virtual columns"
     :obj:`col_offset[e] + j`, one per node :math:`j` of type :math:`d`, whose
     entries are the global ids of :math:`j`'s in-neighbours of type :math:`s`
     along :math:`e`. :obj:`csc.edge_id` maps every position to the id of the
-    edge within :obj:`data[e].edge_index`. The per-edge-type layouts come
-    from :func:`~pyg_ham.sampling.get_csc` (sorted once and cached).
+    edge within :obj:`data[e].edge_index`.
 
     Args:
         node_types (List[str]): The node types.
@@ -45,12 +43,12 @@ class HeteroCSC:
         col_offset (List[int]): First virtual column of every edge type.
     """
 
-    def __init__(self, node_types: List[NodeType], edge_types: List[EdgeType],
-                 num_nodes: Dict[NodeType, int], csc: CSCGraph,
-                 node_offset: List[int], col_offset: List[int]):
-        self.node_types, self.edge_types = node_types, edge_types
-        self.num_nodes, self.csc = num_nodes, csc
-        self.node_offset, self.col_offset = node_offset, col_offset
+    node_types: List[NodeType]
+    edge_types: List[EdgeType]
+    num_nodes: Dict[NodeType, int]
+    csc: CSCGraph
+    node_offset: List[int]
+    col_offset: List[int]
 
     @property
     def total_nodes(self) -> int:

@@ -59,8 +59,7 @@ class TorchNeighborLoader(NeighborLoader):
     :class:`~torch_geometric.loader.NeighborLoader`'s, then ours (keyword-only).
 
     A :class:`~torch_geometric.data.HeteroData` graph is sampled by the same
-    sampler into
-    :class:`~torch_geometric.data.HeteroData` mini-batches with :obj:`n_id`
+    sampler into :class:`~torch_geometric.data.HeteroData` mini-batches with :obj:`n_id`
     and :obj:`num_sampled_nodes` per node type, :obj:`e_id` and
     :obj:`num_sampled_edges` per edge type, and :obj:`input_id` /
     :obj:`batch_size` on the input node type, as PyG's ``NeighborLoader``.

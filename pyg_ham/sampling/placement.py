@@ -35,17 +35,12 @@ def placement_plan(sample_device: torch.device, stored: Dict[Any, torch.device])
         sample_device (torch.device): Where the sampler runs (and the batch lives).
         stored (Dict[Any, torch.device]): Where each tensor is stored.
     """
-    sample_device = torch.device(sample_device)
-    plan = {}
-    for key, device in stored.items():
-        device = torch.device(device)
-        if device == sample_device:
-            plan[key] = LOCAL
-        elif device.type == "cpu" and sample_device.type == "cuda":
-            plan[key] = PINNED
-        else:
-            plan[key] = COPY
-    return plan
+    to = torch.device(sample_device)
+
+    def how(at: torch.device) -> str:
+        return LOCAL if at == to else PINNED if at.type == "cpu" and to.type == "cuda" else COPY
+
+    return {key: how(torch.device(device)) for key, device in stored.items()}
 
 
 def move_to(value: Tensor, device: torch.device, how: str) -> Tensor:
@@ -58,14 +53,9 @@ def move_to(value: Tensor, device: torch.device, how: str) -> Tensor:
 
 class PlaceBatch:
     r"""A loader :obj:`transform` that moves the tensors of a batch stored off
-    the sampling device onto it (:obj:`moved`: :obj:`(store key, attribute)
-    -> how`, from :func:`placement_plan`), then applies :obj:`transform`.
-
-    Args:
-        device (torch.device): The sampling device.
-        moved (Dict[Tuple[Any, str], str]): The attributes to move and how.
-        transform (callable, optional): The user's transform, applied after.
-    """
+    the sampling :obj:`device` onto it (:obj:`moved`: :obj:`(store key,
+    attribute) -> how`, from :func:`placement_plan`), then applies the
+    user's :obj:`transform`."""
 
     def __init__(self, device: torch.device, moved: Dict[Tuple[Any, str], str],
                  transform: Optional[Callable] = None):

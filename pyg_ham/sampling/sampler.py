@@ -42,10 +42,6 @@ from pyg_ham.sampling.validate import (
 Take = Callable[[Tensor], Tensor]  # picks every (frontier node, edge type) pair's entry of a frontier tensor
 
 
-def _all(t: Tensor) -> Tensor:
-    return t
-
-
 class TorchNeighborSampler(BaseSampler):
     r"""Multi-hop neighbour sampler written in plain, vectorised PyTorch (no
     :obj:`pyg-lib` or :obj:`torch-sparse`), in the style of
@@ -75,15 +71,12 @@ class TorchNeighborSampler(BaseSampler):
       :obj:`num_sampled_edges` (:obj:`num_hops` per edge type) for
       :func:`~torch_geometric.utils.trim_to_layer`.
 
-    Every edge type :math:`e` has its own block of "virtual columns" in one
-    combined CSC layout (:class:`~pyg_ham.sampling.layout.HeteroCSC`), so a
-    hop is one call of the vectorised kernel over all (frontier node, edge
-    type) pairs (two when it mixes :obj:`-1` with finite fanouts). Without
-    replacement, the :math:`\min(\deg, k)` neighbours are a uniformly random
-    subset drawn with Floyd's algorithm on all targets at once; new nodes are
-    de-duplicated through one node-to-local-id array over all nodes, reset
-    after every batch. The layout is built once per graph and device and
-    cached.
+    A hop is one call of the vectorised kernel over all (frontier node, edge
+    type) pairs of the combined layout (two when it mixes :obj:`-1` with
+    finite fanouts); without replacement, the :math:`\min(\deg, k)`
+    neighbours are a uniform random subset (Floyd's algorithm on all targets
+    at once); new nodes are de-duplicated through one node-to-local-id array
+    over all nodes, reset after every batch.
 
     Args:
         data (torch_geometric.data.Data or HeteroData): The graph.
@@ -305,7 +298,7 @@ class TorchNeighborSampler(BaseSampler):
         if len(dst) == 1:  # one edge type: its pairs are its destination type's frontier block
             d, n = dst[0], sizes[0]
             s = front_start[d]
-            take: Take = _all if n == front.numel() else (lambda t: t.narrow(0, s, n))
+            take: Take = (lambda t: t) if n == front.numel() else (lambda t: t.narrow(0, s, n))
             pair_cols = take(front) + hop["offsets"][0] if hop["offsets"][0] else take(front)
             local: Union[int, Tensor] = num_total[d] - n
         else:

@@ -82,16 +82,14 @@ def check_hetero_num_neighbors(
     known = {"__".join(et): et for et in edge_types}
     for key, value in num_neighbors.items():
         try:
-            name = str(EdgeTypeStr(key))
-        except (ValueError, IndexError, TypeError):
-            name = None
-        if name is None or name not in known:
+            et = known[str(EdgeTypeStr(key))]
+        except (ValueError, IndexError, TypeError, KeyError):
             raise ConfigError(f"num_neighbors names the edge type {key!r}, which is not in the graph; "
-                              f"its edge types are {list(known.values())}")
+                              f"its edge types are {list(known.values())}") from None
         try:
-            out[known[name]] = check_num_neighbors(value)
+            out[et] = check_num_neighbors(value)
         except ConfigError as e:
-            raise ConfigError(f"num_neighbors[{known[name]!r}]: {e}") from None
+            raise ConfigError(f"num_neighbors[{et!r}]: {e}") from None
     hops = {len(v) for v in out.values()}
     if len(hops) > 1:
         raise ConfigError(f"the number of hops must be the same across all edge types in "
