@@ -53,6 +53,7 @@ from torch_geometric.data import Data, HeteroData  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import pyg_ham  # noqa: E402
 from pyg_ham.datasets.hetero import synthetic_mag  # noqa: E402
 from pyg_ham.sampling import TorchNeighborLoader, clear_csc_cache, clear_hetero_csc_cache  # noqa: E402
 
@@ -350,7 +351,7 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', '0')}, "
           f"load average {os.getloadavg()[0]:.1f}, fanout {args.fanout}, "
           f"batch {args.batch_size}, features {args.feat_dim}, best of {epochs} epoch(s), "
-          f"pyg-lib {'yes' if 'pyg' in backends else 'no'}")
+          f"pyg-lib {'yes' if 'pyg' in backends else 'no'}, pyg_ham from {Path(pyg_ham.__file__).parent}")
     header = (f"{'graph':<11} {'nodes':>7} {'edges':>8} {'backend':<7} {'device':<6} {'seeds':>6} "
               f"{'csc_s':>5} {'epoch_s':>7} {'batches':>7} {'sampled_edges':>13} {'Medges/s':>8} "
               f"{'sample-only Medges/s':>20}")

@@ -220,10 +220,8 @@ def sample_rows(
     Returns:
         :obj:`(pos, tgt)` as in :func:`sample_one_hop`, grouped by :obj:`tgt`.
     """
-    device = colptr.device
-    n = cols.numel()
-    empty = torch.empty(0, dtype=torch.int64, device=device)
-    if n == 0 or (isinstance(k, int) and k == 0):
+    if cols.numel() == 0 or (isinstance(k, int) and k == 0):
+        empty = torch.empty(0, dtype=torch.int64, device=colptr.device)
         return empty, empty
     start = colptr.index_select(0, cols)
     if deg is None:

@@ -348,15 +348,15 @@ class TorchNeighborSampler(BaseSampler):
             deg = self.temporal.valid_deg(cols, pair_time)
         strategy = self.temporal_strategy if pair_time is not None else "uniform"
         weight = None if hop["induced"] else self.weight  # induced: every edge, whatever its weight
-        parts = []
+        parts, every = [], num_finite_pairs == cols.numel()  # every pair has a finite fanout: no slicing
         if num_finite_pairs:
             k = hop["k_max"]
             if not hop["uniform"]:
                 assert pair_block is not None  # several edge types
                 k = hop["k"].index_select(0, pair_block[:num_finite_pairs])
-            parts.append(sample_rows(self.csc.colptr, cols[:num_finite_pairs], k, hop["k_max"], self.replace, gen,
-                                     deg=None if deg is None else deg[:num_finite_pairs], weight=weight,
-                                     strategy=strategy))
+            parts.append(sample_rows(self.csc.colptr, cols if every else cols[:num_finite_pairs], k, hop["k_max"],
+                                     self.replace, gen, deg=deg if deg is None or every else deg[:num_finite_pairs],
+                                     weight=weight, strategy=strategy))
         if num_finite_pairs < cols.numel():
             pos, tgt = sample_rows(self.csc.colptr, cols[num_finite_pairs:], -1,
                                    deg=None if deg is None else deg[num_finite_pairs:], weight=weight)
