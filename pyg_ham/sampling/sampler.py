@@ -145,6 +145,8 @@ class TorchNeighborSampler(BaseSampler):
             generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self.generator = generator
         self.with_edge_id = True if with_edge_id is None else bool(with_edge_id)  # PyG's loader always has e_id
+        # The graph enters in two places: its layout (get_hetero_csc) and, in _setup_options, the
+        # stores holding time_attr / weight_attr (where a GraphStore / FeatureStore would plug in).
         self.graph = get_hetero_csc(data, self.device)
         self.node_types, self.edge_types = self.graph.node_types, self.graph.edge_types
         self.num_nodes: Any = dict(self.graph.num_nodes) if self.is_hetero else self.graph.total_nodes
