@@ -22,6 +22,7 @@ Examples::
     python benchmarks/sampler.py --device cuda --graphs arxiv-like
     python benchmarks/sampler.py --graphs arxiv-like mag-like --scale 0.25   # hetero vs homo
     python benchmarks/sampler.py --options --graphs arxiv-like       # weighted / temporal / ... rows
+    python benchmarks/sampler.py --graphs arxiv-like --against ../before   # vs another checkout
     python benchmarks/sampler.py --scale-table 2e6 2e7 6e7 --graphs  # uniform sampler vs graph size
 
 ``--options`` times NeighborLoader's options (weighted with and without replacement, disjoint,
@@ -53,6 +54,7 @@ from torch_geometric.data import Data, HeteroData  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import pyg_ham  # noqa: E402
 from pyg_ham.datasets.hetero import synthetic_mag  # noqa: E402
 from pyg_ham.sampling import TorchNeighborLoader, clear_csc_cache, clear_hetero_csc_cache  # noqa: E402
 
@@ -257,6 +259,53 @@ def options_table(data: Data, fanout: List[int], batch_size: int, rounds: int, b
               f"{ratios[0]:>5.2f}-{ratios[-1]:.2f}")
 
 
+def other_sampler_class(checkout: Path):
+    r"""``TorchNeighborSampler`` of another pyg-ham checkout (*e.g.* a ``git worktree`` of an earlier
+    commit), imported beside this one: this process' ``pyg_ham`` modules are set aside while it
+    loads and restored after, so that both work side by side (each keeps its own modules)."""
+    def ours():
+        return [m for m in sys.modules if m == "pyg_ham" or m.startswith("pyg_ham.")]
+    saved = {m: sys.modules.pop(m) for m in ours()}
+    sys.path.insert(0, str(checkout))
+    try:
+        import pyg_ham.sampling as other
+        return other.TorchNeighborSampler, Path(other.__file__).parents[2]
+    finally:
+        sys.path.remove(str(checkout))
+        for m in ours():
+            del sys.modules[m]
+        sys.modules.update(saved)
+
+
+def against_table(data: Data, checkout: Path, fanout: List[int], batch_size: int, rounds: int, batches: int,
+                  seed: int) -> None:
+    r"""Sample-only edges/s of this checkout's sampler against another checkout's on the same graph,
+    interleaved in one process (the order rotating every round), with a second sampler of this
+    checkout whose ratio shows the noise; also says whether both give the same first batch."""
+    from pyg_ham.sampling import TorchNeighborSampler
+    Other, where = other_sampler_class(checkout)
+    samplers = {"this": TorchNeighborSampler(data, fanout, seed=seed), "other": Other(data, fanout, seed=seed),
+                "this (again)": TorchNeighborSampler(data, fanout, seed=seed)}
+    seeds = torch.randperm(data.num_nodes, generator=torch.Generator().manual_seed(seed))
+    from torch_geometric.sampler import NodeSamplerInput
+    first = NodeSamplerInput(input_id=torch.arange(batch_size), node=seeds[:batch_size])
+    a, b = samplers["this"].sample_from_nodes(first), samplers["other"].sample_from_nodes(first)
+    same = all(torch.equal(getattr(a, k), getattr(b, k)) for k in ("node", "row", "col", "edge"))
+    rates: Dict[str, List[float]] = {name: [] for name in samplers}
+    names = list(samplers)
+    for r in range(rounds):
+        for name in names[r % 3:] + names[:r % 3]:
+            rates[name].append(_sampler_rate(samplers[name], seeds, batch_size, batches))
+    print(f"\nthis checkout ({Path(__file__).resolve().parents[1]}) against {where}, sample-only, {rounds} rounds x "
+          f"{batches} batches interleaved, fanout {fanout}, load average {os.getloadavg()[0]:.1f}; "
+          f"same first batch: {'yes' if same else 'NO'}")
+    for name in ("other", "this (again)"):
+        ratios = sorted(x / y for x, y in zip(rates["this"], rates[name]))
+        print(f"this / {name:<12} {statistics.median(ratios):.3f}x (range {ratios[0]:.2f}-{ratios[-1]:.2f}); "
+              f"this {statistics.median(rates['this']) / 1e6:.2f}, {name} {statistics.median(rates[name]) / 1e6:.2f} "
+              f"Medges/s")
+
+
 def sampler_bytes(sampler) -> int:
     r"""Bytes of the tensors the sampler holds beyond the graph (layout, permutation, node map)."""
     csc = sampler.csc
@@ -321,6 +370,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                         "listed in --graphs), one epoch")
     p.add_argument("--options", action="store_true",
                    help="also time NeighborLoader's options against the uniform sampler (interleaved)")
+    p.add_argument("--against", type=Path, default=None, metavar="CHECKOUT",
+                   help="also time this checkout's sampler against another pyg-ham checkout's (e.g. "
+                        "`git worktree add ../before HEAD~1`), interleaved in one process on arxiv-like")
     p.add_argument("--scale-table", type=float, nargs="*", default=None, metavar="EDGES",
                    help="also run the scale table on power-law graphs of these edge counts, e.g. 2e6 2e7 6e7")
     args = p.parse_args(argv)
@@ -350,7 +402,7 @@ def main(argv: Optional[List[str]] = None) -> int:
           f"THP_MEM_ALLOC_ENABLE={os.environ.get('THP_MEM_ALLOC_ENABLE', '0')}, "
           f"load average {os.getloadavg()[0]:.1f}, fanout {args.fanout}, "
           f"batch {args.batch_size}, features {args.feat_dim}, best of {epochs} epoch(s), "
-          f"pyg-lib {'yes' if 'pyg' in backends else 'no'}")
+          f"pyg-lib {'yes' if 'pyg' in backends else 'no'}, pyg_ham from {Path(pyg_ham.__file__).parent}")
     header = (f"{'graph':<11} {'nodes':>7} {'edges':>8} {'backend':<7} {'device':<6} {'seeds':>6} "
               f"{'csc_s':>5} {'epoch_s':>7} {'batches':>7} {'sampled_edges':>13} {'Medges/s':>8} "
               f"{'sample-only Medges/s':>20}")
@@ -399,6 +451,9 @@ def main(argv: Optional[List[str]] = None) -> int:
                 print(f"{name}: {backend} on {device} / pyg_ham on cpu = {rate / cpu:.1f}x")
             if gname == name and backend == "pyg" and cpu:
                 print(f"{name}: pyg_ham / pyg (pyg-lib) on cpu = {cpu / rate:.2f}x")
+    if args.against is not None and loaded.get("arxiv-like") is not None:
+        against_table(loaded["arxiv-like"], args.against, args.fanout, args.batch_size, args.rounds,
+                      args.round_batches, args.seed)
     if args.options and loaded.get("arxiv-like") is not None:
         options_table(loaded["arxiv-like"], args.fanout, args.batch_size, args.rounds, args.round_batches, args.seed)
     for device in devices:

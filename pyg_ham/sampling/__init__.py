@@ -2,16 +2,13 @@ r"""Mini-batch neighbour sampling in plain PyTorch (no pyg-lib / torch-sparse),
 on whatever device the graph lives on.
 
 * :class:`TorchNeighborSampler`: a PyG :class:`~torch_geometric.sampler.BaseSampler`
-  (vectorised; one loop over hops and fanout slots, none over nodes).
-* :class:`TorchNeighborLoader`: PyG's :class:`~torch_geometric.loader.NodeLoader`
-  driven by that sampler, yielding the same mini-batches as PyG's ``NeighborLoader``
-  (``x``, ``y``, ``n_id``, ``input_id``, ``batch_size``, ``num_sampled_nodes``,
-  ``num_sampled_edges``, ``e_id``; seeds first).
-* :class:`TorchHeteroNeighborSampler`: the same for
-  :class:`~torch_geometric.data.HeteroData` (per-edge-type fanouts, all edge
-  types of a hop in one kernel call); :class:`TorchNeighborLoader` and
-  :func:`neighbor_loader` take a ``HeteroData`` graph with
-  ``input_nodes=("paper", idx)``.
+  for ``Data`` and ``HeteroData`` graphs (a ``Data`` graph is the case of one type;
+  vectorised, one loop over hops and fanout slots, none over nodes);
+  :class:`TorchHeteroNeighborSampler` is its earlier name.
+* :class:`TorchNeighborLoader`: PyG's ``NeighborLoader`` driven by that sampler,
+  yielding the same mini-batches (``n_id``, ``e_id``, ``input_id``, ``batch_size``,
+  ``num_sampled_nodes``, ``num_sampled_edges``; seeds first), per type for
+  ``HeteroData`` (``input_nodes=("paper", idx)``).
 * :func:`neighbor_loader`: returns PyG's ``NeighborLoader`` when pyg-lib is
   installed and the graph is on the CPU, a :class:`TorchNeighborLoader` otherwise
   (``force="pyg_ham"`` / ``"pyg"`` overrides).
@@ -34,22 +31,16 @@ feature gather; ``THP_MEM_ALLOC_ENABLE=1`` (a PyTorch allocator setting: huge pa
 for large tensors) makes it markedly faster.
 """
 from pyg_ham.sampling.csc import CSCGraph, clear_csc_cache, get_csc
-from pyg_ham.sampling.hetero import (
-    HeteroCSC,
-    TorchHeteroNeighborSampler,
-    check_hetero_num_neighbors,
-    clear_hetero_csc_cache,
-    get_hetero_csc,
-    sample_one_hop_per_row,
-)
-from pyg_ham.sampling.kernels import floyd_sample, sample_one_hop
+from pyg_ham.sampling.kernels import floyd_sample, sample_one_hop, sample_one_hop_per_row
+from pyg_ham.sampling.layout import HeteroCSC, clear_hetero_csc_cache, get_hetero_csc
 from pyg_ham.sampling.loader import (
     TorchNeighborLoader,
     choose_backend,
     has_pyg_neighbor_sampling,
     neighbor_loader,
 )
-from pyg_ham.sampling.sampler import TorchNeighborSampler
+from pyg_ham.sampling.sampler import TorchHeteroNeighborSampler, TorchNeighborSampler
+from pyg_ham.sampling.validate import check_hetero_num_neighbors
 
 __all__ = [
     "CSCGraph",

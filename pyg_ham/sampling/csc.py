@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import weakref
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -70,6 +70,11 @@ class CSCGraph:
         r"""In-degree of every node, shape :obj:`[num_nodes]`."""
         return self.colptr[1:] - self.colptr[:-1]
 
+    def column(self) -> Tensor:
+        r"""The column (target node) of every position, shape :obj:`[num_edges]`."""
+        return torch.repeat_interleave(torch.arange(self.num_nodes, device=self.device), self.in_degree(),
+                                       output_size=self.num_edges)
+
     def edge_id(self, pos: Tensor) -> Tensor:
         r"""Maps CSC positions to edge ids of the original :obj:`edge_index`."""
         if self.perm is None:
@@ -110,8 +115,23 @@ class CSCGraph:
         return cls(colptr, row.contiguous(), perm, num_nodes)
 
 
-# id(edge_index) -> (weak reference, tensor version, num_nodes, {device: CSCGraph})
-_CACHE: Dict[int, Tuple[weakref.ref, int, int, Dict[torch.device, CSCGraph]]] = {}
+def cached(cache: Dict[tuple, Tuple[tuple, Any]], tensors: Sequence[Tensor], key: tuple,
+           build: Callable[[], Any]) -> Any:
+    r"""The value :obj:`build()` made for :obj:`tensors` (and :obj:`key`), kept
+    in :obj:`cache` under their ids: rebuilt after an in-place change of one
+    of them, dropped when one of them is garbage-collected."""
+    full, versions = (tuple(id(t) for t in tensors), key), tuple(t._version for t in tensors)
+    entry = cache.get(full)
+    if entry is None or entry[0] != versions:
+        if entry is None:
+            for t in tensors:
+                weakref.finalize(t, cache.pop, full, None)
+        entry = cache[full] = (versions, build())
+    return entry[1]
+
+
+# (id(edge_index), num_nodes) -> (its version, {device: CSCGraph})
+_CACHE: Dict[tuple, Tuple[tuple, Any]] = {}
 
 
 def get_csc(
@@ -135,15 +155,7 @@ def get_csc(
             edge type. (default: :obj:`num_nodes`)
     """
     device = torch.device(device) if device is not None else edge_index.device
-    key = id(edge_index)
-    entry = _CACHE.get(key)
-    version = edge_index._version
-    if entry is None or entry[0]() is not edge_index or entry[1] != version or entry[2] != num_nodes:
-        if entry is None or entry[0]() is not edge_index:
-            weakref.finalize(edge_index, _CACHE.pop, key, None)
-        entry = (weakref.ref(edge_index), version, num_nodes, {})
-        _CACHE[key] = entry
-    per_device = entry[3]
+    per_device: Dict[torch.device, CSCGraph] = cached(_CACHE, [edge_index], (num_nodes,), dict)
     if device not in per_device:
         if per_device:  # Move an existing layout instead of sorting again.
             csc = next(iter(per_device.values())).to(device)

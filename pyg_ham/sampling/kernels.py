@@ -40,9 +40,14 @@ def floyd_sample(deg: Tensor, k: int, rand: Tensor) -> Tensor:
         slots.
     """
     # Column i holds j = deg - k + i and the draw t ~ U{0, ..., j} (negative: skipped slot).
-    j = (deg - k).unsqueeze(1) + torch.arange(k, device=deg.device)
+    return _floyd(((deg - k).unsqueeze(1) + torch.arange(k, device=deg.device)), rand)
+
+
+def _floyd(j: Tensor, rand: Tensor) -> Tensor:
+    # Floyd's steps on all rows at once: slot i draws t ~ U{0, ..., j[:, i]} and keeps it unless an
+    # earlier slot holds it, then takes j[:, i] itself (slots with j < 0 stay negative: left out).
     picks = torch.minimum((rand * (j + 1)).to(torch.int64), j)
-    for i in range(1, k):
+    for i in range(1, j.size(1)):
         t = picks[:, i]
         dup = (picks[:, :i] == t.unsqueeze(1)).any(dim=1)
         picks[:, i] = torch.where(dup, j[:, i], t)
@@ -56,64 +61,18 @@ def sample_one_hop(
     replace: bool = False,
     generator: Optional[torch.Generator] = None,
 ) -> Tuple[Tensor, Tensor]:
-    r"""Samples up to :obj:`k` in-neighbours of every node in :obj:`nodes`.
-
-    * :obj:`k = -1`: all in-neighbours.
-    * :obj:`replace=False`: :math:`\min(\deg, k)` distinct neighbours, each
-      :math:`k`-subset equally likely (:meth:`floyd_sample`).
-    * :obj:`replace=True`: :math:`k` independent uniform draws (none for
-      isolated nodes).
-
-    Args:
-        csc (CSCGraph): The graph.
-        nodes (torch.Tensor): Global ids of the target nodes, shape :obj:`[n]`.
-        k (int): The fanout (:obj:`-1` for all neighbours).
-        replace (bool, optional): Sample with replacement.
-            (default: :obj:`False`)
-        generator (torch.Generator, optional): Random number generator on
-            :obj:`csc.device`. (default: :obj:`None`)
+    r"""Samples up to :obj:`k` in-neighbours of every node in :obj:`nodes`
+    (global ids) of :obj:`csc`, on its device: :obj:`k = -1` all of them;
+    without :obj:`replace`, :math:`\min(\deg, k)` distinct ones, each
+    :math:`k`-subset equally likely (:meth:`floyd_sample`); with it, :math:`k`
+    independent uniform draws (none for isolated nodes).
 
     Returns:
         :obj:`(pos, tgt)`: CSC positions of the sampled edges and, for each,
         the index into :obj:`nodes` of the node it was sampled for. Edges are
         grouped by :obj:`tgt` in increasing order.
     """
-    device = csc.device
-    n = nodes.numel()
-    if n == 0 or k == 0:
-        empty = torch.empty(0, dtype=torch.int64, device=device)
-        return empty, empty
-    start = csc.colptr.index_select(0, nodes)
-    deg = csc.colptr.index_select(0, nodes + 1) - start
-
-    if k < 0:  # all neighbours
-        total = int(deg.sum())
-        tgt = torch.repeat_interleave(torch.arange(n, device=device), deg, output_size=total)
-        shift = start - (torch.cumsum(deg, 0) - deg)  # first position minus first output slot
-        pos = torch.arange(total, device=device) + shift.index_select(0, tgt)
-        return pos, tgt
-
-    rand = torch.rand((n, k), dtype=torch.float64, device=device, generator=generator)
-    if replace:
-        picks = _uniform_below(rand, deg.unsqueeze(1))  # -1 for isolated nodes
-        count = (deg > 0).to(torch.int64) * k
-    else:
-        picks = floyd_sample(deg, k, rand)
-        count = deg.clamp(max=k)
-    return _last_slots(picks, start, count)
-
-
-def _last_slots(picks: Tensor, start: Tensor, count: Tensor) -> Tuple[Tensor, Tensor]:
-    """Row r's valid draws are the last ``count[r]`` of its ``picks.size(1)`` slots: gather them (as
-    positions ``start[r] + pick``) without a mask; returns ``(pos, tgt)``."""
-    n, width = picks.shape
-    device = picks.device
-    total = int(count.sum())
-    tgt = torch.repeat_interleave(torch.arange(n, device=device), count, output_size=total)
-    shift = torch.arange(0, n * width, width, device=device) + (width - count) - (torch.cumsum(count, 0) - count)
-    src = torch.arange(total, device=device) + shift.index_select(0, tgt)
-    pos = picks.add_(start.unsqueeze(1)).view(-1).index_select(0, src)
-    return pos, tgt
+    return sample_rows(csc.colptr, nodes, k, replace=replace, generator=generator)
 
 
 def expand_segments(start: Tensor, count: Tensor) -> Tuple[Tensor, Tensor]:
@@ -132,26 +91,40 @@ def expand_segments(start: Tensor, count: Tensor) -> Tuple[Tensor, Tensor]:
 
 def _floyd_rows(start: Tensor, deg: Tensor, k: Union[int, Tensor], k_max: int, replace: bool,
                 generator: Optional[torch.Generator]) -> Tuple[Tensor, Tensor]:
-    # Uniform draws (Floyd without replacement) of min(deg, k_r) offsets in [0, deg) per row,
-    # row r's steps in the last k_r of k_max slots; see sample_one_hop_per_row.
+    # Uniform draws of min(deg, k_r) offsets in [0, deg) per row. Floyd's algorithm for k_r
+    # draws runs over j = deg - k_r, ..., deg - 1; placing row r's steps in the last k_r of k_max
+    # slots gives j = deg - k_max + i in slot i for every row, the first k_max - k_r left out.
     n, device = start.numel(), start.device
     rand = torch.rand((n, k_max), dtype=torch.float64, device=device, generator=generator)
-    k_row = k if isinstance(k, Tensor) else torch.full((n,), k, dtype=torch.int64, device=device)
     if replace:
         picks = _uniform_below(rand, deg.unsqueeze(1))
-        count = (deg > 0).to(torch.int64) * k_row
+        count = (deg > 0).to(torch.int64) * k
     else:
         slot = torch.arange(k_max, device=device)
         j = (deg - k_max).unsqueeze(1) + slot
         if isinstance(k, Tensor):
-            j = torch.where(slot < (k_max - k_row).unsqueeze(1), -1, j)
-        picks = torch.minimum((rand * (j + 1)).to(torch.int64), j)
-        for i in range(1, k_max):
-            t = picks[:, i]
-            dup = (picks[:, :i] == t.unsqueeze(1)).any(dim=1)
-            picks[:, i] = torch.where(dup, j[:, i], t)
-        count = torch.minimum(deg, k_row)
-    return _last_slots(picks, start, count)
+            j = torch.where(slot < (k_max - k).unsqueeze(1), -1, j)
+        picks = _floyd(j, rand)
+        count = torch.minimum(deg, k) if isinstance(k, Tensor) else deg.clamp(max=k)
+    # Row r's draws are the last count[r] of its k_max slots: gather them as positions start[r] + pick.
+    src, tgt = expand_segments(torch.arange(0, n * k_max, k_max, device=device) + (k_max - count), count)
+    return picks.add_(start.unsqueeze(1)).view(-1).index_select(0, src), tgt
+
+
+def sample_one_hop_per_row(
+    csc: CSCGraph,
+    cols: Tensor,
+    k: Tensor,
+    k_max: int,
+    replace: bool = False,
+    generator: Optional[torch.Generator] = None,
+) -> Tuple[Tensor, Tensor]:
+    r""":func:`sample_one_hop` with its own fanout :math:`k_r \geq 1` per
+    column (:obj:`k`, of maximum :obj:`k_max`): :math:`\min(\deg_r, k_r)`
+    distinct in-neighbours (or :math:`k_r` draws with :obj:`replace`) for
+    every :obj:`cols[r]`, in :obj:`k_max` vector steps for all rows at once;
+    returns :obj:`(pos, tgt)` as :func:`sample_one_hop`."""
+    return sample_rows(csc.colptr, cols, k, k_max, replace, generator)
 
 
 def _weighted_rows(start: Tensor, deg: Tensor, k: Union[int, Tensor], k_max: int, weight: Tensor,
@@ -247,10 +220,8 @@ def sample_rows(
     Returns:
         :obj:`(pos, tgt)` as in :func:`sample_one_hop`, grouped by :obj:`tgt`.
     """
-    device = colptr.device
-    n = cols.numel()
-    empty = torch.empty(0, dtype=torch.int64, device=device)
-    if n == 0 or (isinstance(k, int) and k == 0):
+    if cols.numel() == 0 or (isinstance(k, int) and k == 0):
+        empty = torch.empty(0, dtype=torch.int64, device=colptr.device)
         return empty, empty
     start = colptr.index_select(0, cols)
     if deg is None:

@@ -8,18 +8,20 @@ import torch
 import torch_geometric.typing
 from torch_geometric.data import Data, HeteroData
 from torch_geometric.loader import NeighborLoader, NodeLoader
-from torch_geometric.sampler import BaseSampler, HeteroSamplerOutput, SamplerOutput
+from torch_geometric.sampler import BaseSampler
 from torch_geometric.sampler.base import SubgraphType
 from torch_geometric.typing import InputNodes, OptTensor
 
 from pyg_ham.errors import ConfigError, MissingDependencyError
-from pyg_ham.sampling.hetero import TorchHeteroNeighborSampler, check_hetero_input_nodes
-from pyg_ham.sampling.placement import LOCAL, gather_to, placement_plan, stored_tensors, without
+from pyg_ham.sampling.layout import graph_device
+from pyg_ham.sampling.placement import PlaceBatch
 from pyg_ham.sampling.sampler import TorchNeighborSampler
 from pyg_ham.sampling.validate import (
     check_backend,
     check_batch_size,
     check_device,
+    check_in_memory,
+    check_input_nodes,
     check_num_neighbors,
 )
 
@@ -36,27 +38,6 @@ def _shuffle_generator(seed: Optional[int], generator: Optional[torch.Generator]
     return torch.Generator().manual_seed(int(seed) ^ 0x5DEECE66D)
 
 
-def _check_input_nodes(input_nodes: InputNodes, num_nodes: int) -> None:
-    # Seeds are checked once here, on any device (one host sync when the loader is built),
-    # so that no batch needs a check: a bad seed on a GPU would be a device-side assert.
-    if input_nodes is None or (isinstance(input_nodes, tuple) and len(input_nodes) == 2
-                               and isinstance(input_nodes[0], (str, tuple))):
-        return  # all nodes, or a heterogeneous (node_type, nodes) pair for PyG's loader
-    nodes = input_nodes if isinstance(input_nodes, torch.Tensor) else torch.as_tensor(input_nodes)
-    if nodes.dtype == torch.bool:
-        if nodes.numel() != num_nodes:
-            raise ConfigError(f"input_nodes is a boolean mask of {nodes.numel()} entries but the graph has "
-                              f"{num_nodes} nodes; pass a mask of length num_nodes or node indices")
-        return
-    if nodes.is_floating_point() or nodes.is_complex():
-        raise ConfigError(f"input_nodes must hold integer node indices or be a boolean mask, got {nodes.dtype}")
-    if nodes.numel():
-        lo, hi = (int(v) for v in torch.stack([nodes.min(), nodes.max()]).tolist())
-        if lo < 0 or hi >= num_nodes:
-            raise ConfigError(f"seed nodes must lie in [0, {num_nodes}) (input_nodes holds range [{lo}, {hi}]); "
-                              f"pass node indices of this graph")
-
-
 class TorchNeighborLoader(NeighborLoader):
     r"""A :class:`~torch_geometric.loader.NeighborLoader` replacement that
     samples with :class:`~pyg_ham.sampling.TorchNeighborSampler`: plain
@@ -70,12 +51,15 @@ class TorchNeighborLoader(NeighborLoader):
     as PyG's loader returns them; the first :obj:`batch_size` nodes are the
     seeds. :obj:`input_nodes` is range-checked once, when the loader is built.
     Every tensor of a batch is on the sampling device (see
-    :mod:`pyg_ham.sampling.placement`). Parameters and their order are
+    :mod:`pyg_ham.sampling.placement`): when some are stored elsewhere,
+    :obj:`loader.transform` is a :class:`~pyg_ham.sampling.placement.PlaceBatch`
+    that moves them and then applies :obj:`transform`. Built through
+    :class:`~torch_geometric.loader.NeighborLoader`'s own constructor with
+    :obj:`neighbor_sampler` set. Parameters and their order are
     :class:`~torch_geometric.loader.NeighborLoader`'s, then ours (keyword-only).
 
-    A :class:`~torch_geometric.data.HeteroData` graph is sampled by
-    :class:`~pyg_ham.sampling.TorchHeteroNeighborSampler` into
-    :class:`~torch_geometric.data.HeteroData` mini-batches with :obj:`n_id`
+    A :class:`~torch_geometric.data.HeteroData` graph is sampled by the same
+    sampler into :class:`~torch_geometric.data.HeteroData` mini-batches with :obj:`n_id`
     and :obj:`num_sampled_nodes` per node type, :obj:`e_id` and
     :obj:`num_sampled_edges` per edge type, and :obj:`input_id` /
     :obj:`batch_size` on the input node type, as PyG's ``NeighborLoader``.
@@ -154,17 +138,13 @@ class TorchNeighborLoader(NeighborLoader):
         with_edge_id: Optional[bool] = None,
         **kwargs: Any,
     ):
-        if isinstance(data, (tuple, list)):
-            raise ConfigError("remote (FeatureStore, GraphStore) backends are not supported by the pyg_ham "
-                              "sampler; pass a Data or HeteroData graph (or use PyG's NeighborLoader with pyg-lib)")
+        check_in_memory(data)
         if input_time is not None and time_attr is None:
             raise ConfigError("input_time is set but time_attr is not: temporal sampling needs "
                               "time_attr, the name of the node- or edge-level time attribute")
-        if isinstance(data, HeteroData):  # per-type batches; see TorchHeteroNeighborSampler
-            check_hetero_input_nodes(data, input_nodes)
+        check_input_nodes(data, input_nodes)
         if neighbor_sampler is None:
-            sampler_cls: Any = TorchHeteroNeighborSampler if isinstance(data, HeteroData) else TorchNeighborSampler
-            neighbor_sampler = sampler_cls(
+            neighbor_sampler = TorchNeighborSampler(
                 data, num_neighbors, subgraph_type=subgraph_type, replace=replace, disjoint=disjoint,
                 temporal_strategy=temporal_strategy, time_attr=time_attr, weight_attr=weight_attr,
                 is_sorted=is_sorted, share_memory=kwargs.get("num_workers", 0) > 0, directed=directed,
@@ -174,51 +154,22 @@ class TorchNeighborLoader(NeighborLoader):
         if sampler_device.type != "cpu" and kwargs.get("num_workers", 0) > 0:
             raise ConfigError(f"num_workers must be 0 when sampling on {sampler_device} "
                               f"(GPU sampling is fast and cannot run in worker processes)")
-        if not isinstance(data, HeteroData):  # heterogeneous seeds were checked above
-            _check_input_nodes(input_nodes, int(data.num_nodes))
         if input_time is None and getattr(sampler, "edge_time", None) is not None:
             raise ConfigError(f"time_attr={time_attr!r} is an edge-level time: pass input_time, "
                               f"the time of every seed (no neighbour newer than it is sampled)")
         if kwargs.get("generator") is None:
             kwargs["generator"] = _shuffle_generator(seed, getattr(sampler, "generator", None))
-        # A NeighborLoader to PyG code that checks (e.g. BasicGNN.inference for layer-wise
-        # evaluation), built as the NodeLoader it is: NeighborLoader's own __init__ needs pyg-lib.
-        NodeLoader.__init__(self, data, node_sampler=sampler, input_nodes=input_nodes, input_time=input_time,
-                            transform=transform, transform_sampler_output=transform_sampler_output,
-                            filter_per_worker=filter_per_worker, **kwargs)
-        # One device per batch: the tensors not stored on the sampling device, and how they get there.
-        plan = placement_plan(sampler_device, dict(stored_tensors(data)))
-        self._moved: Dict[Any, str] = {key: how for key, how in plan.items() if how != LOCAL}
-        self._view = without(data, self._moved) if self._moved else None
-        self._batch_device = sampler_device
-
-    def filter_fn(self, out: Union[SamplerOutput, HeteroSamplerOutput]) -> Union[Data, HeteroData]:
-        r"""PyG's filtering, with every tensor of the batch on the sampling
-        device (see :mod:`pyg_ham.sampling.placement`): attributes stored
-        elsewhere are gathered by :func:`~pyg_ham.sampling.placement.gather_to`
-        (on the CPU into pinned memory and copied asynchronously when
-        sampling on a GPU)."""
-        if not self._moved:
-            return super().filter_fn(out)
-        data: Any = self.data  # type: ignore[has-type]
-        transform: Any = self.transform  # type: ignore[has-type]
-        self.data, self.transform = self._view, None
-        try:
-            batch = super().filter_fn(out)
-        finally:
-            self.data, self.transform = data, transform
-        device = self._batch_device
-        for (store_key, name), how in self._moved.items():
-            src = data._store if store_key is None else data[store_key]
-            dst = batch._store if store_key is None else batch[store_key]
-            if src.is_node_attr(name):
-                index = dst.n_id
-            else:
-                index = dst.get("e_id")
-                if index is None:
-                    continue  # no edge ids (with_edge_id=False): no edge features either
-            dst[name] = gather_to(src[name], index, device, how)
-        return batch if transform is None else transform(batch)
+        # One device per batch: PyG gathers every attribute where it is stored; the tensors not
+        # stored on the sampling device are then moved there, before the user's transform.
+        transform = PlaceBatch.wrap(data, sampler_device, transform)
+        # PyG's public constructor: given neighbor_sampler, it builds no sampler (PyG 2.8: its
+        # NeighborSampler, which needs pyg-lib, is built only when neighbor_sampler is None).
+        super().__init__(data, num_neighbors, input_nodes=input_nodes, input_time=input_time, replace=replace,
+                         subgraph_type=subgraph_type, disjoint=disjoint, temporal_strategy=temporal_strategy,
+                         time_attr=time_attr, weight_attr=weight_attr, transform=transform,
+                         transform_sampler_output=transform_sampler_output, is_sorted=is_sorted,
+                         filter_per_worker=filter_per_worker, neighbor_sampler=sampler, directed=directed,
+                         **kwargs)
 
 
 def has_pyg_neighbor_sampling() -> bool:
@@ -236,10 +187,7 @@ def choose_backend(data: Data, device: Optional[Union[str, torch.device]] = None
     device = check_device(device)
     if backend != "auto":
         return backend
-    edge_index = getattr(data, "edge_index", None)
-    if isinstance(data, HeteroData) and data.edge_types:
-        edge_index = data[data.edge_types[0]].get("edge_index")
-    on_cpu = (device or (edge_index.device if edge_index is not None else torch.device("cpu"))).type == "cpu"
+    on_cpu = (device or graph_device(data)).type == "cpu"
     return "pyg" if torch_geometric.typing.WITH_PYG_LIB and on_cpu else "pyg_ham"
 
 
@@ -270,14 +218,10 @@ def neighbor_loader(
     :obj:`**loader_kwargs` by keyword.
 
     Args:
-        data (torch_geometric.data.Data or HeteroData): The graph.
-        num_neighbors (List[int]): Fanout per hop (:obj:`-1`: all neighbours).
+        data, num_neighbors, input_nodes, replace: As in
+            :class:`TorchNeighborLoader`.
         batch_size (int): Seed nodes per mini-batch.
-        input_nodes (torch.Tensor, optional): Seed node indices or a boolean
-            mask. (default: :obj:`None`: all nodes)
         shuffle (bool, optional): Shuffle the seeds every epoch.
-            (default: :obj:`False`)
-        replace (bool, optional): Sample with replacement.
             (default: :obj:`False`)
         device (torch.device or str, optional): Sample on this device (ours
             only). (default: :obj:`None`: the graph's device)
@@ -307,8 +251,8 @@ def neighbor_loader(
     if device is not None and device.type != "cpu":
         raise ConfigError(f"device={str(device)!r} needs force='pyg_ham' or 'auto' "
                           f"(PyG's NeighborLoader samples on the CPU)")
-    if isinstance(data, Data):
-        _check_input_nodes(input_nodes, int(data.num_nodes))
+    if isinstance(data, (Data, HeteroData)):  # PyG's loader also takes remote stores
+        check_input_nodes(data, input_nodes)
     if loader_kwargs.get("generator") is None and (seed is not None or generator is not None):
         # PyG's sampler draws from torch's global generator; the shuffle is derived from ours
         loader_kwargs["generator"] = _shuffle_generator(seed, generator)

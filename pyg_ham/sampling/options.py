@@ -11,6 +11,7 @@ from torch import Tensor
 
 from pyg_ham.errors import ConfigError
 from pyg_ham.sampling.csc import CSCGraph
+from pyg_ham.sampling.validate import check_in_memory
 
 SUBGRAPH_TYPES = ("directional", "bidirectional", "induced")
 TEMPORAL_STRATEGIES = ("uniform", "last")
@@ -30,9 +31,7 @@ def check_sampler_options(
     returns :obj:`(subgraph_type, disjoint)` as the sampler runs them:
     :obj:`directed=False` means :obj:`subgraph_type="induced"` (with PyG's
     deprecation warning) and temporal sampling is always disjoint."""
-    if isinstance(data, (tuple, list)):
-        raise ConfigError("remote (FeatureStore, GraphStore) backends are not supported by the pyg_ham "
-                          "sampler; pass a Data or HeteroData graph (or use PyG's NeighborLoader with pyg-lib)")
+    check_in_memory(data)
     subgraph_type = getattr(subgraph_type, "value", subgraph_type)  # SubgraphType.induced -> "induced"
     if subgraph_type not in SUBGRAPH_TYPES:
         raise ConfigError(f"subgraph_type must be one of {', '.join(SUBGRAPH_TYPES)}, got {subgraph_type!r}")
@@ -76,10 +75,8 @@ def sort_columns(csc: CSCGraph, key: Tensor) -> Tuple[CSCGraph, Tensor]:
     position; stable, so ties keep their order). Returns the reordered layout
     (its :obj:`perm` maps positions to the original edge ids) and the order
     (old position of every new position)."""
-    col = torch.repeat_interleave(torch.arange(csc.num_nodes, device=csc.device), csc.in_degree(),
-                                  output_size=csc.num_edges)
     order = torch.sort(key, stable=True).indices
-    order = order.index_select(0, torch.sort(col.index_select(0, order), stable=True).indices)
+    order = order.index_select(0, torch.sort(csc.column().index_select(0, order), stable=True).indices)
     perm = order.to(csc.row.dtype) if csc.perm is None else csc.perm.index_select(0, order)
     return CSCGraph(csc.colptr, csc.row.index_select(0, order), perm, csc.num_nodes), order
 
@@ -106,9 +103,7 @@ class TemporalIndex:
         self.times = torch.unique(time)
         self.num_times = max(self.times.numel(), 1)
         rank = torch.searchsorted(self.times, time)
-        col = torch.repeat_interleave(torch.arange(csc.num_nodes, device=csc.device), csc.in_degree(),
-                                      output_size=csc.num_edges)
-        self.keys = col * self.num_times + rank
+        self.keys = csc.column() * self.num_times + rank
 
     def valid_deg(self, cols: Tensor, seed_time: Tensor) -> Tensor:
         r"""The number of neighbours of every :obj:`cols[r]` not newer than

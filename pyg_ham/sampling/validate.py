@@ -1,9 +1,12 @@
 """Checks of user-facing sampling arguments; bad values raise :class:`ConfigError`."""
 from __future__ import annotations
 
-from typing import Any, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
+from torch import Tensor
+from torch_geometric.data import Data, HeteroData
+from torch_geometric.typing import EdgeType, EdgeTypeStr
 
 from pyg_ham.errors import ConfigError
 
@@ -55,3 +58,95 @@ def check_batch_size(batch_size: Any) -> int:
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise ConfigError(f"batch_size must be a positive int (got {batch_size!r})")
     return batch_size
+
+
+def check_hetero_num_neighbors(
+    num_neighbors: Any,
+    edge_types: Sequence[EdgeType],
+) -> Dict[EdgeType, List[int]]:
+    r"""Returns the fanout of every edge type, one int per hop, as
+    :class:`~torch_geometric.loader.NeighborLoader` reads it: a list applies
+    to every edge type; a dict maps edge types (tuples or
+    :obj:`"src__rel__dst"` strings) to lists, must name every edge type of
+    the graph and nothing else, and all lists must have the same length.
+
+    Args:
+        num_neighbors (List[int] or Dict[EdgeType, List[int]]): The fanout.
+        edge_types (List[Tuple[str, str, str]]): The graph's edge types.
+    """
+    edge_types = [tuple(et) for et in edge_types]
+    if not isinstance(num_neighbors, dict):
+        values = check_num_neighbors(num_neighbors)
+        return {et: list(values) for et in edge_types}
+    out: Dict[EdgeType, List[int]] = {}
+    known = {"__".join(et): et for et in edge_types}
+    for key, value in num_neighbors.items():
+        try:
+            et = known[str(EdgeTypeStr(key))]
+        except (ValueError, IndexError, TypeError, KeyError):
+            raise ConfigError(f"num_neighbors names the edge type {key!r}, which is not in the graph; "
+                              f"its edge types are {list(known.values())}") from None
+        try:
+            out[et] = check_num_neighbors(value)
+        except ConfigError as e:
+            raise ConfigError(f"num_neighbors[{et!r}]: {e}") from None
+    hops = {len(v) for v in out.values()}
+    if len(hops) > 1:
+        raise ConfigError(f"the number of hops must be the same across all edge types in "
+                          f"num_neighbors (got lists of lengths {sorted(hops)})")
+    missing = [et for et in edge_types if et not in out]
+    if missing:
+        raise ConfigError(f"num_neighbors has no fanout for the edge type(s) {missing}; give every "
+                          f"edge type a list (0s to skip one) or pass one list for all")
+    return {et: out[et] for et in edge_types}
+
+
+def check_in_memory(data: Any) -> None:
+    r"""Refuses remote :obj:`(FeatureStore, GraphStore)` backends."""
+    if isinstance(data, (tuple, list)):
+        raise ConfigError("remote (FeatureStore, GraphStore) backends are not supported by the pyg_ham "
+                          "sampler; pass a Data or HeteroData graph (or use PyG's NeighborLoader with pyg-lib)")
+
+
+def check_input_nodes(data: Union[Data, HeteroData], input_nodes: Any) -> None:
+    r"""Raises a :class:`ConfigError` unless :obj:`input_nodes` fits
+    :obj:`data`: :obj:`None`, node indices or a boolean mask; for a
+    :class:`~torch_geometric.data.HeteroData` graph a node type or a
+    :obj:`(node_type, indices or mask or None)` pair. Indices are range-checked
+    here, once, on any device (one host sync when the loader is built), so that
+    no batch needs a check: a bad seed on a GPU would be a device-side assert."""
+    nodes, of, num = input_nodes, "", int(data.num_nodes)
+    if isinstance(data, HeteroData):
+        if isinstance(input_nodes, str):
+            input_nodes = (input_nodes, None)
+        if not (isinstance(input_nodes, (tuple, list)) and len(input_nodes) == 2 and isinstance(input_nodes[0], str)):
+            raise ConfigError(f"input_nodes of a HeteroData graph must be a node type or a "
+                              f"(node_type, index or mask) pair such as ('paper', train_idx) "
+                              f"(got {type(input_nodes).__name__})")
+        node_type, nodes = input_nodes
+        if node_type not in data.node_types:
+            raise ConfigError(f"input_nodes names the node type {node_type!r}, which is not in the graph; "
+                              f"its node types are {data.node_types}")
+        of, num = f" of {node_type!r}", int(data[node_type].num_nodes)
+    if nodes is None:
+        return
+    if not isinstance(nodes, (Tensor, list, tuple, range)):
+        raise ConfigError(f"input_nodes must be node indices, a boolean mask or None (got {type(nodes).__name__})")
+    nodes = torch.as_tensor(nodes)
+    if nodes.dtype == torch.bool:
+        if nodes.dim() != 1 or nodes.numel() != num:
+            raise ConfigError(f"input_nodes is a boolean mask of shape {tuple(nodes.shape)} but there are {num} "
+                              f"nodes{of}; pass a mask of length {num} or node indices")
+        return
+    if nodes.is_floating_point() or nodes.is_complex():
+        raise ConfigError(f"input_nodes must hold integer node indices or be a boolean mask, got {nodes.dtype}")
+    check_seed_range(nodes, num, of)
+
+
+def check_seed_range(nodes: Tensor, num: int, of: str = "") -> None:
+    r"""Raises a :class:`ConfigError` unless every seed lies in :obj:`[0, num)` (one host sync)."""
+    if nodes.numel():
+        lo, hi = (int(v) for v in torch.stack([nodes.min(), nodes.max()]).tolist())
+        if lo < 0 or hi >= num:
+            raise ConfigError(f"seed nodes{of} must lie in [0, {num}) (got range [{lo}, {hi}]); "
+                              f"pass node indices of this graph")

@@ -126,3 +126,57 @@ def test_remote_stores_are_refused_with_one_line():
         with pytest.raises(ConfigError, match="FeatureStore, GraphStore") as info:
             build()
         assert "\n" not in str(info.value)
+
+
+def test_loader_is_built_through_pygs_public_neighbor_loader(monkeypatch):
+    # Pins PyG's behaviour that TorchNeighborLoader relies on (torch_geometric 2.8): given
+    # neighbor_sampler, NeighborLoader.__init__ builds no NeighborSampler (which needs pyg-lib),
+    # and NodeLoader's own filter_fn assembles the batches (ours does not override it).
+    import torch_geometric.loader.neighbor_loader as pyg_neighbor_loader
+    from torch_geometric.loader import NeighborLoader, NodeLoader
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("PyG's NeighborSampler was built")
+
+    monkeypatch.setattr(pyg_neighbor_loader, "NeighborSampler", refuse)
+    data = random_graph(40, 200, seed=6)
+    sampler = TorchNeighborSampler(data, [3, 2], seed=0)
+    for loader in (TorchNeighborLoader(data, [3, 2], batch_size=8, seed=0),
+                   TorchNeighborLoader(data, [3, 2], batch_size=8, neighbor_sampler=sampler)):
+        assert isinstance(loader, NeighborLoader) and isinstance(loader.node_sampler, TorchNeighborSampler)
+        assert loader.data is data and loader.transform is None
+        assert TorchNeighborLoader.filter_fn is NodeLoader.filter_fn
+        batch = next(iter(loader))
+        assert torch.equal(batch.x, data.x[batch.n_id])
+    assert loader.node_sampler is sampler
+
+
+def test_heterogeneous_seeds_are_range_checked_when_the_loader_is_built():
+    from sampling_brute import random_hetero_graph
+    data = random_hetero_graph({"paper": 30, "author": 20, "field": 10}, 40, seed=0)
+    with pytest.raises(ConfigError, match=r"seed nodes of 'paper' must lie in \[0, 30\)") as info:
+        TorchNeighborLoader(data, [2], input_nodes=("paper", torch.tensor([0, 30])), batch_size=4)
+    assert "\n" not in str(info.value)
+
+
+def test_direct_sample_calls_default_to_the_seeds_node_time():
+    # sample(seeds) of a node-level temporal sampler uses the seeds' own times, as
+    # sample_from_nodes does: the same batch either way, and nothing newer than its seed.
+    data = random_graph(60, 400, seed=7)
+    data.node_time = torch.randint(0, 20, (60,), generator=torch.Generator().manual_seed(0))
+    seeds = torch.tensor([3, 9, 27])
+    a = TorchNeighborSampler(data, [3, 2], time_attr="node_time", seed=1).sample(seeds)
+    b = TorchNeighborSampler(data, [3, 2], time_attr="node_time", seed=1).sample(
+        seeds, seed_time=data.node_time[seeds])
+    assert torch.equal(a.node, b.node) and torch.equal(a.row, b.row) and torch.equal(a.col, b.col)
+    assert bool((data.node_time[a.node] <= data.node_time[seeds][a.batch]).all())
+
+
+def test_public_names_of_earlier_releases_are_still_exported():
+    import pyg_ham.sampling as sampling
+    earlier = ["CSCGraph", "HeteroCSC", "TorchHeteroNeighborSampler", "TorchNeighborLoader", "TorchNeighborSampler",
+               "check_hetero_num_neighbors", "choose_backend", "clear_csc_cache", "clear_hetero_csc_cache",
+               "floyd_sample", "get_csc", "get_hetero_csc", "has_pyg_neighbor_sampling", "neighbor_loader",
+               "sample_one_hop", "sample_one_hop_per_row"]  # __all__ at 5b3d161
+    assert set(earlier) <= set(sampling.__all__) and all(hasattr(sampling, name) for name in earlier)
+    assert sampling.TorchHeteroNeighborSampler is sampling.TorchNeighborSampler

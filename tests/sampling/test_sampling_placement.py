@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from pyg_ham.sampling import TorchNeighborLoader
-from pyg_ham.sampling.placement import placement_plan, stored_tensors, without
+from pyg_ham.sampling.placement import PlaceBatch, placement_plan, stored_tensors
 
 sys.path.insert(0, str(Path(__file__).parent))  # the brute-force helpers next to this file
 from sampling_brute import random_graph, random_hetero_graph  # noqa: E402
@@ -21,21 +21,28 @@ def test_placement_plan_table():
     assert placement_plan(GPU1, {"x": GPU1}) == {"x": "local"}
 
 
-def test_stored_tensors_and_view_of_data_and_hetero():
+def test_stored_tensors_of_data_and_hetero():
     data = random_graph(20, 60, seed=0, edge_dim=2)
     assert stored_tensors(data) == {(None, "x"): CPU, (None, "y"): CPU, (None, "edge_attr"): CPU}
-    view = without(data, [(None, "x"), (None, "edge_attr")])
-    assert "x" not in view and "edge_attr" not in view and "x" in data and "edge_attr" in data
     hetero = random_hetero_graph({"paper": 30, "author": 20, "field": 10}, 40, seed=0, edge_dim=2)
     keys = set(stored_tensors(hetero))
     assert {("paper", "x"), ("paper", "y"), (("paper", "cites", "paper"), "edge_attr")} == keys
-    view = without(hetero, [("paper", "x")])
-    assert "x" not in view["paper"] and "x" in hetero["paper"]
+
+
+def test_one_device_loaders_keep_the_users_transform():
+    # Nothing stored off the sampling device: the loader's transform is the user's own.
+    def mark(batch):
+        batch.marked = True
+        return batch
+
+    loader = TorchNeighborLoader(random_graph(40, 200, seed=1), [3, 2], batch_size=8, transform=mark)
+    assert loader.transform is mark and next(iter(loader)).marked
+    assert PlaceBatch.wrap(random_graph(40, 200, seed=1), CPU, mark) is mark
 
 
 @pytest.mark.parametrize("hetero", [False, True])
-def test_moved_attributes_are_gathered_by_the_plan(hetero):
-    # On a CPU-only machine, drive the "copy" transfer path through the loader's filter.
+def test_moved_attributes_are_moved_before_the_users_transform(hetero):
+    # On a CPU-only machine, drive the "copy" path of PlaceBatch as the loader's transform.
     if hetero:
         data = random_hetero_graph({"paper": 30, "author": 20, "field": 10}, 40, seed=1, edge_dim=2)
         moved = {("paper", "x"): "copy", (("paper", "cites", "paper"), "edge_attr"): "copy"}
@@ -44,10 +51,18 @@ def test_moved_attributes_are_gathered_by_the_plan(hetero):
         data = random_graph(40, 200, seed=1, edge_dim=2)
         moved = {(None, "x"): "copy", (None, "edge_attr"): "copy"}
         kw = {}
-    loader = TorchNeighborLoader(data, [3, 2], batch_size=8, seed=0, transform=lambda b: b, **kw)
+    seen = []
+
+    def user(batch):
+        seen.append(batch)
+        return batch
+
+    loader = TorchNeighborLoader(data, [3, 2], batch_size=8, seed=0,
+                                 transform=PlaceBatch(CPU, moved, user), **kw)
     reference = [b for b in TorchNeighborLoader(data, [3, 2], batch_size=8, seed=0, **kw)]
-    loader._moved, loader._view = moved, without(data, moved)
-    for batch, ref in zip(loader, reference):
+    batches = list(loader)
+    assert len(batches) == len(reference) == len(seen) and all(a is b for a, b in zip(batches, seen))
+    for batch, ref in zip(batches, reference):
         if hetero:
             et = ("paper", "cites", "paper")
             assert torch.equal(batch["paper"].x, data["paper"].x[batch["paper"].n_id])
