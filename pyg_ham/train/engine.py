@@ -136,7 +136,7 @@ def fit(
     """
     from pyg_ham.models import count_parameters
     from pyg_ham.train import distributed
-    from pyg_ham.train.common import make_sparsifier, update
+    from pyg_ham.train.common import make_sparsifier, set_optimizer_mode, training_step
 
     epochs, seed = cfg.epochs, task.seed
     higher_is_better = task.task.higher_is_better
@@ -179,8 +179,8 @@ def fit(
         total = torch.zeros((), device=task.device)
         count = 0
         for batch in task.train_batches():
-            loss, size = task.batch_loss(net, batch)
-            update(loss, optimizer, sparsifier)
+            batch = task.prepare_batch(batch)  # once: SAM's second pass sees the same batch
+            loss, size = training_step(lambda: task.batch_loss(net, batch), net, optimizer, sparsifier)  # noqa: B023
             total += loss.detach() * size
             count += size
         if world > 1:  # the mean over the global batch: every rank's sum and count
@@ -207,6 +207,7 @@ def fit(
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
+        set_optimizer_mode(optimizer, training=True)  # schedule-free: the training point y
         loss = train_epoch()
         train_time = time.perf_counter() - t0
         record: Dict[str, Any] = {"epoch": epoch, "loss": loss, "time": train_time,
@@ -218,6 +219,7 @@ def fit(
             break
         if epoch % cfg.eval_every == 0 or epoch == epochs:
             model.eval()
+            set_optimizer_mode(optimizer, training=False)  # schedule-free: the averaged weights x
             with torch.no_grad():
                 record.update({k: float(v) for k, v in evaluate().items()})
             if is_better(record["valid"], best_valid, higher_is_better):

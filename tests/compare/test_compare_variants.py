@@ -52,8 +52,8 @@ def test_parse_list_spaces_and_duplicates():
 
 @pytest.mark.parametrize("text, message", [
     ("", "empty variant"),
-    ("adamw+foo", "only suffix is \\+ham"),
-    ("nosuchopt", "unknown optimizer 'nosuchopt'; choose one of"),
+    ("adamw+foo", "the suffixes are \\+sam and \\+ham"),
+    ("nosuchopt", "unknown optimizer 'nosuchopt'; looked in torch.optim"),
     ("adam:lr", "expected key=value"),
     ("adam:zzz=1", "unknown setting 'zzz'; allowed: .*lr"),
     ("adam:seed=3", "seed cannot differ between variants"),
