@@ -111,7 +111,10 @@ def fit(
     best-validation epoch.
 
     Each epoch runs one optimisation step per batch of :meth:`TrainingTask.train_batches`
-    (``zero_grad``, ``backward``, the sparsifier's mask, ``optimizer.step()``) and records the
+    (:func:`~pyg_ham.train.common.training_step`: ``zero_grad``, ``backward``, the sparsifier's
+    mask, ``optimizer.step()``; SAM evaluates that closure a second time at its perturbed point;
+    schedule-free optimizers are switched by ``train()``/``eval()`` around training and
+    evaluation) and records the
     mean training loss, weighted by each batch's example count; every ``cfg.eval_every`` epochs
     (and at the last) :meth:`TrainingTask.predict` is scored on ``{train, valid, test}``. The
     run keeps the epoch with the best ``valid`` score (ties keep the earlier one) and reports
