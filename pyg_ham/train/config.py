@@ -204,6 +204,10 @@ class ExperimentConfig:
         for name in ("sam", "adaptive"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.sam:
+            from pyg_ham.optim.sam import _sam_class
+
+            _sam_class()  # SAM needs pytorch-optimizer: say so before anything runs
         if not isinstance(self.ham_embeddings, bool):
             raise ConfigError(f"ham_embeddings must be true or false, got {self.ham_embeddings!r}")
         from pyg_ham.train.engine import SCHEDULERS

@@ -177,3 +177,25 @@ def test_sam_options_are_checked_and_need_a_closure():
     opt = build_optimizer(model, "adam", sam=True)
     assert type(innermost(opt)) is torch.optim.Adam
     assert not takes_closure(build_optimizer(model, "adam"))
+
+
+def test_sam_without_pytorch_optimizer_is_refused_by_the_config(monkeypatch):
+    import sys
+
+    from pyg_ham.errors import ConfigError
+    from pyg_ham.train.config import ExperimentConfig
+
+    monkeypatch.setitem(sys.modules, "pytorch_optimizer", None)
+    with pytest.raises(ConfigError, match=r"SAM needs the pytorch-optimizer package: pip install 'pyg-ham\[optim\]'"):
+        ExperimentConfig(sam=True)
+    assert not ExperimentConfig().sam
+
+
+def test_summary_line_names_sam():
+    from pyg_ham.train.runner import summary_line
+
+    doc = {"dataset": "Cora", "model": "gcn", "metric": "acc", "runs": [],
+           "config": {"optimizer": "adam", "sam": True, "rho": 0.1, "adaptive": True, "ham": True, "alpha": 200.0,
+                      "beta": 1e-3},
+           "summary": {"test_mean": 0.8, "test_std": 0.01, "valid_mean": 0.79, "valid_std": 0.01, "runs": 1}}
+    assert "adam+SAM(rho=0.1, adaptive)+HAM(alpha=200, beta=0.001)" in summary_line(doc)
