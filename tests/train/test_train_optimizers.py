@@ -94,7 +94,8 @@ def test_fit_switches_schedule_free_modes_around_training_and_evaluation(monkeyp
 
 
 @pytest.mark.parametrize("variant", [{"ham": True}, {"ham": True, "sam": True}])
-def test_schedule_free_resume_continues_exactly(tmp_path, monkeypatch, variant):
+@pytest.mark.parametrize("stop", [3, 4])  # the last checkpoint after an evaluation (eval mode) or not (train mode)
+def test_schedule_free_resume_continues_exactly(tmp_path, monkeypatch, variant, stop):
     import pyg_ham.train.common as common
     from pyg_ham.train.runner import load_task, train_run
 
@@ -106,7 +107,7 @@ def test_schedule_free_resume_continues_exactly(tmp_path, monkeypatch, variant):
 
     def interrupting(*args, **kwargs):
         steps["n"] += 1
-        if steps["n"] == 4:  # in epoch 4 (after an epoch without evaluation: saved in training mode)
+        if steps["n"] == stop:  # one step per epoch: stopped in epoch `stop`
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
