@@ -5,7 +5,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 TORCH_SPEC ?= torch==2.13.0
-EXTRAS ?= test,plots,llm
+EXTRAS ?= test,plots,llm,optim
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?=
 

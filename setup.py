@@ -36,6 +36,8 @@ setup(
         "test": ["pytest>=7", "pytest-timeout"],
         "plots": ["matplotlib"],
         "llm": ["transformers>=4.46", "peft>=0.10", "accelerate>=0.26", "tokenizers"],
+        # pytorch-optimizer's bases (Lion, Prodigy, schedule-free, ...) and SAM; Lightning integration
+        "optim": ["pytorch-optimizer>=4.1,<5", "lightning>=2.4,<3"],
     },
     entry_points={
         "console_scripts": ["pyg-ham=pyg_ham.cli:main"],

@@ -25,7 +25,8 @@ def rebuild(path: Path) -> dict:
     for v in old["variants"]:
         file = path.parent / v["file"]
         doc = json.loads(file.read_text()) if file.exists() else None
-        outcomes.append(VariantOutcome(Variant(v["optimizer"], v["ham"], dict(v["overrides"])), file, doc=doc,
+        variant = Variant(v["optimizer"], v["ham"], dict(v["overrides"]), sam=v.get("sam", False))
+        outcomes.append(VariantOutcome(variant, file, doc=doc,
                                        error=v.get("error"), skipped=True))
     new = build_comparison(outcomes, references=bool(old.get("references")))
     new["config"], new["references"] = old["config"], old.get("references", [])

@@ -32,7 +32,7 @@ def _default_out(prefix: str, cfg: Any) -> Path:
 @click.argument("variant_args", nargs=-1, metavar="[VARIANTS]...")
 @experiment_options
 @click.option("--variants", "-V", "variant_opts", multiple=True,
-              help="Variant(s) OPTIMIZER[+ham][:key=value,...]; repeatable, or several separated by spaces.")
+              help="Variant(s) OPTIMIZER[+sam][+ham][:key=value,...]; repeatable, or several separated by spaces.")
 @click.option("--variants-file", type=click.Path(dir_okay=False),
               help="YAML list of variants (e.g. the best.yaml written by `pyg-ham sweep`).")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default: compare-DATASET).")
@@ -45,7 +45,8 @@ def compare(variant_args: Tuple[str, ...], config_path: Optional[str], variant_o
             confidence: float, **flags: Any) -> None:
     """Train variants of one config on identical seeds and splits and compare them paired.
 
-    A variant is OPTIMIZER[+ham][:key=value,...]: `adamw`, `adamw+ham:alpha=100,beta=0.01`,
+    A variant is OPTIMIZER[+sam][+ham][:key=value,...]: `adamw`, `adamw+ham:alpha=100,beta=0.01`,
+    `adam+sam+ham:rho=0.1`,
     `sgd:lr=0.1`. The first is the baseline; a HAM variant is compared against the same
     optimizer without HAM when that is listed. Default: the config's optimizer without and
     with HAM. Rerunning the same command resumes (finished runs are skipped).

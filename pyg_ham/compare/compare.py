@@ -316,7 +316,8 @@ def build_comparison(outcomes: Sequence[VariantOutcome], cfg: Optional[Experimen
         doc = o.doc or {}
         st = stability.get(o.variant.label) or {"diverged": [], "unstable": [], "advice": None}
         variants.append({"label": o.variant.label, "optimizer": o.variant.optimizer, "ham": o.variant.ham,
-                         "overrides": dict(o.variant.overrides), "file": o.path.name, "status": _status(o),
+                         "sam": o.variant.sam, "overrides": dict(o.variant.overrides), "file": o.path.name,
+                         "status": _status(o),
                          "error": o.error, "skipped": o.skipped, "summary": doc.get("summary"),
                          "time_per_epoch": time_per_epoch(doc),
                          "diverged": len(st["diverged"]), "unstable": len(st["unstable"]),

@@ -59,12 +59,13 @@ def _check_grid(name: str, values: Sequence[float]) -> List[float]:
 
 def sweep_variants(optimizer: str, alphas: Sequence[float], betas: Sequence[float],
                    weight_decays: Optional[Sequence[float]] = None,
-                   lrs: Optional[Sequence[float]] = None) -> Tuple[List[Variant], List[Variant]]:
+                   lrs: Optional[Sequence[float]] = None, sam: bool = False) -> Tuple[List[Variant], List[Variant]]:
     r"""The two arms of an equal-budget sweep: ``(baseline, ham)`` variants.
 
     The baseline searches :obj:`weight_decays` (default: :func:`weight_decay_grid` of
     ``len(alphas) * len(betas)`` values), HAM searches ``alphas × betas`` (its weight decay
-    stays the config's); both search :obj:`lrs` when given.
+    stays the config's); both search :obj:`lrs` when given, and both run inside SAM with
+    :obj:`sam` (``--sam``, ``--rho``: ``adam+sam:...`` and ``adam+sam+ham:...``).
 
     Raises:
         ConfigError: the two arms would get different numbers of configurations.
@@ -81,12 +82,14 @@ def sweep_variants(optimizer: str, alphas: Sequence[float], betas: Sequence[floa
     lr_grid: List[Optional[float]] = list(_check_grid("lr", lrs)) if lrs else [None]
     if lrs and any(v <= 0 for v in lr_grid):  # type: ignore[operator]
         raise ConfigError(f"lr grid values must be > 0, got {lrs}")
-    name = optimizer.lower()
+    from pyg_ham.optim import canonical_optimizer_name
+
+    name = canonical_optimizer_name(optimizer)
     baseline, ham = [], []
     for lr in lr_grid:
         lr_part = {"lr": lr} if lr is not None else {}
-        baseline += [Variant(name, False, {**lr_part, "weight_decay": wd}) for wd in weight_decays]
-        ham += [Variant(name, True, {**lr_part, "alpha": a, "beta": b}) for a in alphas for b in betas]
+        baseline += [Variant(name, False, {**lr_part, "weight_decay": wd}, sam=sam) for wd in weight_decays]
+        ham += [Variant(name, True, {**lr_part, "alpha": a, "beta": b}, sam=sam) for a in alphas for b in betas]
     return baseline, ham
 
 
@@ -187,7 +190,7 @@ def run_sweep(cfg: ExperimentConfig, out_dir: Union[str, Path], *, alphas: Seque
     if cfg.protocol == "gin":
         raise ConfigError("sweep selects on validation data, but with protocol gin the validation folds are the "
                           "test folds; use --protocol cv")
-    baseline, ham = sweep_variants(cfg.optimizer, alphas, betas, weight_decays, lrs)
+    baseline, ham = sweep_variants(cfg.optimizer, alphas, betas, weight_decays, lrs, sam=cfg.sam)
     out_dir = Path(out_dir)
     outcomes = run_variants(cfg, baseline + ham, out_dir, log=log, task=task, fresh=fresh)
     docs = [o.doc for o in outcomes if o.doc]

@@ -1,9 +1,12 @@
-r"""Optimizer variants: ``"adamw"``, ``"adamw+ham:alpha=100,beta=0.01"``, ``"sgd:lr=0.1"``.
+r"""Optimizer variants: ``"adamw"``, ``"adamw+ham:alpha=100,beta=0.01"``, ``"sgd:lr=0.1"``,
+``"adam+sam+ham:rho=0.1"``.
 
-A variant string is an optimizer name, an optional ``+ham`` (HAM on; without it HAM is off)
-and optional ``:key=value,...`` overrides of :class:`~pyg_ham.train.config.ExperimentConfig`
-fields. Settings that define the data, the seeds or the splits cannot be overridden: every
-variant of a comparison sees exactly the same runs (that is what makes it *paired*).
+A variant string is an optimizer name (a ``torch.optim`` or ``pytorch-optimizer`` name, or
+``pytorch_optimizer:NAME``), an optional ``+sam`` (sharpness-aware minimization around it), an
+optional ``+ham`` (HAM on; without it HAM is off) and optional ``:key=value,...`` overrides of
+:class:`~pyg_ham.train.config.ExperimentConfig` fields. Settings that define the data, the
+seeds or the splits cannot be overridden: every variant of a comparison sees exactly the same
+runs (that is what makes it *paired*).
 """
 from __future__ import annotations
 
@@ -19,13 +22,16 @@ from pyg_ham.errors import ConfigError
 from pyg_ham.train.config import ExperimentConfig, no_clamp_as_none
 
 __all__ = ["Variant", "parse_variant", "parse_variants", "default_variants", "load_variants_file",
-           "baseline_of", "variant_of_config", "PAIRING_KEYS", "HAM_KEYS"]
+           "baseline_of", "variant_of_config", "PAIRING_KEYS", "HAM_KEYS", "SAM_KEYS"]
 
 #: Settings shared by every variant of a comparison (data, seeds, splits, output).
 PAIRING_KEYS = ("dataset", "root", "dataset_options", "seed", "runs", "folds", "repeats", "protocol",
-                "out", "checkpoint_dir", "resume", "quiet", "device", "ham", "optimizer")
+                "out", "checkpoint_dir", "resume", "quiet", "device", "ham", "sam", "optimizer")
 #: Settings that only matter when HAM is on.
 HAM_KEYS = ("alpha", "beta", "max_exponent")
+#: Settings that only matter with SAM.
+SAM_KEYS = ("rho", "adaptive")
+_SOURCE = re.compile(r"^(torch|pytorch_optimizer):", re.IGNORECASE)
 _NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -34,19 +40,22 @@ class Variant:
     r"""One optimizer setting of a comparison.
 
     Args:
-        optimizer (str): optimizer name (``sgd``, ``adam``, ``adamw``, any ``torch.optim`` name).
+        optimizer (str): optimizer name (``sgd``, ``adam``, ``adamw``, any ``torch.optim`` or
+            ``pytorch-optimizer`` name).
         ham (bool): wrap the optimizer in HAM.
         overrides (dict): :class:`ExperimentConfig` fields set for this variant only.
+        sam (bool): sharpness-aware minimization around the optimizer (inside HAM).
     """
 
     optimizer: str
     ham: bool = False
     overrides: Dict[str, Any] = field(default_factory=dict)
+    sam: bool = False
 
     @property
     def label(self) -> str:
         """The canonical variant string (parses back to an equal variant)."""
-        text = self.optimizer + ("+ham" if self.ham else "")
+        text = self.optimizer + ("+sam" if self.sam else "") + ("+ham" if self.ham else "")
         if self.overrides:
             text += ":" + ",".join(f"{k}={_format_value(v)}" for k, v in self.overrides.items())
         return text
@@ -61,7 +70,7 @@ class Variant:
 
     def apply(self, cfg: ExperimentConfig) -> ExperimentConfig:
         """:obj:`cfg` with this variant's optimizer, HAM switch and overrides (validated)."""
-        values = {"optimizer": self.optimizer, "ham": self.ham, **self.overrides}
+        values = {"optimizer": self.optimizer, "ham": self.ham, "sam": self.sam, **self.overrides}
         try:  # the copy is validated when created
             return dataclasses.replace(cfg, **values)  # unlike cfg.replace, keeps explicit None values
         except (TypeError, ConfigError) as exc:  # unknown keys are refused when parsing
@@ -113,22 +122,26 @@ def parse_variant(text: str) -> Variant:
     original = text
     text = text.strip()
     if not text:
-        raise ConfigError("empty variant; expected OPTIMIZER[+ham][:key=value,...], e.g. adamw+ham:alpha=100")
-    head, _, tail = text.partition(":")
+        raise ConfigError("empty variant; expected OPTIMIZER[+sam][+ham][:key=value,...], e.g. adamw+ham:alpha=100")
+    source = _SOURCE.match(text)
+    prefix = source.group(0).lower() if source else ""
+    head, _, tail = text[len(prefix):].partition(":")
     head = head.strip()
-    ham = False
-    if "+" in head:
-        name, _, suffix = head.partition("+")
-        if suffix.strip().lower() != "ham":
-            raise ConfigError(f"variant {original!r}: unknown suffix '+{suffix}'; the only suffix is +ham")
-        head, ham = name.strip(), True
+    name, *suffixes = head.split("+")
+    flags = [suffix.strip().lower() for suffix in suffixes]
+    for suffix in flags:
+        if suffix not in ("ham", "sam"):
+            raise ConfigError(f"variant {original!r}: unknown suffix '+{suffix}'; the suffixes are +sam and +ham")
+        if flags.count(suffix) > 1:
+            raise ConfigError(f"variant {original!r}: +{suffix} is given twice")
+    head, ham, sam = name.strip(), "ham" in flags, "sam" in flags
     if not _NAME.match(head):
         raise ConfigError(f"variant {original!r}: {head!r} is not an optimizer name; expected "
-                          f"OPTIMIZER[+ham][:key=value,...] with OPTIMIZER such as sgd, adam, adamw")
+                          f"OPTIMIZER[+sam][+ham][:key=value,...] with OPTIMIZER such as sgd, adam, adamw")
     from pyg_ham.optim import optimizer_class
 
     try:
-        optimizer_class(head.lower())
+        optimizer_class(prefix + head)
     except ConfigError as exc:
         raise ConfigError(f"variant {original!r}: {exc}") from None
     overrides: Dict[str, Any] = {}
@@ -141,6 +154,7 @@ def parse_variant(text: str) -> Variant:
             key = key.replace("-", "_")
             if key in PAIRING_KEYS:
                 why = ("use +ham in the variant name" if key == "ham" else
+                       "use +sam in the variant name" if key == "sam" else
                        "the optimizer is the variant's name" if key == "optimizer" else
                        "every variant must see the same data, seeds and splits; set it for the whole comparison")
                 raise ConfigError(f"variant {original!r}: {key} cannot differ between variants ({why})")
@@ -154,7 +168,12 @@ def parse_variant(text: str) -> Variant:
         if stray:
             raise ConfigError(f"variant {original!r}: {', '.join(stray)}: HAM settings, unused without HAM; "
                               f"write {head}+ham:... or drop them")
-    return Variant(head.lower(), ham, overrides)
+    if not sam:
+        stray = [k for k in overrides if k in SAM_KEYS]
+        if stray:
+            raise ConfigError(f"variant {original!r}: {', '.join(stray)}: SAM settings, unused without SAM; "
+                              f"write {head}+sam:... or drop them")
+    return Variant(prefix + head.lower(), ham, overrides, sam=sam)
 
 
 def parse_variants(items: Iterable[str]) -> List[Variant]:
@@ -173,9 +192,12 @@ def parse_variants(items: Iterable[str]) -> List[Variant]:
 
 
 def default_variants(cfg: ExperimentConfig) -> List[Variant]:
-    """The config's optimizer without, then with HAM (HAM's alpha/beta from the config)."""
-    name = cfg.optimizer.lower()
-    return [Variant(name, False), Variant(name, True)]
+    """The config's optimizer without, then with HAM (HAM's alpha/beta from the config; SAM
+    around both when the config sets it)."""
+    from pyg_ham.optim import canonical_optimizer_name
+
+    name = canonical_optimizer_name(cfg.optimizer)
+    return [Variant(name, False, sam=cfg.sam), Variant(name, True, sam=cfg.sam)]
 
 
 def load_variants_file(path: Union[str, Path]) -> List[str]:
@@ -204,8 +226,9 @@ def baseline_of(variants: Sequence[Variant]) -> Dict[str, Optional[str]]:
     r"""For each variant label, the label of the variant it is compared against.
 
     The first variant is the baseline of all others, except that a HAM variant is compared
-    against its base optimizer's non-HAM variant when one is listed (the one with the same
-    non-HAM overrides if there is such, else the first). The first variant maps to ``None``.
+    against its base optimizer's non-HAM variant when one is listed (with the same SAM switch;
+    the one with the same non-HAM overrides if there is such, else the first), and a SAM
+    variant without HAM against the base optimizer without SAM. The first variant maps to ``None``.
     """
     out: Dict[str, Optional[str]] = {}
     for i, v in enumerate(variants):
@@ -214,8 +237,13 @@ def baseline_of(variants: Sequence[Variant]) -> Dict[str, Optional[str]]:
             continue
         base = variants[0].label
         if v.ham:
-            plain = [w for w in variants if not w.ham and w.optimizer == v.optimizer]
+            plain = [w for w in variants if not w.ham and w.optimizer == v.optimizer and w.sam == v.sam]
             same = [w for w in plain if w.overrides == _without_ham_keys(v)]
+            if same or plain:
+                base = (same or plain)[0].label
+        elif v.sam:  # SAM against its base optimizer without SAM
+            plain = [w for w in variants if not w.ham and not w.sam and w.optimizer == v.optimizer]
+            same = [w for w in plain if w.overrides == {k: x for k, x in v.overrides.items() if k not in SAM_KEYS}]
             if same or plain:
                 base = (same or plain)[0].label
         out[v.label] = base
@@ -226,7 +254,8 @@ def variant_of_config(config: Dict[str, Any], reference: Optional[Dict[str, Any]
     r"""A variant-like label for a result's config: the optimizer, ``+ham`` and the settings
     that differ from :obj:`reference` (default: :class:`ExperimentConfig`'s defaults for
     lr/weight decay, and HAM's alpha/beta always when HAM is on)."""
-    text = str(config.get("optimizer", "?")) + ("+ham" if config.get("ham") else "")
+    text = str(config.get("optimizer", "?")) + ("+sam" if config.get("sam") else "") + \
+        ("+ham" if config.get("ham") else "")
     ref = reference if reference is not None else ExperimentConfig().to_dict()
     parts = []
     for key in ("lr", "weight_decay", "momentum", "scheduler", "sparsity", "sparsifier"):
@@ -238,4 +267,6 @@ def variant_of_config(config: Dict[str, Any], reference: Optional[Dict[str, Any]
         parts += [f"{k}={_format_value(config[k])}" for k in ("alpha", "beta") if k in config]
         if "max_exponent" in config and config["max_exponent"] != ref.get("max_exponent"):
             parts.append(f"max_exponent={_format_value(config['max_exponent'])}")
+    if config.get("sam"):
+        parts += [f"{k}={_format_value(config[k])}" for k in SAM_KEYS if k in config and config[k] != ref.get(k)]
     return text + (":" + ",".join(parts) if parts else "")

@@ -12,8 +12,9 @@ from torch.optim import Optimizer
 from pyg_ham.errors import ConfigError
 from pyg_ham.optim.groups import Selector, ham_param_groups
 from pyg_ham.optim.ham import HAM, HAM_DEFAULTS, _validate_ham_options
+from pyg_ham.optim.sam import build_sam
 
-__all__ = ["build_optimizer", "optimizer_class", "OPTIMIZER_NAMES"]
+__all__ = ["build_optimizer", "optimizer_class", "canonical_optimizer_name", "OPTIMIZER_NAMES", "SOURCES"]
 
 _ALIASES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW"}
 
@@ -31,13 +32,56 @@ OPTIMIZER_NAMES = ("adadelta", "adafactor", "adagrad", "adam", "adamax", "adamw"
                    "rmsprop", "rprop", "sgd")
 
 
+#: The prefixes that name an optimizer's source (``"pytorch_optimizer:adafactor"``).
+SOURCES = ("torch", "pytorch_optimizer")
+
+
+def _pytorch_optimizers() -> Optional[Dict[str, Type[Optimizer]]]:
+    """``pytorch-optimizer``'s registry (lower-case names), ``None`` when it is not installed."""
+    try:
+        import pytorch_optimizer
+    except ImportError:
+        return None
+    return {name: pytorch_optimizer.load_optimizer(name) for name in pytorch_optimizer.get_supported_optimizers()}
+
+
+def _po_key(name: str) -> str:
+    return name.lower().replace("_", "").replace("-", "")  # schedulefree_adamw -> schedulefreeadamw
+
+
 def optimizer_class(name: str) -> Type[Optimizer]:
-    """The ``torch.optim`` class called :obj:`name` (case-insensitive, e.g. ``"adamw"``)."""
+    r"""The optimizer class called :obj:`name` (case-insensitive): a ``torch.optim`` class
+    (``"adamw"``) or, with the optional ``pytorch-optimizer`` package (``pip install
+    'pyg-ham[optim]'``), one of its optimizers (``"lion"``, ``"prodigy"``, ``"schedulefree_adamw"``;
+    underscores and dashes are ignored there). Where both define a name, ``torch.optim`` wins;
+    the prefixes ``"torch:"`` and ``"pytorch_optimizer:"`` choose the source
+    (``"pytorch_optimizer:adafactor"``)."""
+    text = str(name).strip()
+    source, sep, rest = text.partition(":")
+    if sep and source.lower() not in SOURCES:
+        raise ConfigError(f"unknown optimizer source {source!r} in {text!r}; write NAME, torch:NAME or "
+                          f"pytorch_optimizer:NAME")
+    sources = (source.lower(),) if sep else SOURCES
+    key = (rest if sep else text).lower()
     classes = _torch_optimizers()
-    cls = classes.get(str(name).lower())
-    if cls is None:
-        raise ConfigError(f"unknown optimizer {name!r}; choose one of: {', '.join(sorted(classes))}")
-    return cls
+    if "torch" in sources and key in classes:
+        return classes[key]
+    others = _pytorch_optimizers() if "pytorch_optimizer" in sources else None
+    if others is not None and _po_key(key) in others:
+        return others[_po_key(key)]
+    where = []
+    if "torch" in sources:
+        where.append(f"torch.optim ({', '.join(sorted(classes))})")
+    if "pytorch_optimizer" in sources:
+        where.append("pytorch_optimizer (not installed: pip install 'pyg-ham[optim]')" if others is None else
+                     f"pytorch_optimizer ({len(others)} names: pytorch_optimizer.get_supported_optimizers())")
+    raise ConfigError(f"unknown optimizer {text!r}; looked in {' and '.join(where)}")
+
+
+def canonical_optimizer_name(name: str) -> str:
+    """The lower-case spelling of :obj:`name` (``"AdamW"`` -> ``"adamw"``; a source prefix is kept)."""
+    source, sep, rest = str(name).strip().partition(":")
+    return f"{source.lower()}:{rest.lower()}" if sep else source.lower()
 
 
 def _check_number(name: str, value: Any, allow_negative: bool = False) -> None:
@@ -62,9 +106,14 @@ def build_optimizer(
     decay: Selector = None,
     max_exponent: Optional[float] = HAM_DEFAULTS["ham_max_exponent"],
     implementation: Optional[str] = None,
+    sam: bool = False,
+    rho: float = 0.05,
+    adaptive: bool = False,
     **kwargs: Any,
 ) -> Optimizer:
-    r"""Build a base optimizer, wrapped in :class:`~pyg_ham.optim.HAM` when :obj:`ham` is set.
+    r"""Build a base optimizer, inside SAM when :obj:`sam` is set, wrapped in
+    :class:`~pyg_ham.optim.HAM` when :obj:`ham` is set (``HAM(SAM(base))``: HAM's step follows
+    SAM's base step and uses the same gradient, the one at the perturbed point).
 
     Given a model, the tensors with ``ndim >= 2`` (weight matrices and kernels) get the
     hyperbolic step and weight decay; biases and normalisation parameters get neither
@@ -78,8 +127,9 @@ def build_optimizer(
         model_or_params (Module or iterable): the model, its parameters, ``(name, param)``
             pairs or param-group dicts.
         name (str): ``"sgd"``, ``"adam"``, ``"adamw"``, another name in
-            :data:`OPTIMIZER_NAMES` or any ``torch.optim`` class name (``"lbfgs"`` only with
-            ``ham=False``). (default: :obj:`"adamw"`)
+            :data:`OPTIMIZER_NAMES`, any ``torch.optim`` class name (``"lbfgs"`` only with
+            ``ham=False``) or a ``pytorch-optimizer`` name (see :func:`optimizer_class`).
+            (default: :obj:`"adamw"`)
         lr (float or Tensor): learning rate. (default: :obj:`1e-3`)
         weight_decay (float): weight decay of the decayed tensors. (default: :obj:`0.0`)
         ham (bool): wrap the base in HAM. (default: :obj:`True`)
@@ -88,6 +138,10 @@ def build_optimizer(
         select, exclude, decay (Selector): see :func:`~pyg_ham.optim.ham_param_groups`.
         max_exponent (float, optional): see :class:`~pyg_ham.optim.HAM`.
         implementation (str, optional): see :func:`~pyg_ham.optim.hyperbolic_step_`.
+        sam (bool): sharpness-aware minimization around the base (``pytorch_optimizer.SAM``;
+            its ``step`` needs a closure, see :mod:`pyg_ham.optim.sam`). (default: :obj:`False`)
+        rho (float): SAM's radius :math:`\rho > 0`. (default: :obj:`0.05`)
+        adaptive (bool): ASAM's scale-invariant perturbation. (default: :obj:`False`)
         **kwargs: passed to the base optimizer (e.g. ``momentum=0.9``, ``nesterov=True``,
             ``betas=(0.9, 0.999)``, ``foreach=True``, ``fused=True``).
     """
@@ -97,6 +151,12 @@ def build_optimizer(
     if ham:
         _check_number("alpha", alpha)
         _check_number("beta", beta)
+    if sam:
+        _check_number("rho", rho)
+        if not rho > 0:
+            raise ConfigError(f"rho must be > 0 (SAM's radius; drop sam for no perturbation), got {rho!r}")
+        if not isinstance(adaptive, bool):
+            raise ConfigError(f"adaptive must be true or false, got {adaptive!r}")
     if isinstance(model_or_params, torch.nn.Module):
         groups: List[Dict[str, Any]] = ham_param_groups(model_or_params, weight_decay,
                                                         select=select, exclude=exclude, decay=decay)
@@ -114,7 +174,8 @@ def build_optimizer(
             for g in groups:
                 g.pop("param_names")
     try:
-        base = cls(groups, lr=lr, **kwargs)  # type: ignore[call-arg]
+        base = (build_sam(groups, cls, rho=rho, adaptive=adaptive, lr=lr, **kwargs) if sam
+                else cls(groups, lr=lr, **kwargs))  # type: ignore[call-arg]
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"cannot build optimizer {name!r}: {exc}") from None
     try:

@@ -15,6 +15,7 @@ from torch.utils.hooks import RemovableHandle
 
 from pyg_ham.errors import ConfigError
 from pyg_ham.optim.functional import IMPLEMENTATIONS, hyperbolic_step_
+from pyg_ham.optim.rules import step_rule
 from pyg_ham.optim.sharding import FSDP1_VIEWS, fsdp1_views, refuse_flat_parameters
 from pyg_ham.optim.stats import ExponentStats
 
@@ -207,6 +208,7 @@ def apply_hyperbolic_step(
     found_inf: Optional[Tensor] = None,
     implementation: Optional[str] = None,
     stats: Optional[ExponentStats] = None,
+    lr_of: Optional[Callable[[Dict[str, Any]], Any]] = None,
 ) -> None:
     r"""Run the hyperbolic half-step on every param group, with each group's own knobs.
 
@@ -225,6 +227,8 @@ def apply_hyperbolic_step(
         implementation (str, optional): see :func:`~pyg_ham.optim.hyperbolic_step_`.
         stats (ExponentStats, optional): also accumulate the exponent's diagnostics
             (:mod:`pyg_ham.optim.stats`) inside the step's pass. (default: :obj:`None`)
+        lr_of (callable, optional): a group's :math:`\eta` (default: its ``lr``; see
+            :mod:`pyg_ham.optim.rules`).
     """
     defaults = {**HAM_DEFAULTS, **(defaults or {})}
     for group, params, grads in _selected(list(param_groups), defaults):
@@ -232,7 +236,8 @@ def apply_hyperbolic_step(
         alpha = -alpha if group.get("maximize", False) else alpha
         beta = group.get("ham_beta", defaults["ham_beta"])
         max_exponent = group.get("ham_max_exponent", defaults["ham_max_exponent"])
-        hyperbolic_step_(params, grads, group["lr"], alpha, beta, max_exponent=max_exponent, found_inf=found_inf,
+        lr = group["lr"] if lr_of is None else lr_of(group)
+        hyperbolic_step_(params, grads, lr, alpha, beta, max_exponent=max_exponent, found_inf=found_inf,
                          implementation=implementation, stats=stats)
 
 
@@ -265,6 +270,8 @@ class _HAMHook:
             optimizer.register_load_state_dict_post_hook(self.after_load),
         ]
         self.step_id = self.handles[1].id
+        # eta, gradient and stepped sequence of this base (pyg_ham.optim.rules)
+        self.rule = step_rule(optimizer, lambda: self.attached or self.stepping)
         optimizer.__dict__[_RECORD] = self
 
     @staticmethod
@@ -275,6 +282,7 @@ class _HAMHook:
     def detach(self, optimizer: Optimizer) -> None:
         for handle in self.handles:
             handle.remove()
+        self.rule.remove()
         optimizer.__dict__.pop(_RECORD, None)
         optimizer.__dict__.pop("__reduce_ex__", None)
 
@@ -284,9 +292,16 @@ class _HAMHook:
 
     def after_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
         if self.attached or self.stepping:
+            self.rule.restore_grads()
+            found_inf = getattr(optimizer, "found_inf", None)
             stats = self.stats if self.stats is not None and self.stats.sampling() else None
-            apply_hyperbolic_step(optimizer.param_groups, optimizer.defaults, getattr(optimizer, "found_inf", None),
-                                  self.implementation, stats)
+            if self.rule.steps_state:
+                defaults = {**HAM_DEFAULTS, **optimizer.defaults}
+                self.rule.schedule_free_step(_selected(optimizer.param_groups, defaults), defaults, found_inf,
+                                             self.implementation, stats)
+                return
+            apply_hyperbolic_step(optimizer.param_groups, optimizer.defaults, found_inf,
+                                  self.implementation, stats, lr_of=self.rule.lr)
 
     def before_load(self, optimizer: Optimizer, state_dict: Dict[str, Any]) -> None:
         for i, group in enumerate(state_dict.get("param_groups", ())):
@@ -359,7 +374,8 @@ class HAM(Optimizer):
         (\mathbf{w}) \odot \mathbf{g} + \beta)\big)
 
     with :math:`\mathbf{w}` the weights after the base step, :math:`\mathbf{g}` the same raw
-    (unscaled) gradient and :math:`\eta` the group's current learning rate. With
+    (unscaled) gradient and :math:`\eta` the group's current learning rate (the base's own step
+    size for Prodigy/D-Adaptation and schedule-free bases, see :mod:`pyg_ham.optim.rules`). With
     :math:`\alpha = \beta = 0` it is the base optimizer exactly (also with sparse gradients).
     Complex tensors get the step of their :func:`torch.view_as_real` view.
 
@@ -499,6 +515,21 @@ class HAM(Optimizer):
 
     def zero_grad(self, set_to_none: bool = True) -> None:
         self.base.zero_grad(set_to_none=set_to_none)
+
+    def train(self) -> None:
+        """The base's ``train()`` (schedule-free optimizers; through SAM); a no-op for others."""
+        self._mode("train")
+
+    def eval(self) -> None:
+        """The base's ``eval()`` (schedule-free optimizers; through SAM); a no-op for others."""
+        self._mode("eval")
+
+    def _mode(self, name: str) -> None:
+        from pyg_ham.optim.sam import innermost
+
+        switch = getattr(innermost(self.base), name, None)
+        if callable(switch):
+            switch()
 
     def add_param_group(self, param_group: Dict[str, Any]) -> None:
         _validate_ham_options(param_group, "HAM.add_param_group", type(self.base))

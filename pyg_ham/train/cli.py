@@ -56,7 +56,9 @@ def experiment_options(func: Callable) -> Callable:
         click.option("--heads", type=int, help="Attention heads (gat)."),
         click.option("--pool", help="Graph pooling: sum, mean, max."),
         click.option("--virtual-node/--no-virtual-node", default=None, help="Virtual node (graph models)."),
-        click.option("--optimizer", help="sgd, adam, adamw or any torch.optim name."),
+        click.option("--optimizer", help="sgd, adam, adamw, any torch.optim name, or a pytorch-optimizer name "
+                                         "(lion, prodigy, schedulefree_adamw; pytorch_optimizer:NAME where torch "
+                                         "has the name too)."),
         click.option("--lr", type=float, help="Learning rate."),
         click.option("--weight-decay", type=float, help="Weight decay (weight matrices only)."),
         click.option("--momentum", type=float, help="SGD momentum."),
@@ -66,6 +68,10 @@ def experiment_options(func: Callable) -> Callable:
         click.option("--max-exponent", type=float, help="Clamp HAM's exponent to ±this (default 5; inf: no clamp)."),
         click.option("--ham-embeddings/--no-ham-embeddings", default=None,
                      help="HAM on the embedding tables of featureless node types (heterogeneous graphs; default: on)."),
+        click.option("--sam/--no-sam", default=None, help="Sharpness-aware minimization around the optimizer "
+                                                          "(two forward/backward passes per step; default: off)."),
+        click.option("--rho", type=float, help="SAM's radius (default 0.05)."),
+        click.option("--adaptive/--no-adaptive", default=None, help="ASAM: SAM's scale-invariant perturbation."),
         click.option("--scheduler", help="none, cosine, step, plateau."),
         click.option("--epochs", type=int, help="Training epochs."),
         click.option("--runs", type=int, help="Seeds 0..R-1 (node tasks and OGB graph tasks)."),

@@ -1,15 +1,19 @@
 """Pieces every run shares: the optimizer from a config, the sparsifier, one update step."""
 from __future__ import annotations
 
-from typing import Any, Optional
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor
+from torch.nn.modules.batchnorm import _BatchNorm
 
 from pyg_ham.optim import build_optimizer
+from pyg_ham.optim.sam import innermost, takes_closure
 from pyg_ham.train.config import ExperimentConfig
 
-__all__ = ["make_optimizer", "make_sparsifier", "update"]
+__all__ = ["make_optimizer", "make_sparsifier", "update", "training_step", "frozen_running_stats",
+           "set_optimizer_mode"]
 
 
 def make_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:
@@ -22,7 +26,7 @@ def make_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim
     exclude = getattr(model, "ham_exclude", None) or None
     return build_optimizer(model, cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, ham=cfg.ham,
                            alpha=cfg.alpha, beta=cfg.beta, max_exponent=cfg.max_exponent, exclude=exclude,
-                           **kwargs)
+                           sam=cfg.sam, rho=cfg.rho, adaptive=cfg.adaptive, **kwargs)
 
 
 def make_sparsifier(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: ExperimentConfig,
@@ -44,3 +48,73 @@ def update(loss: Tensor, optimizer: torch.optim.Optimizer, sparsifier: Optional[
     optimizer.step()
     if sparsifier is not None:
         sparsifier.after_step()
+
+
+@contextmanager
+def frozen_running_stats(model: torch.nn.Module) -> Iterator[None]:
+    r"""Forward passes inside leave every BatchNorm's running statistics and batch count as they
+    were (the modules still normalise by the batch statistics in training mode): SAM's second pass
+    at the perturbed weights must not update them a second time.
+
+    ``pytorch_optimizer.disable_running_stats`` sets the momentum to 0 but still counts the batch
+    (``num_batches_tracked``, which a ``momentum=None`` cumulative average divides by); this
+    restores the count too."""
+    saved: List[Tuple[_BatchNorm, Any, Optional[Tensor]]] = []
+    for module in model.modules():
+        if isinstance(module, _BatchNorm) and module.track_running_stats:
+            count = module.num_batches_tracked
+            saved.append((module, module.momentum, None if count is None else count.clone()))
+            module.momentum = 0.0
+    try:
+        yield
+    finally:
+        for module, momentum, count in saved:
+            module.momentum = momentum
+            if count is not None:
+                module.num_batches_tracked.copy_(count)
+
+
+def training_step(compute_loss: Callable[[], Tuple[Tensor, int]], model: torch.nn.Module,
+                  optimizer: torch.optim.Optimizer, sparsifier: Optional[Any] = None) -> Tuple[Tensor, int]:
+    r"""One optimisation step around a closure; returns the first pass's ``(loss, size)``.
+
+    The closure is ``zero_grad``, :obj:`compute_loss` (the forward: the batch's mean loss and
+    example count), ``backward`` and the sparsifier's :meth:`before_step` (pruned gradients
+    zeroed, RigL's dense gradients recorded). It runs once at the weights; an optimizer whose
+    ``step`` needs a closure (SAM, also inside HAM) runs it a second time at the perturbed
+    weights, with the BatchNorm running statistics frozen (:func:`frozen_running_stats`: they
+    are updated once per step, by the first pass). So the base step, HAM after it and RigL's
+    regrowth all see the second pass's gradient; under DDP each pass's backward all-reduces
+    its gradient (DDP's hooks), so the perturbation and the step are the same on every rank.
+    Then ``optimizer.step()`` and the sparsifier's :meth:`after_step`.
+    """
+    def closure() -> Tuple[Tensor, int]:
+        optimizer.zero_grad(set_to_none=True)
+        loss, size = compute_loss()
+        loss.backward()
+        if sparsifier is not None:
+            sparsifier.before_step()
+        return loss, size
+
+    first = closure()
+    if takes_closure(optimizer):
+        def second_pass() -> Tensor:
+            with frozen_running_stats(model):
+                return closure()[0]
+
+        optimizer.step(second_pass)
+    else:
+        optimizer.step()
+    if sparsifier is not None:
+        sparsifier.after_step()
+    return first
+
+
+def set_optimizer_mode(optimizer: torch.optim.Optimizer, training: bool) -> None:
+    r"""Call the optimizer's ``train()`` or ``eval()`` where it has them (schedule-free
+    optimizers: the parameters hold the training point :math:`y` in training mode and the
+    averaged weights :math:`x` in evaluation mode), looking through HAM and SAM; a no-op for
+    other optimizers."""
+    switch = getattr(innermost(optimizer), "train" if training else "eval", None)
+    if callable(switch):
+        switch()

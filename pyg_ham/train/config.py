@@ -29,7 +29,7 @@ def no_clamp_as_none(max_exponent: Any) -> Any:
 SECTIONS: Dict[str, tuple] = {
     "data": ("dataset", "root", "dataset_options", "recipe"),
     "model": ("model", "hidden", "layers", "dropout", "norm", "jk", "heads", "pool", "virtual_node"),
-    "optim": ("optimizer", "lr", "weight_decay", "momentum", "scheduler"),
+    "optim": ("optimizer", "lr", "weight_decay", "momentum", "scheduler", "sam", "rho", "adaptive"),
     "ham": ("ham", "alpha", "beta", "max_exponent", "ham_embeddings"),
     "train": ("epochs", "runs", "seed", "eval_mode", "eval_every", "eval_train", "patience", "device",
               "protocol", "folds", "repeats", "sparsity", "sparsifier", "sync_bn", "jobs", "devices"),
@@ -73,6 +73,10 @@ class ExperimentConfig:
     # HAM on the learnable embedding tables of featureless node types (heterogeneous graphs)
     ham_embeddings: bool = True
     scheduler: str = "none"
+    # sharpness-aware minimization around the base (pyg_ham.optim.sam): radius, ASAM's scaling
+    sam: bool = False
+    rho: float = 0.05
+    adaptive: bool = False
     # training
     epochs: int = 100
     runs: int = 1
@@ -196,6 +200,14 @@ class ExperimentConfig:
                                   f"drop --devices or use --device auto")
         check_choice("protocol", self.protocol, PROTOCOLS)
         check_choice("eval_mode", self.eval_mode, EVAL_MODES)
+        number("rho", 0, low_open=True)
+        for name in ("sam", "adaptive"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.sam:
+            from pyg_ham.optim.sam import _sam_class
+
+            _sam_class()  # SAM needs pytorch-optimizer: say so before anything runs
         if not isinstance(self.ham_embeddings, bool):
             raise ConfigError(f"ham_embeddings must be true or false, got {self.ham_embeddings!r}")
         from pyg_ham.train.engine import SCHEDULERS

@@ -121,7 +121,10 @@ def fit(
     best-validation epoch.
 
     Each epoch runs one optimisation step per batch of :meth:`TrainingTask.train_batches`
-    (``zero_grad``, ``backward``, the sparsifier's mask, ``optimizer.step()``) and records the
+    (:func:`~pyg_ham.train.common.training_step`: ``zero_grad``, ``backward``, the sparsifier's
+    mask, ``optimizer.step()``; SAM evaluates that closure a second time at its perturbed point;
+    schedule-free optimizers are switched by ``train()``/``eval()`` around training and
+    evaluation) and records the
     mean training loss, weighted by each batch's example count; every ``cfg.eval_every`` epochs
     (and at the last) :meth:`TrainingTask.predict` is scored on ``{train, valid, test}``. The
     run keeps the epoch with the best ``valid`` score (ties keep the earlier one) and reports
@@ -148,7 +151,7 @@ def fit(
     """
     from pyg_ham.models import count_parameters
     from pyg_ham.train import distributed
-    from pyg_ham.train.common import make_sparsifier, update
+    from pyg_ham.train.common import make_sparsifier, set_optimizer_mode, training_step
 
     epochs, seed = cfg.epochs, task.seed
     higher_is_better = task.task.higher_is_better
@@ -192,8 +195,8 @@ def fit(
         total = torch.zeros((), device=task.device)
         count = 0
         for batch in task.train_batches():
-            loss, size = task.batch_loss(net, batch)
-            update(loss, optimizer, sparsifier)
+            batch = task.prepare_batch(batch)  # once: SAM's second pass sees the same batch
+            loss, size = training_step(lambda: task.batch_loss(net, batch), net, optimizer, sparsifier)  # noqa: B023
             total += loss.detach() * size
             count += size
         if world > 1:  # the mean over the global batch: every rank's sum and count
@@ -222,6 +225,7 @@ def fit(
     for epoch in bar:
         t0 = time.perf_counter()
         model.train()
+        set_optimizer_mode(optimizer, training=True)  # schedule-free: the training point y
         loss = train_epoch()
         train_time = time.perf_counter() - t0
         record: Dict[str, Any] = {"epoch": epoch, "loss": loss, "time": train_time,
@@ -233,6 +237,7 @@ def fit(
             break
         if epoch % cfg.eval_every == 0 or epoch == epochs:
             model.eval()
+            set_optimizer_mode(optimizer, training=False)  # schedule-free: the averaged weights x
             with torch.no_grad():
                 record.update({k: float(v) for k, v in evaluate().items()})
             if is_better(record["valid"], best_valid, higher_is_better):

@@ -132,7 +132,9 @@ def summary_line(doc: Dict[str, Any]) -> str:
     """``dataset model optimizer(+HAM): test metric mean ± std (valid ...) over N runs, P params``,
     then how many runs diverged or were unstable and what to change."""
     cfg, s = doc["config"], doc["summary"]
-    opt = cfg["optimizer"] + (f"+HAM(alpha={cfg['alpha']:g}, beta={cfg['beta']:g})" if cfg["ham"] else "")
+    opt = cfg["optimizer"] + (f"+SAM(rho={cfg['rho']:g}{', adaptive' if cfg.get('adaptive') else ''})"
+                              if cfg.get("sam") else "")
+    opt += f"+HAM(alpha={cfg['alpha']:g}, beta={cfg['beta']:g})" if cfg["ham"] else ""
     params = f", {s['num_params']:,} params" if "num_params" in s else ""
     flagged = document_stability(doc)
     warning = ""

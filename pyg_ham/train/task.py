@@ -7,7 +7,8 @@ kind supplies only what differs, the way a PyG ``BasicGNN`` subclass supplies ``
 
 * :meth:`TrainingTask.build_model`: the model,
 * :meth:`TrainingTask.train_batches`: the training batches of one epoch,
-* :meth:`TrainingTask.batch_loss`: the mean loss of one batch and how many examples it averages,
+* :meth:`TrainingTask.batch_loss`: the mean loss of one batch and how many examples it averages
+  (evaluated twice per step under SAM; random draws belong in :meth:`TrainingTask.prepare_batch`),
 * :meth:`TrainingTask.predict`: predictions and targets per evaluation split, scored by the
   dataset's own metric (:meth:`TrainingTask.score`).
 
@@ -117,6 +118,12 @@ class TrainingTask(ABC):
     @abstractmethod
     def train_batches(self) -> Iterable[Any]:
         r"""The training batches of one epoch (the iterable is read once per epoch)."""
+
+    def prepare_batch(self, batch: Any) -> Any:
+        r"""What :meth:`batch_loss` receives for a batch of :meth:`train_batches`, computed once per
+        step (default: the batch itself). A kind whose batches are random (augmentation) draws
+        here, so that an optimizer that evaluates the loss twice per step (SAM) sees one batch."""
+        return batch
 
     @abstractmethod
     def batch_loss(self, model: torch.nn.Module, batch: Any) -> Tuple[Tensor, int]:

@@ -141,11 +141,16 @@ class ImageClassificationTask(TrainingTask):
     def stateful(self) -> Dict[str, Any]:
         return {} if self.epochs_started is None else {"epoch_sampler": self.epochs_started}
 
-    def batch_loss(self, model: nn.Module, batch: Any) -> Tuple[Tensor, int]:
+    def prepare_batch(self, batch: Any) -> Tuple[Tensor, Tensor]:
+        r"""The batch on the device, augmented once (SAM's two passes see the same images)."""
         x, y = batch
         x, y = x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
         if self.task.train_transform is not None:
             x = self.task.train_transform(x)
+        return x, y
+
+    def batch_loss(self, model: nn.Module, batch: Any) -> Tuple[Tensor, int]:
+        x, y = batch
         return self.task.loss(model(x), y), y.numel()
 
     def predict(self, model: nn.Module) -> Dict[str, Tuple[Tensor, Any]]:

@@ -52,8 +52,8 @@ def test_parse_list_spaces_and_duplicates():
 
 @pytest.mark.parametrize("text, message", [
     ("", "empty variant"),
-    ("adamw+foo", "only suffix is \\+ham"),
-    ("nosuchopt", "unknown optimizer 'nosuchopt'; choose one of"),
+    ("adamw+foo", "the suffixes are \\+sam and \\+ham"),
+    ("nosuchopt", "unknown optimizer 'nosuchopt'; looked in torch.optim"),
     ("adam:lr", "expected key=value"),
     ("adam:zzz=1", "unknown setting 'zzz'; allowed: .*lr"),
     ("adam:seed=3", "seed cannot differ between variants"),
@@ -126,3 +126,23 @@ def test_leaderboards_keep_sources():
     assert reference_rows("synthetic", "gcn") == []
     # no entry for the model: every entry of the dataset is shown
     assert len(reference_rows("Cora", "sage")) == 2
+
+
+def test_sam_variants_parse_apply_and_pair():
+    from pyg_ham.compare.variants import baseline_of
+
+    v = parse_variant("sgd+sam+ham:rho=0.1")
+    assert (v.optimizer, v.sam, v.ham, v.overrides) == ("sgd", True, True, {"rho": 0.1})
+    assert parse_variant("sgd+ham+sam:rho=0.1") == v and v.label == "sgd+sam+ham:rho=0.1"
+    cfg = v.apply(ExperimentConfig())
+    assert cfg.sam and cfg.ham and cfg.rho == 0.1 and cfg.optimizer == "sgd"
+    assert not parse_variant("adam").apply(cfg).sam  # a variant's switches replace the config's
+    with pytest.raises(ConfigError, match="rho: SAM settings, unused without SAM; write adam\\+sam"):
+        parse_variant("adam:rho=0.1")
+    with pytest.raises(ConfigError, match="sam cannot differ between variants \\(use \\+sam"):
+        parse_variant("adam:sam=true")
+    with pytest.raises(ConfigError, match="\\+sam is given twice"):
+        parse_variant("adam+sam+sam")
+    variants = parse_variants(["adam adam+ham adam+sam adam+sam+ham"])
+    assert baseline_of(variants) == {"adam": None, "adam+ham": "adam", "adam+sam": "adam",
+                                     "adam+sam+ham": "adam+sam"}

@@ -2,7 +2,8 @@
 
 Rank r of R trains on rows r, r + R, ... of each global batch (the DistributedSampler split),
 through pyg_ham's own wrap_model (DDP, BatchNorm synchronised on the CPU) and a HAM optimizer,
-with a RiGL sparsifier in the HAM case; rank 0 saves every rank's final weights and masks.
+with a RiGL sparsifier in the +rigl cases and SAM (two passes per step, pyg_ham's training_step)
+in the sam cases; rank 0 saves every rank's final weights and masks.
 """
 import os
 import sys
@@ -25,28 +26,31 @@ def build():
                                torch.nn.Linear(16, 3))
 
 
-def optimizer(model, ham):
+def optimizer(model, case):
     from pyg_ham.optim import build_optimizer
 
-    return build_optimizer(model, "sgd", lr=0.1, momentum=0.9, ham=ham, alpha=50.0, beta=1e-3)
+    return build_optimizer(model, "sgd", lr=0.1, momentum=0.9, ham=case != "plain", alpha=50.0, beta=1e-3,
+                           sam="sam" in case, rho=0.05)
 
 
-CASES = ("plain", "ham", "ham+rigl")
+CASES = ("plain", "ham", "ham+rigl", "sam+ham", "sam+ham+rigl")
 
 
-def sparsify(model, opt):
+def sparsify(model, opt, case):
     from pyg_ham.sparse import build_sparsifier
 
-    return build_sparsifier("rigl", model, opt, 0.5, STEPS, seed=0, interval=2)
+    return build_sparsifier("rigl", model, opt, 0.5, STEPS, seed=0, interval=2) if "rigl" in case else None
 
 
 def train(net, model, opt, rows, sparsifier=None):
-    from pyg_ham.train.common import update
+    from pyg_ham.train.common import training_step
 
     x, y = data()
     for step in range(STEPS):
-        loss = torch.nn.functional.cross_entropy(net(x[step, rows]), y[step, rows])
-        update(loss, opt, sparsifier)
+        def loss(step=step):
+            return torch.nn.functional.cross_entropy(net(x[step, rows]), y[step, rows]), 1
+
+        training_step(loss, net, opt, sparsifier)
     return model
 
 
@@ -82,9 +86,9 @@ def main(rank, world, port, out):
         results = {}
         for case in CASES:
             model = build()
-            opt = optimizer(model, case != "plain")
+            opt = optimizer(model, case)
             net = distributed.wrap_model(model, torch.device("cpu"))
-            sparsifier = sparsify(model, opt) if case == "ham+rigl" else None
+            sparsifier = sparsify(model, opt, case)
             train(net, model, opt, slice(rank, None, world), sparsifier)
             state = {"params": [p.detach().clone() for p in model.parameters()],
                      "buffers": [b.clone() for b in model.buffers()]}

@@ -46,8 +46,8 @@ def test_ddp_ham_ranks_identical_and_equal_to_one_process(tmp_path):
         expected = {}
         for case in worker.CASES:
             model = worker.build()
-            opt = worker.optimizer(model, case != "plain")
-            sparsifier = worker.sparsify(model, opt) if case == "ham+rigl" else None
+            opt = worker.optimizer(model, case)
+            sparsifier = worker.sparsify(model, opt, case)
             worker.train(model, model, opt, slice(None), sparsifier)
             expected[case] = ([p.detach() for p in model.parameters()], sparsifier.masks if sparsifier else None)
         logs = [p.communicate(timeout=120)[0] for p in procs]
@@ -75,6 +75,10 @@ def test_ddp_ham_ranks_identical_and_equal_to_one_process(tmp_path):
     # equal to one process within the rounding plain DDP shows (SGD: summing in another order)
     assert deviation["plain"] <= 1e-6, deviation
     assert deviation["ham"] <= max(10 * deviation["plain"], 1e-6), deviation
+    # SAM: both passes' gradients all-reduced (else the ranks' perturbations, and then their replicas,
+    # would differ) and equal to one process taking both gradients on the whole global batch
+    assert deviation["sam+ham"] <= max(10 * deviation["plain"], 1e-6), deviation
+    assert not torch.allclose(ranks["sam+ham"][0]["params"][0], ranks["ham"][0]["params"][0], atol=1e-4)
     # and HAM acted: its weights are not the plain ones
     assert not torch.allclose(ranks["ham"][0]["params"][0], ranks["plain"][0]["params"][0], atol=1e-3)
     print(f"max deviation from one process: {deviation}")

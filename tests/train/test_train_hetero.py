@@ -193,7 +193,7 @@ def test_mini_batch_resume_continues_exactly(mag_task, tmp_path, monkeypatch):
     expected = train_run(mag_task, cfg, SPEC, CPU)
     per_epoch = -(-mag_task.split()["train"].numel() // cfg.batch_size)
     assert per_epoch >= 3
-    real_update, steps = common.update, {"n": 0}
+    real_update, steps = common.training_step, {"n": 0}
 
     def interrupting(*args, **kwargs):
         steps["n"] += 1
@@ -202,10 +202,10 @@ def test_mini_batch_resume_continues_exactly(mag_task, tmp_path, monkeypatch):
         return real_update(*args, **kwargs)
 
     ckpt = tmp_path / "run.ckpt"
-    monkeypatch.setattr(common, "update", interrupting)
+    monkeypatch.setattr(common, "training_step", interrupting)
     with pytest.raises(KeyboardInterrupt):
         train_run(mag_task, cfg, SPEC, CPU, checkpoint=ckpt)
-    monkeypatch.setattr(common, "update", real_update)
+    monkeypatch.setattr(common, "training_step", real_update)
     torch.manual_seed(123)  # nothing may come from the global RNG left behind
     resumed = train_run(mag_task, cfg, SPEC, CPU, checkpoint=ckpt, resume=True)
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in expected.history]

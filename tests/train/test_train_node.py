@@ -96,7 +96,7 @@ def test_minibatch_resume_continues_exactly(tmp_path, monkeypatch):
     expected = train_run(task, cfg, spec, torch.device("cpu"))
 
     per_epoch = -(-task.split(0)["train"].numel() // cfg.batch_size)
-    real_update, steps = common.update, {"n": 0}
+    real_update, steps = common.training_step, {"n": 0}
 
     def interrupting(*args, **kwargs):
         steps["n"] += 1
@@ -105,10 +105,10 @@ def test_minibatch_resume_continues_exactly(tmp_path, monkeypatch):
         return real_update(*args, **kwargs)
 
     ckpt = tmp_path / "run.ckpt"
-    monkeypatch.setattr(common, "update", interrupting)
+    monkeypatch.setattr(common, "training_step", interrupting)
     with pytest.raises(KeyboardInterrupt):
         train_run(task, cfg, spec, torch.device("cpu"), checkpoint=ckpt)
-    monkeypatch.setattr(common, "update", real_update)
+    monkeypatch.setattr(common, "training_step", real_update)
     torch.manual_seed(123)  # a fresh process: nothing may come from the global RNG left behind
     resumed = train_run(task, cfg, spec, torch.device("cpu"), checkpoint=ckpt, resume=True)
     assert [h["loss"] for h in resumed.history] == [h["loss"] for h in expected.history]
