@@ -15,7 +15,7 @@ epoch trained. An epoch record is one of three kinds:
   epoch of its run.
 
 Readers ask this module (:func:`epoch_kind`, :func:`is_evaluated`, :func:`evaluated_epochs`,
-:func:`score`, :func:`run_diverged`) instead of testing keys, so a key read on the wrong kind
+:func:`score`, :func:`value`, :func:`run_diverged`) instead of testing keys, so a key read on the wrong kind
 of epoch (the ``KeyError: 'valid'`` of ``--protocol gin --eval-every 2``) cannot happen.
 Result files written by earlier versions follow this schema (they lack only keys added
 later, ``clamp_fraction``/``max_step`` and the run's ``instability``), and
@@ -30,7 +30,7 @@ from typing import Any, Dict, Iterable, List, Literal, Mapping, Optional, Sequen
 __all__ = ["EpochKind", "TrainedEpoch", "EvaluatedEpoch", "DivergedEpoch", "EpochRecord", "Instability",
            "RunRecord", "RUN_KEYS", "BASE_KEYS", "SCORE_KEYS", "DIAGNOSTIC_KEYS", "new_epoch", "add_scores",
            "mark_diverged", "epoch_kind", "is_evaluated", "is_diverged", "evaluated", "evaluated_epochs",
-           "score", "run_diverged", "check_epoch", "check_run"]
+           "score", "value", "NUMBER_KEYS", "run_diverged", "check_epoch", "check_run"]
 
 EpochKind = Literal["evaluated", "not evaluated", "diverged"]
 
@@ -176,19 +176,34 @@ def score(record: Mapping[str, Any], split: str, default: float = math.nan) -> f
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else default
 
 
+#: Every number an epoch record may carry.
+NUMBER_KEYS = (*BASE_KEYS, *SCORE_KEYS, *DIAGNOSTIC_KEYS)
+
+
+def value(record: Mapping[str, Any], key: str, default: Optional[float] = None) -> Optional[float]:
+    """The number :obj:`key` of an epoch record (:obj:`default` where this kind of epoch, or a
+    result file written before the key existed, has none); a score only on an evaluated epoch."""
+    if key not in NUMBER_KEYS:
+        raise ValueError(f"unknown epoch key {key!r}; an epoch record carries {', '.join(NUMBER_KEYS)}")
+    if key in SCORE_KEYS and not is_evaluated(record):
+        return default
+    v = record.get(key)
+    return float(v) if _number(v) else default
+
+
 def run_diverged(run: Mapping[str, Any]) -> bool:
     """Whether a run record diverged (its flag, or a diverged epoch in its history)."""
     return bool(run.get("diverged")) or any(is_diverged(r) for r in run.get("history") or [])
 
 
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
+def _number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 def check_epoch(record: Mapping[str, Any]) -> List[str]:
     """What is wrong with one epoch record (``[]``: it follows the schema)."""
     problems = [f"missing {k!r}" for k in BASE_KEYS if k not in record]
-    known = set(BASE_KEYS) | set(SCORE_KEYS) | set(DIAGNOSTIC_KEYS) | {"diverged"}
+    known = set(NUMBER_KEYS) | {"diverged"}
     problems += [f"unknown key {k!r}" for k in record if k not in known]
     problems += [f"{k!r} is not a number" for k in known - {"diverged"} if k in record and not _number(record[k])]
     if is_diverged(record):
