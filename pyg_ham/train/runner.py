@@ -19,7 +19,7 @@ from pyg_ham.train.stability import document_stability
 from pyg_ham.train.task import RunSpec, task_kind
 
 __all__ = ["run_experiment", "Experiment", "run_specs", "train_run", "load_task", "comparable_config",
-           "checkpoint_dir", "summary_line", "GIN_PROTOCOL_NOTE"]
+           "checkpoint_dir", "summary_line", "resume_note", "GIN_PROTOCOL_NOTE"]
 
 GIN_PROTOCOL_NOTE = ("gin (optimistic): one epoch chosen by the mean accuracy on the held-out folds, "
                      "which are also the reported ones (Xu et al., 2019)")
@@ -253,6 +253,25 @@ class Experiment:
         return doc
 
 
+def resume_note(exp: Experiment) -> Optional[Dict[str, Any]]:
+    r"""With ``--resume`` say what an earlier invocation left: how many runs were finished and
+    how many will train. Returns the stored document when it is complete and nothing is left
+    to train (it is not rewritten: its provenance stays that of the runs), else ``None``."""
+    if not (exp.cfg.resume and exp.finished):
+        return None
+    done, total, left = len(exp.finished), len(exp.specs), len(exp.pending())
+    if left:
+        exp.log(f"resuming {exp.out}: {done} of {total} runs finished earlier, training the other {left}")
+        return None
+    stored = distributed.on_main(lambda: read_json(exp.out)) if exp.out is not None else None
+    if stored and stored.get("complete"):
+        exp.log(f"{exp.out} already holds this experiment's {total} finished run{'s' * (total != 1)}: nothing trained, "
+                f"its result is printed again (--overwrite trains afresh)")
+        return stored
+    exp.log(f"{exp.out}: all {total} runs finished earlier; completing the result")
+    return None
+
+
 def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
                    task: Optional[Any] = None) -> Dict[str, Any]:
     r"""Train every run of :obj:`cfg` and return the result document (also written to
@@ -268,6 +287,9 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
     distributed.check_config(cfg, distributed.launched_world_size())  # on every rank, before the group starts
     with distributed.session(resolve_device(cfg.device)) as device:
         exp = Experiment(cfg, task, log, device=device)
+        stored = resume_note(exp)
+        if stored is not None:
+            return stored
         if cfg.jobs > 1:
             from pyg_ham.train.jobs import raise_failures, run_experiments_parallel
 
