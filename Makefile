@@ -1,5 +1,5 @@
 # Two commands on a fresh machine:
-#   make run    install everything into .venv and run the main job offline (default dataset)
+#   make run    install everything into .venv and run the main job offline (default dataset); rerun: reprints it
 #   make test   install everything into .venv and run the test suite
 # torch is installed first and pinned by TORCH_SPEC (an unpinned torch pulls a CUDA build).
 PYTHON ?= python3
@@ -20,8 +20,9 @@ $(VENV)/.installed: setup.py
 
 install: $(VENV)/.installed
 
+# rerunnable: --resume skips the finished runs (a complete result is printed again, not retrained)
 run: install
-	$(VENV)/bin/pyg-ham train --out runs/main.json
+	$(VENV)/bin/pyg-ham train --out runs/main.json --resume
 
 test: install
 	$(PY) -m pytest -q $(PYTEST_ARGS)

@@ -97,3 +97,34 @@ def test_demo_same_start_and_ham_is_sparser():
     for line in result.output.splitlines()[:2]:
         assert float(line.split("loss")[1].split()[0]) < 1e-8  # both fit the equations
     assert "sparser" in invoke("demo", "--help").output
+
+
+def _make_run_args():
+    """The arguments `make run` passes to `pyg-ham` (read from the Makefile's run recipe)."""
+    import shlex
+    from pathlib import Path
+
+    lines = (Path(__file__).resolve().parents[1] / "Makefile").read_text().splitlines()
+    recipe = lines[lines.index("run: install") + 1]
+    return shlex.split(recipe.split("pyg-ham", 1)[1])
+
+
+def test_make_run_can_be_rerun_and_says_what_it_did(tmp_path, monkeypatch):
+    """A second `make run` exited 2 ('runs/main.json already holds 1 finished run(s)')."""
+    monkeypatch.chdir(tmp_path)
+    args = _make_run_args() + ["-o", "num_nodes=200", "--epochs", "2", "--runs", "2", "--hidden", "8", "-q"]
+    first = invoke(*args)
+    assert first.exit_code == 0, first.output
+    stored = (tmp_path / "runs" / "main.json").read_bytes()
+    again = invoke(*args)
+    assert again.exit_code == 0, again.output
+    assert "already holds this experiment's 2 finished runs: nothing trained" in again.output
+    assert again.output.splitlines()[-1] == first.output.splitlines()[-1]  # the same summary line
+    assert (tmp_path / "runs" / "main.json").read_bytes() == stored  # not rewritten
+    # interrupted after one run: the rerun says so and trains the other one
+    doc = json.loads(stored)
+    doc["runs"], doc["complete"] = doc["runs"][:1], False
+    (tmp_path / "runs" / "main.json").write_text(json.dumps(doc))
+    third = invoke(*args)
+    assert third.exit_code == 0 and "1 of 2 runs finished earlier, training the other 1" in third.output
+    assert third.output.splitlines()[-1] == first.output.splitlines()[-1]

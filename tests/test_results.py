@@ -73,3 +73,50 @@ def test_the_stored_comparisons_match_what_the_current_code_builds_from_their_ru
             [(c["variant"], c["verdict"]) for c in rebuilt["comparisons"]], path.parent.name
         assert [(v["label"], v["diverged"], v["unstable"]) for v in stored["variants"]] == \
             [(v["label"], v["diverged"], v["unstable"]) for v in rebuilt["variants"]], path.parent.name
+
+
+def test_every_stored_result_file_follows_the_run_record_schema():
+    """The run records of every result JSON in results/ (written by this and earlier versions)
+    load through the one schema: each epoch record is one of its kinds, the record loads as a
+    RunResult, and the readers (summaries, stability) run."""
+    from pathlib import Path
+
+    from pyg_ham.results import RunResult, schema
+    from pyg_ham.train.stability import document_stability
+
+    results = Path(__file__).resolve().parents[1] / "results"
+    docs = [(p, json.loads(p.read_text())) for p in sorted(results.rglob("*.json"))]
+    docs = [(p, d) for p, d in docs if isinstance(d, dict) and isinstance(d.get("runs"), list)]
+    assert len(docs) > 100
+    kinds = set()
+    for path, doc in docs:
+        for run in doc["runs"]:
+            assert schema.check_run(run) == [], (path, run.get("key"))
+            loaded = RunResult.from_dict(run)  # (to_dict would deep-copy 83 MB of histories: slow)
+            assert loaded.history is run["history"] and set(loaded.extra) == set(run) - set(schema.RUN_KEYS)
+            kinds |= {schema.epoch_kind(h) for h in run["history"]}
+            assert schema.run_diverged(run) == any(schema.is_diverged(h) for h in run["history"])
+        summary = summarize(doc["runs"])
+        assert summary["runs"] == len(doc["runs"]) and summary.get("diverged", 0) <= summary["runs"]
+        document_stability(doc)
+    assert kinds == {"evaluated", "diverged"}  # the stored runs evaluated every epoch (eval_every 1)
+
+
+def test_the_schema_refuses_what_is_not_an_epoch_record():
+    from pyg_ham.results import schema
+
+    good = {"epoch": 1, "loss": 0.5, "time": 0.1, "lr": 0.01}
+    assert schema.check_epoch(good) == [] and schema.epoch_kind(good) == "not evaluated"
+    scored = schema.add_scores(dict(good), {"valid": 0.7, "test": 0.6})
+    assert schema.epoch_kind(scored) == "evaluated" and schema.score(scored, "train") != schema.score(scored, "train")
+    assert schema.check_epoch({**good, "valid": 0.7}) == ["an evaluated epoch lacks 'test'"]
+    assert schema.check_epoch({**good, "diverged": True, "valid": 0.1}) == ["a diverged epoch has 'valid'"]
+    assert schema.check_epoch({"epoch": 1, "loss": 0.5, "lr": 0.1, "acc": 1}) == ["missing 'time'",
+                                                                                  "unknown key 'acc'"]
+    with pytest.raises(ValueError, match="unknown epoch key 'vaild'"):
+        schema.value(good, "vaild")
+    with pytest.raises(ValueError, match="valid and test required"):
+        schema.add_scores(dict(good), {"valid": 0.7})
+    assert schema.value(schema.mark_diverged(dict(good)), "valid") is None
+    run = {"seed": 0, "best_epoch": 2, "train": 1, "valid": 1, "test": 1, "history": [good, {**good, "epoch": 2}]}
+    assert schema.check_run(run) == ["best_epoch 2 is not an evaluated epoch"]

@@ -24,7 +24,7 @@ from pyg_ham.compare.stats import cv_test_train_ratio, higher_is_better, is_cv, 
 from pyg_ham.compare.table import CSV_COLUMNS, comparison_csv_rows, comparison_markdown, csv_text
 from pyg_ham.compare.variants import PAIRING_KEYS, Variant, baseline_of, default_variants, parse_variants
 from pyg_ham.errors import ConfigError, PygHamError
-from pyg_ham.results import read_json, write_json
+from pyg_ham.results import read_json, schema, write_json
 from pyg_ham.results.io import write_text
 from pyg_ham.train.config import ExperimentConfig
 from pyg_ham.train.runner import comparable_config
@@ -210,8 +210,8 @@ def _run_variants_parallel(cfg: ExperimentConfig, plans: Sequence[Any], out_dir:
 
 def time_per_epoch(doc: Optional[Dict[str, Any]]) -> Optional[float]:
     """Median training seconds per epoch over every epoch of every run (robust to warm-up)."""
-    times = sorted(h["time"] for r in (doc or {}).get("runs", []) for h in r.get("history", [])
-                   if isinstance(h.get("time"), (int, float)))
+    times = sorted(t for r in (doc or {}).get("runs", []) for h in r.get("history", [])
+                   if (t := schema.value(h, "time")) is not None)
     if not times:
         return None
     mid = len(times) // 2

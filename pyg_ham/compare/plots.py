@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from pyg_ham.errors import MissingDependencyError
+from pyg_ham.results import schema
 
 __all__ = ["write_plots", "plot_validation_curves", "plot_paired_scores", "plot_diagnostics", "require_matplotlib"]
 
@@ -49,8 +50,8 @@ def _per_epoch(doc: Dict[str, Any], key: str) -> Tuple[List[int], List[float], L
     values: Dict[int, List[float]] = {}
     for run in doc.get("runs", []):
         for h in run.get("history", []):
-            v = h.get(key)
-            if isinstance(v, (int, float)) and math.isfinite(v):
+            v = schema.value(h, key)
+            if v is not None and math.isfinite(v):
                 values.setdefault(int(h["epoch"]), []).append(float(v))
     epochs = sorted(values)
     means, stds, counts = [], [], []

@@ -5,8 +5,11 @@ with the same number of configurations each (and, if asked, the same learning ra
 both); every configuration trains the same seeds/folds for the same epochs. Each arm keeps
 the setting with the best mean validation score (OGB's rule: validation labels for
 hyper-parameter selection, test labels for the final evaluation only), and the test score is
-reported at that setting only. ``best.yaml`` holds the two selected variant strings, ready for
-``pyg-ham compare --variants-file best.yaml``.
+reported at that setting only. A configuration with a diverged or unstable run
+(:mod:`pyg_ham.train.stability`) is never selected: the sweep names the ones it skipped. ``best.yaml``
+holds the two selected variant strings, ready for ``pyg-ham compare --variants-file best.yaml``; when an
+arm has nothing to select (every configuration flagged or unfinished) no ``best.yaml`` is written and
+the sweep says so.
 """
 from __future__ import annotations
 
@@ -25,8 +28,9 @@ from pyg_ham.errors import ConfigError
 from pyg_ham.results import write_json
 from pyg_ham.results.io import write_text
 from pyg_ham.train.config import ExperimentConfig
+from pyg_ham.train.stability import document_stability
 
-__all__ = ["weight_decay_grid", "sweep_variants", "select_best", "run_sweep", "tuned_string"]
+__all__ = ["weight_decay_grid", "sweep_variants", "select_best", "flagged", "run_sweep", "tuned_string"]
 
 
 def _round(x: float) -> float:
@@ -93,12 +97,23 @@ def sweep_variants(optimizer: str, alphas: Sequence[float], betas: Sequence[floa
     return baseline, ham
 
 
+def flagged(outcome: VariantOutcome) -> Optional[str]:
+    r"""``"2 diverged, 1 unstable of 3 runs"`` when a configuration has diverged or unstable runs
+    (:func:`~pyg_ham.train.stability.document_stability`), else ``None``."""
+    if not outcome.doc:
+        return None
+    st = document_stability(outcome.doc)
+    parts = [f"{len(st[k])} {k}" for k in ("diverged", "unstable") if st[k]]
+    return f"{', '.join(parts)} of {st['runs']} runs" if parts else None
+
+
 def select_best(outcomes: Sequence[VariantOutcome], metric: str) -> Optional[VariantOutcome]:
-    """The complete outcome with the best mean validation score (ties: the first in grid order)."""
+    """The complete, unflagged outcome with the best mean validation score (ties: the first in
+    grid order); one with a diverged or unstable run (:func:`flagged`) is never selected."""
     best, best_value = None, None
     sign = 1.0 if higher_is_better(metric) else -1.0
     for o in outcomes:
-        if o.error or not o.doc or not o.doc.get("complete"):
+        if o.error or not o.doc or not o.doc.get("complete") or flagged(o):
             continue
         value = o.doc["summary"].get("valid_mean")
         if not isinstance(value, (int, float)) or not math.isfinite(value):
@@ -120,21 +135,30 @@ def tuned_string(grid: Dict[str, Sequence[Any]], chosen: Dict[str, Any]) -> str:
 def _arm(name: str, variants: List[Variant], outcomes: List[VariantOutcome], grid: Dict[str, List[float]],
          metric: str) -> Dict[str, Any]:
     best = select_best(outcomes, metric)
-    results = []
+    results, skipped = [], []
     for o in outcomes:
         s = (o.doc or {}).get("summary") or {}
         status = "failed" if o.error else ("complete" if (o.doc or {}).get("complete") else "incomplete")
+        flag = flagged(o)
+        if flag:
+            skipped.append(f"{o.variant.label} ({flag})")
         results.append({"variant": o.variant.label, "file": o.path.name, "overrides": dict(o.variant.overrides),
                         "valid_mean": s.get("valid_mean"), "valid_std": s.get("valid_std"),
                         "test_mean": s.get("test_mean"), "test_std": s.get("test_std"),
                         "runs": s.get("runs", 0), "selected": o is best,
-                        "status": status,
+                        "status": status, "flagged": flag,
                         "error": o.error})
     chosen = dict(best.variant.overrides) if best else {}
     return {"name": name, "configurations": len(variants), "grid": grid, "results": results,
-            "selected": best.variant.label if best else None,
+            "skipped": skipped, "selected": best.variant.label if best else None,
             "selected_summary": (best.doc or {}).get("summary") if best else None,
             "tuned": tuned_string(grid, chosen) if best else None}
+
+
+def _nothing(arm: Dict[str, Any]) -> str:
+    if arm.get("skipped") and len(arm["skipped"]) == arm["configurations"]:
+        return "nothing selected (every configuration diverged or was unstable)"
+    return "nothing selected (no complete, stable configuration)"
 
 
 def _markdown(doc: Dict[str, Any]) -> str:
@@ -148,10 +172,14 @@ def _markdown(doc: Dict[str, Any]) -> str:
             rows.append([arm["name"], r["variant"], fmt_pm(r["valid_mean"], r["valid_std"], runs=r["runs"]),
                          fmt_pm(r["test_mean"], r["test_std"], runs=r["runs"]) if r["selected"] else "",
                          "**selected**" if r["selected"] else "",
-                         r["status"] + (f": {r['error']}" if r["error"] else "")])
+                         r["status"] + (f": {r['error']}" if r["error"] else "")
+                         + (f"; skipped: {r['flagged']}" if r.get("flagged") else "")])
     lines.append(markdown_table(["arm", "variant", "valid", "test (selected only)", "", "status"], rows))
-    lines += [""] + [f"* {arm['name']}: {arm['tuned'] or 'nothing selected (no complete configuration)'}"
-                     for arm in doc["arms"].values()]
+    lines += [""] + [f"* {arm['name']}: {arm['tuned'] or _nothing(arm)}" for arm in doc["arms"].values()]
+    lines += [f"* {arm['name']}: skipped as diverged or unstable: {', '.join(arm['skipped'])}"
+              for arm in doc["arms"].values() if arm.get("skipped")]
+    if doc.get("best_written") is False:
+        lines += ["", f"No best.yaml: {doc['no_best']}."]
     if doc.get("variants") and doc.get("next_command"):
         lines += ["", f"Next: `{doc['next_command']}` (more seeds: add `--runs 10`)."]
     return "\n".join(lines) + "\n"
@@ -203,7 +231,11 @@ def run_sweep(cfg: ExperimentConfig, out_dir: Union[str, Path], *, alphas: Seque
             "ham": _arm(f"{cfg.optimizer}+ham", ham, outcomes[len(baseline):],
                         {**lr_grid, "alpha": [float(a) for a in alphas], "beta": [float(b) for b in betas]}, metric)}
     selected = [a["selected"] for a in arms.values() if a["selected"]]
+    empty = [a["name"] for a in arms.values() if not a["selected"]]
     best_file = out_dir / "best.yaml"
+    for arm in arms.values():
+        if arm["skipped"]:
+            log(f"{arm['name']}: not selectable (diverged or unstable): {', '.join(arm['skipped'])}")
     from pyg_ham.train.distributed import is_main
 
     main = is_main()  # under torchrun rank 0 alone writes the sweep's files
@@ -216,8 +248,12 @@ def run_sweep(cfg: ExperimentConfig, out_dir: Union[str, Path], *, alphas: Seque
            "budget": {"baseline": len(baseline), "ham": len(ham), "epochs": cfg.epochs,
                       "runs": first.get("summary", {}).get("runs", cfg.runs)},
            "config": {**cfg.to_dict(), "out": str(out_dir)}, "arms": arms, "variants": selected,
-           "best_file": str(best_file), "config_file": str(config_file), "next_command": next_command,
+           "best_file": str(best_file), "config_file": str(config_file),
+           "next_command": next_command if not empty else None, "best_written": not empty,
            "provenance": first.get("provenance")}
+    if empty:
+        doc["no_best"] = "nothing to select for " + " and ".join(
+            f"{a['name']} ({_nothing(a).split('(', 1)[1].rstrip(')')})" for a in arms.values() if not a["selected"])
     if not main:
         return doc
     write_json(out_dir / "sweep.json", doc)
@@ -228,7 +264,10 @@ def run_sweep(cfg: ExperimentConfig, out_dir: Union[str, Path], *, alphas: Seque
             for arm in arms.values() for r in arm["results"]]
     write_text(out_dir / "sweep.csv", csv_text(rows, ["arm", "variant", "valid_mean", "valid_std", "test_mean",
                                                       "test_std", "runs", "selected", "status"]))
-    if len(selected) == 2:
+    if empty:
+        best_file.unlink(missing_ok=True)  # an earlier sweep's selection no longer holds
+        log(f"no {best_file} written: {doc['no_best']}")
+    else:
         header = (f"# pyg-ham sweep on {doc['dataset']}: the settings selected on validation, equal budget "
                   f"({len(baseline)} configurations each).\n# Use: {next_command}\n")
         write_text(best_file, header + yaml.safe_dump({"variants": selected, "tuned": {k: a["tuned"] for k, a in

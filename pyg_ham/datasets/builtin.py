@@ -15,18 +15,19 @@ def _register() -> None:
                                 recipe="planetoid-gcn"))
     for n in ("Cornell", "Texas", "Wisconsin"):
         add_dataset(DatasetInfo(n, "node", "acc", node.webkb, "WebKB", n.lower(), family="webkb",
-                                recipe="heterophilous-sage"))
+                                recipe="webkb-sage"))
     add_dataset(DatasetInfo("Actor", "node", "acc", node.actor, "Actor", "", family="webkb",
-                            recipe="heterophilous-sage"))
+                            recipe="webkb-sage"))
     for n in ("Roman-empire", "Amazon-ratings", *HETEROPHILOUS_BINARY):
         add_dataset(DatasetInfo(n, "node", "rocauc" if n in HETEROPHILOUS_BINARY else "acc", node.heterophilous,
                                 "HeterophilousGraphDataset", n.lower().replace("-", "_"), family="heterophilous",
                                 recipe="heterophilous-sage"))
     for n in node.LINKX_NAMES:
         add_dataset(DatasetInfo(n, "node", "rocauc" if n == "genius" else "acc", node.linkx, "LINKX", n,
-                                family="linkx"))
+                                family="linkx", recipe="linkx-sage"))
     for n in ("USA", "Brazil", "Europe"):
-        add_dataset(DatasetInfo(n, "node", "acc", node.airports, "Airports", n.lower(), family="airports"))
+        add_dataset(DatasetInfo(n, "node", "acc", node.airports, "Airports", n.lower(), family="airports",
+                                recipe="airports-sage"))
     for n, metric, recipe in (("ogbn-arxiv", "acc", "ogbn-arxiv-sage"), ("ogbn-products", "acc", "ogbn-products-sage"),
                               ("ogbn-proteins", "rocauc", "ogbn-arxiv-sage"),
                               ("ogbn-papers100M", "acc", "ogbn-products-sage")):
@@ -40,10 +41,11 @@ def _register() -> None:
     for n in graph.TU_NAMES:
         add_dataset(DatasetInfo(n, "graph", "acc", graph.tu, "TUDataset", n, family="tu", recipe="tu-gin"))
     for n in graph.ogbg_names():
-        mol = graph.ogbg_meta()[n].get("data type") == "mol"
-        add_dataset(DatasetInfo(n, "graph", graph.ogbg_meta()[n]["eval metric"], graph.ogbg, "ogb",
-                                n.replace("-", "_"), family="ogbg-mol" if mol else "ogbg",
-                                recipe="ogbg-mol-gin" if mol else None))
+        meta = graph.ogbg_meta()[n]
+        mol, regression = meta.get("data type") == "mol", meta.get("task type") == "regression"
+        recipe = ("ogbg-mol-gin-regression" if regression else "ogbg-mol-gin") if mol else None
+        add_dataset(DatasetInfo(n, "graph", meta["eval metric"], graph.ogbg, "ogb", n.replace("-", "_"),
+                                family="ogbg-mol" if mol else "ogbg", recipe=recipe))
 
 
 _register()

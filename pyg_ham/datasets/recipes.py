@@ -25,6 +25,11 @@ RECIPES: Dict[str, Dict[str, Any]] = {
         "description": "GraphSAGE, 2 x 64, Adam 0.01, 200 epochs, 10 splits (as in results/)",
         "settings": {"model": "sage", "hidden": 64, "layers": 2, "dropout": 0.5, "norm": None, "optimizer": "adam",
                      "lr": 0.01, "epochs": 200, "runs": 10, **_HAM}},
+    "webkb-sage": {
+        "description": "GraphSAGE, 2 x 64, Adam 0.01, 200 epochs, the 10 geom-gcn splits, HAM alpha 20 "
+                       "(configs/webkb-sage.yaml)",
+        "settings": {"model": "sage", "hidden": 64, "layers": 2, "dropout": 0.5, "norm": None, "optimizer": "adam",
+                     "lr": 0.01, "epochs": 200, "runs": 10, **_HAM, "alpha": 20.0}},  # at 200 the tiny graphs spike
     "tu-gin": {
         "description": "GIN of Errica et al.'s protocol (configs/tu-gin.yaml)",
         "settings": {"model": "gin", "hidden": 64, "layers": 3, "dropout": 0.5, "norm": "batch_norm", "pool": "sum",
@@ -35,6 +40,21 @@ RECIPES: Dict[str, Dict[str, Any]] = {
         "settings": {"model": "gin", "hidden": 300, "layers": 5, "dropout": 0.5, "norm": "batch_norm", "pool": "mean",
                      "virtual_node": False, "optimizer": "adam", "lr": 0.001, "batch_size": 32, "epochs": 100,
                      "runs": 10, **_HAM}},
+    "ogbg-mol-gin-regression": {
+        "description": "OGB's molecule GIN for the regression sets, HAM alpha 20 "
+                       "(configs/ogbg-mol-regression-gin.yaml)",
+        "settings": {"model": "gin", "hidden": 300, "layers": 5, "dropout": 0.5, "norm": "batch_norm", "pool": "mean",
+                     "virtual_node": False, "optimizer": "adam", "lr": 0.001, "batch_size": 32, "epochs": 100,
+                     "runs": 10, **_HAM, "alpha": 20.0}},  # MSE gradients on raw targets: at 200 the loss explodes
+    "linkx-sage": {
+        "description": "GraphSAGE, 2 x 64, Adam 0.01, 200 epochs, LINKX's 5 splits (configs/linkx-sage.yaml)",
+        "settings": {"model": "sage", "hidden": 64, "layers": 2, "dropout": 0.5, "norm": None, "optimizer": "adam",
+                     "lr": 0.01, "epochs": 200, "runs": 5, **_HAM}},
+    "airports-sage": {
+        "description": "GraphSAGE, 2 x 64, Adam 0.01, 200 epochs, 10 random 60/20/20 splits "
+                       "(configs/airports-sage.yaml)",
+        "settings": {"model": "sage", "hidden": 64, "layers": 2, "dropout": 0.5, "norm": None, "optimizer": "adam",
+                     "lr": 0.01, "epochs": 200, "runs": 10, **_HAM}},
     "ogbn-arxiv-sage": {
         "description": "OGB's full-batch GraphSAGE (configs/ogbn-arxiv-sage.yaml)",
         "settings": {"model": "sage", "hidden": 256, "layers": 3, "dropout": 0.5, "norm": "batch_norm",

@@ -7,6 +7,7 @@ from typing import Any, Dict, List, Optional, Sequence, Union
 
 import torch
 
+from pyg_ham.results import schema
 from pyg_ham.results.io import provenance
 
 __all__ = ["RunResult", "mean_std", "format_mean_std", "summarize", "result_document"]
@@ -20,7 +21,8 @@ class RunResult:
         seed (int): the run's seed.
         best_epoch (int): the epoch chosen on the validation metric (1-based; 0 = no epoch).
         train, valid, test (float): the metric at :obj:`best_epoch`.
-        history (list of dict): one record per epoch (loss, metrics, time, HAM diagnostics).
+        history (list of dict): one record per epoch (loss, metrics, time, HAM diagnostics), of
+            the kinds :mod:`pyg_ham.results.schema` defines.
         extra (dict): task-specific keys (``fold``, ``repeat``, ``split``, ``sparsity``...),
             written at the top level of the record.
     """
@@ -33,16 +35,17 @@ class RunResult:
     history: List[Dict[str, Any]] = field(default_factory=list)
     extra: Dict[str, Any] = field(default_factory=dict)
 
-    def to_dict(self) -> Dict[str, Any]:
+    def to_dict(self) -> schema.RunRecord:
+        """The run record of a result document (:class:`~pyg_ham.results.schema.RunRecord`)."""
         out = asdict(self)
         extra = out.pop("extra")
-        return {**out, **extra}
+        return {**out, **extra}  # type: ignore[return-value]
 
     @classmethod
     def from_dict(cls, record: Dict[str, Any]) -> "RunResult":
-        keys = {"seed", "best_epoch", "train", "valid", "test", "history"}
-        return cls(**{k: record[k] for k in keys if k in record},
-                   extra={k: v for k, v in record.items() if k not in keys})
+        """A run record of a result document (this version's or an earlier one's)."""
+        return cls(**{k: record[k] for k in schema.RUN_KEYS if k in record},
+                   extra={k: v for k, v in record.items() if k not in schema.RUN_KEYS})
 
 
 def mean_std(values: Sequence[float]) -> tuple:
@@ -84,18 +87,28 @@ def summarize(runs: Sequence[Union[RunResult, Dict[str, Any]]], num_params: Opti
     """``test_mean``, ``test_std``, ``valid_mean``, ``valid_std`` (and train) over runs.
 
     When the records carry ``repeat`` keys (repeated cross-validation), the std is taken over
-    the per-repeat means, the mean over all runs (Errica et al.'s reporting).
+    the per-repeat means, the mean over all runs (Errica et al.'s reporting). A run without a
+    finite score (one that diverged before the selected epoch) is left out of the means and
+    counted: ``scored`` (runs with a finite test score, when fewer than ``runs``) and
+    ``diverged`` (runs that diverged, when any).
     """
     records = [r.to_dict() if isinstance(r, RunResult) else r for r in runs]
     out: Dict[str, Any] = {"runs": len(records)}
     repeats = sorted({r["repeat"] for r in records if "repeat" in r})
     for key in ("test", "valid", "train"):
-        values = [r[key] for r in records]
+        scored = [r for r in records if _number(r.get(key)) is not None]
+        values = [r[key] for r in scored]
         if len(repeats) > 1:
-            per_repeat = [mean_std([r[key] for r in records if r.get("repeat") == k])[0] for k in repeats]
-            out[f"{key}_mean"], out[f"{key}_std"] = mean_std(per_repeat)[0], mean_std(per_repeat)[1]
+            per_repeat = [mean_std([r[key] for r in scored if r.get("repeat") == k])[0] for k in repeats]
+            out[f"{key}_mean"], out[f"{key}_std"] = mean_std([v for v in per_repeat if not math.isnan(v)])
         else:
             out[f"{key}_mean"], out[f"{key}_std"] = mean_std(values)
+    scored_test = sum(_number(r.get("test")) is not None for r in records)
+    if scored_test < len(records):
+        out["scored"] = scored_test
+    diverged = sum(schema.run_diverged(r) for r in records)
+    if diverged:
+        out["diverged"] = diverged
     if num_params is not None:
         out["num_params"] = int(num_params)
     sparsity = [r["sparsity"]["overall"] for r in records if isinstance(r.get("sparsity"), dict)]

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from pyg_ham.optim import track_exponents
-from pyg_ham.results import RunResult
+from pyg_ham.results import RunResult, schema
 from pyg_ham.results.io import atomic_write
 from pyg_ham.train.diagnostics import WeightDiagnostics
 from pyg_ham.train.stability import run_stability
@@ -57,7 +57,7 @@ def is_better(value: float, best: Optional[float], higher_is_better: bool = True
 def best_epoch(history: List[Dict[str, Any]], higher_is_better: bool = True, key: str = "valid") -> int:
     """The 1-based epoch of the best :obj:`key` score in :obj:`history` (0 if none)."""
     best, chosen = None, 0
-    for record in history:
+    for record in schema.evaluated(history):
         if key in record and is_better(record[key], best, higher_is_better):
             best, chosen = record[key], record["epoch"]
     return chosen
@@ -128,7 +128,8 @@ def fit(
     mean training loss, weighted by each batch's example count; every ``cfg.eval_every`` epochs
     (and at the last) :meth:`TrainingTask.predict` is scored on ``{train, valid, test}``. The
     run keeps the epoch with the best ``valid`` score (ties keep the earlier one) and reports
-    ``test`` at that epoch, as the OGB leaderboards require. The history records, per epoch,
+    ``test`` at that epoch, as the OGB leaderboards require. The history (one record per epoch,
+    of the kinds :mod:`pyg_ham.results.schema` defines) records, per epoch,
     the loss, the scores, the epoch time, the learning rate, and for the weights HAM acts on
     the fraction of near-zero weights, their L1 norm and the fraction of signs flipped since
     the previous epoch; with HAM also the share of its exponents at the clamp
@@ -210,12 +211,11 @@ def fit(
 
     best_valid: Optional[float] = None
     stale = 0  # evaluations since the best one (restored on resume)
-    for record in history:
-        if "valid" in record:
-            if is_better(record["valid"], best_valid, higher_is_better):
-                best_valid, stale = record["valid"], 0
-            else:
-                stale += 1
+    for record in schema.evaluated(history):
+        if is_better(record["valid"], best_valid, higher_is_better):
+            best_valid, stale = record["valid"], 0
+        else:
+            stale += 1
     diverged = False
     if cfg.patience is not None and stale >= cfg.patience:
         start = epochs + 1  # resumed after its early stop (its record could not be written): nothing more to train
@@ -228,18 +228,16 @@ def fit(
         set_optimizer_mode(optimizer, training=True)  # schedule-free: the training point y
         loss = train_epoch()
         train_time = time.perf_counter() - t0
-        record: Dict[str, Any] = {"epoch": epoch, "loss": loss, "time": train_time,
-                                  "lr": float(optimizer.param_groups[0]["lr"])}
+        record: Dict[str, Any] = schema.new_epoch(epoch, loss, train_time, float(optimizer.param_groups[0]["lr"]))
         if not math.isfinite(loss):
-            record["diverged"] = True
-            history.append(record)
+            history.append(schema.mark_diverged(record))
             diverged = True
             break
         if epoch % cfg.eval_every == 0 or epoch == epochs:
             model.eval()
             set_optimizer_mode(optimizer, training=False)  # schedule-free: the averaged weights x
             with torch.no_grad():
-                record.update({k: float(v) for k, v in evaluate().items()})
+                schema.add_scores(record, evaluate())
             if is_better(record["valid"], best_valid, higher_is_better):
                 best_valid, stale = record["valid"], 0
             else:
@@ -250,7 +248,7 @@ def fit(
         history.append(record)
         if scheduler is not None:
             if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
-                if "valid" in record:
+                if schema.is_evaluated(record):
                     scheduler.step(record["valid"])
             else:
                 scheduler.step()
@@ -271,7 +269,7 @@ def fit(
     bar.close()
 
     chosen = best_epoch(history, higher_is_better)
-    best = next((r for r in history if r["epoch"] == chosen), {})
+    best = next((r for r in history if r["epoch"] == chosen), {})  # an evaluated epoch, or none
     out_extra = task.record()
     if diverged:
         out_extra["diverged"] = True
@@ -286,6 +284,6 @@ def fit(
     out_extra["num_params"] = count_parameters(model)
     if sparsifier is not None:
         out_extra["sparsity"] = sparsifier.report()
-    return RunResult(seed=seed, best_epoch=chosen, train=best.get("train", math.nan),
-                     valid=best.get("valid", math.nan), test=best.get("test", math.nan),
+    return RunResult(seed=seed, best_epoch=chosen, train=schema.score(best, "train"),
+                     valid=schema.score(best, "valid"), test=schema.score(best, "test"),
                      history=history, extra=out_extra)

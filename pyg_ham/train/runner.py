@@ -10,7 +10,7 @@ import torch
 
 from pyg_ham.datasets import GraphTask, load_dataset
 from pyg_ham.errors import ConfigError
-from pyg_ham.results import RunResult, format_mean_std, read_json, result_document, write_json
+from pyg_ham.results import RunResult, format_mean_std, read_json, result_document, schema, write_json
 from pyg_ham.train import distributed, graph, hetero, node  # noqa: F401 - registers the "node", "graph", "hetero-node" kinds
 from pyg_ham.train.common import make_optimizer
 from pyg_ham.train.config import ExperimentConfig, resolve_device
@@ -19,7 +19,7 @@ from pyg_ham.train.stability import document_stability
 from pyg_ham.train.task import RunSpec, task_kind
 
 __all__ = ["run_experiment", "Experiment", "run_specs", "train_run", "load_task", "comparable_config",
-           "checkpoint_dir", "summary_line", "GIN_PROTOCOL_NOTE"]
+           "checkpoint_dir", "summary_line", "resume_note", "GIN_PROTOCOL_NOTE"]
 
 GIN_PROTOCOL_NOTE = ("gin (optimistic): one epoch chosen by the mean accuracy on the held-out folds, "
                      "which are also the reported ones (Xu et al., 2019)")
@@ -85,16 +85,29 @@ def run_specs(task: Any, cfg: ExperimentConfig) -> Tuple[str, List[Dict[str, Any
     return protocol, specs
 
 
-def _apply_gin_protocol(records: List[Dict[str, Any]], higher_is_better: bool) -> int:
-    """Choose one epoch by the mean held-out score over folds; report every fold there."""
-    length = min(len(r["history"]) for r in records)
-    means = [sum(r["history"][e]["valid"] for r in records) / len(records) for e in range(length)]
-    best = max(range(length), key=lambda e: means[e] if higher_is_better else -means[e])
+def _apply_gin_protocol(records: List[Dict[str, Any]], higher_is_better: bool) -> Optional[int]:
+    r"""Choose one epoch by the mean held-out score over folds and report every fold there.
+
+    The epoch is chosen among those that every fold which did not diverge evaluated (with
+    ``--eval-every`` or early stopping that is fewer than all epochs). A diverged fold takes no
+    part in the choice; it is reported at the chosen epoch if it evaluated that epoch before
+    diverging, else without a score (NaN: :func:`~pyg_ham.results.summarize` leaves it out
+    of the means and counts it). Returns the chosen epoch (1-based), or ``None`` when no epoch
+    was evaluated by every such fold (every fold diverged): the records are left as they are.
+    """
+    usable = [r for r in records if not schema.run_diverged(r)]
+    common = set.intersection(*(schema.evaluated_epochs(r["history"]) for r in usable)) if usable else set()
+    if not common:
+        return None
+    at = [{h["epoch"]: h for h in schema.evaluated(r["history"])} for r in usable]
+    means = {e: sum(schema.score(epochs[e], "valid") for epochs in at) / len(at) for e in sorted(common)}
+    best = max(sorted(common), key=lambda e: means[e] if higher_is_better else -means[e])  # ties: the earlier
     for r in records:
-        r["best_epoch"] = r["history"][best]["epoch"]
-        r["valid"] = r["test"] = r["history"][best]["valid"]
-        r["train"] = r["history"][best].get("train", math.nan)
-    return best + 1
+        epoch = next((h for h in schema.evaluated(r["history"]) if h["epoch"] == best), None)
+        r["best_epoch"] = best if epoch is not None else 0
+        r["valid"] = r["test"] = schema.score(epoch, "valid") if epoch is not None else math.nan
+        r["train"] = schema.score(epoch, "train") if epoch is not None else math.nan
+    return best
 
 
 def checkpoint_dir(cfg: ExperimentConfig) -> Optional[Path]:
@@ -141,10 +154,15 @@ def summary_line(doc: Dict[str, Any]) -> str:
     if flagged["diverged"] or flagged["unstable"]:
         parts = [f"{len(flagged[k])} {k}" for k in ("diverged", "unstable") if flagged[k]]
         warning = f"; {' and '.join(parts)} of {s['runs']}: {flagged['advice']}"
-    unit = "folds" if doc.get("protocol") in ("cv", "gin") else "runs"
+    unit = "folds" if doc.get("protocol") in ("cv", "gin", GIN_PROTOCOL_NOTE) else "runs"
+    scored = s.get("scored", s["runs"])
+    over = f"{s['runs']} {unit}" + (f" ({scored} with a score)" if scored != s["runs"] else "")
+    if "gin_epoch" in doc:
+        over += (f", epoch {doc['gin_epoch']} chosen over the folds" if doc["gin_epoch"] is not None
+                 else ", no epoch evaluated by every fold that did not diverge")
     return (f"{doc['dataset']} {doc.get('model', '')} {opt}: test {doc['metric']} "
-            f"{format_mean_std(s['test_mean'], s['test_std'], s['runs'])} (valid "
-            f"{format_mean_std(s['valid_mean'], s['valid_std'], s['runs'])}) over {s['runs']} {unit}{params}{warning}")
+            f"{format_mean_std(s['test_mean'], s['test_std'], scored)} (valid "
+            f"{format_mean_std(s['valid_mean'], s['valid_std'], scored)}) over {over}{params}{warning}")
 
 
 class Experiment:
@@ -226,14 +244,34 @@ class Experiment:
     def finish(self) -> Dict[str, Any]:
         """The complete document (written to ``cfg.out``); the empty checkpoint folder is removed."""
         records = self.records()
+        extra = {}
         if self.protocol == "gin":
-            _apply_gin_protocol(records, self.task.higher_is_better)
-        doc = self.document(complete=True)
+            extra["gin_epoch"] = _apply_gin_protocol(records, self.task.higher_is_better)
+        doc = {**self.document(complete=True), **extra}
         if self.out is not None and self.main:
             write_json(self.out, doc, then=rerun_hint(self.cfg))
             if self.ckpt_dir is not None and self.ckpt_dir.exists() and not any(self.ckpt_dir.iterdir()):
                 self.ckpt_dir.rmdir()
         return doc
+
+
+def resume_note(exp: Experiment) -> Optional[Dict[str, Any]]:
+    r"""With ``--resume`` say what an earlier invocation left: how many runs were finished and
+    how many will train. Returns the stored document when it is complete and nothing is left
+    to train (it is not rewritten: its provenance stays that of the runs), else ``None``."""
+    if not (exp.cfg.resume and exp.finished):
+        return None
+    done, total, left = len(exp.finished), len(exp.specs), len(exp.pending())
+    if left:
+        exp.log(f"resuming {exp.out}: {done} of {total} runs finished earlier, training the other {left}")
+        return None
+    stored = distributed.on_main(lambda: read_json(exp.out)) if exp.out is not None else None
+    if stored and stored.get("complete"):
+        exp.log(f"{exp.out} already holds this experiment's {total} finished run{'s' * (total != 1)}: nothing trained, "
+                f"its result is printed again (--overwrite trains afresh)")
+        return stored
+    exp.log(f"{exp.out}: all {total} runs finished earlier; completing the result")
+    return None
 
 
 def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
@@ -251,6 +289,9 @@ def run_experiment(cfg: ExperimentConfig, log: Callable[[str], None] = print,
     distributed.check_config(cfg, distributed.launched_world_size())  # on every rank, before the group starts
     with distributed.session(resolve_device(cfg.device), cfg.devices) as device:
         exp = Experiment(cfg, task, log, device=device)
+        stored = resume_note(exp)
+        if stored is not None:
+            return stored
         if cfg.jobs > 1:
             from pyg_ham.train.jobs import raise_failures, run_experiments_parallel
 

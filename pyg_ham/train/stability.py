@@ -29,6 +29,8 @@ from __future__ import annotations
 import math
 from typing import Any, Dict, Optional, Sequence
 
+from pyg_ham.results import schema
+
 __all__ = ["SPIKE_RATIO", "CLAMP_SHARE", "STEP_SAFE", "run_stability", "record_stability", "document_stability",
            "stability_advice", "nice_alpha"]
 
@@ -71,14 +73,14 @@ def run_stability(history: Sequence[Dict[str, Any]], *, spike_ratio: float = SPI
         raise ValueError(f"spike_ratio must be > 1 and clamp_share > 0, got {spike_ratio}, {clamp_share}")
     found: Optional[Dict[str, Any]] = None
     best, first = math.inf, None
-    for i, record in enumerate(history):
+    for i, record in enumerate(history):  # epoch records (pyg_ham.results.schema)
         epoch = record.get("epoch", i + 1)
-        loss = record.get("loss")
+        loss = schema.value(record, "loss")
         if loss is not None and not _finite(loss):
             found = {"status": "diverged", "kind": "non-finite loss", "epoch": epoch,
                      "reason": f"training loss is {loss} at epoch {epoch}"}
             break
-        clamp = record.get("clamp_fraction")
+        clamp = schema.value(record, "clamp_fraction")
         if found is None and _finite(clamp) and clamp > clamp_share:
             found = {"status": "unstable", "kind": "clamp saturation", "epoch": epoch, "clamp_fraction": clamp,
                      "reason": f"{100 * clamp:.0f}% of HAM's exponents at the clamp in epoch {epoch}"}
@@ -149,7 +151,7 @@ def record_stability(record: Dict[str, Any], config: Optional[Dict[str, Any]] = 
     if isinstance(given, dict) and (found is None or found["status"] != "diverged"):
         found = {"status": given.get("status", "unstable"), **given}
         found.setdefault("advice", stability_advice(**kw))
-    if record.get("diverged") and (found is None or found["status"] != "diverged"):
+    if schema.run_diverged(record) and (found is None or found["status"] != "diverged"):
         found = {"status": "diverged", "kind": "non-finite loss", "epoch": (found or {}).get("epoch"),
                  "reason": "training loss became non-finite", "advice": stability_advice(**kw)}
     return found

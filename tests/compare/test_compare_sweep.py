@@ -9,7 +9,7 @@ from click.testing import CliRunner
 import pyg_ham.train.runner as runner_mod
 from pyg_ham.cli import main
 from pyg_ham.compare.compare import VariantOutcome
-from pyg_ham.compare.sweep import run_sweep, select_best, sweep_variants, tuned_string, weight_decay_grid
+from pyg_ham.compare.sweep import flagged, run_sweep, select_best, sweep_variants, tuned_string, weight_decay_grid
 from pyg_ham.compare.variants import load_variants_file, parse_variants
 from pyg_ham.errors import ConfigError
 from pyg_ham.train.config import ExperimentConfig
@@ -122,3 +122,41 @@ def test_the_printed_next_command_runs_on_the_same_setting(tmp_path, monkeypatch
         assert compared[ham]["root"] == swept[ham]["root"] == "data"
         assert compared[ham]["epochs"] == 2 and compared[ham]["dataset_options"] == {"num_nodes": 200}
     assert "# Use: " + line.split("`")[1] in (tmp_path / "sw" / "best.yaml").read_text()
+
+
+SMOOTH = [1.0, 0.8, 0.6, 0.5]
+SPIKE = [1.0, 0.1, 5.0, 0.4]  # 50x its best so far and above its first: unstable
+
+
+def _flagged_outcome(label, valid, losses_per_run):
+    runs = [{"key": f"run{i}", "seed": i, "valid": valid, "test": valid, "train": valid,
+             "history": [{"epoch": e + 1, "loss": loss, "time": 0.1, "lr": 0.01} for e, loss in enumerate(losses)]}
+            for i, losses in enumerate(losses_per_run)]
+    doc = {"complete": True, "config": {"lr": 0.01, "alpha": 200.0, "ham": "ham" in label}, "runs": runs,
+           "summary": {"valid_mean": valid, "test_mean": valid, "runs": len(runs)}}
+    return VariantOutcome(parse_variants([label])[0], Path(f"{label}.json"), doc)
+
+
+def test_selection_skips_flagged_configurations():
+    outs = [_flagged_outcome("adam+ham:alpha=1000", 0.99, [SMOOTH, SPIKE]),  # best valid, one unstable run
+            _flagged_outcome("adam+ham:alpha=100", 0.98, [SMOOTH, SMOOTH + [float("nan")]]),  # one diverged
+            _flagged_outcome("adam+ham:alpha=10", 0.80, [SMOOTH, SMOOTH])]
+    assert select_best(outs, "acc").variant.label == "adam+ham:alpha=10"
+    assert flagged(outs[0]) == "1 unstable of 2 runs" and flagged(outs[1]) == "1 diverged of 2 runs"
+    assert flagged(outs[2]) is None
+    assert select_best(outs[:2], "acc") is None
+
+
+def test_sweep_whose_configurations_all_diverge_writes_no_best_yaml(tmp_path):
+    cfg = ExperimentConfig(dataset="synthetic", dataset_options={"num_nodes": 200}, hidden=8, epochs=2, runs=1,
+                           quiet=True, device="cpu", optimizer="sgd")
+    (tmp_path / "best.yaml").write_text("variants: [stale, stale+ham]\n")  # an earlier sweep's selection
+    lines = []
+    doc = run_sweep(cfg, tmp_path, alphas=[10.0], betas=[1e-3], weight_decays=[0.0], lrs=[1e30], log=lines.append)
+    assert doc["variants"] == [] and doc["best_written"] is False and doc["next_command"] is None
+    assert not (tmp_path / "best.yaml").exists()
+    for arm in doc["arms"].values():
+        assert arm["selected"] is None and len(arm["skipped"]) == 1 and "of 1 runs" in arm["skipped"][0]
+    md = (tmp_path / "sweep.md").read_text()
+    assert "No best.yaml" in md and "every configuration diverged or was unstable" in md
+    assert any(line.startswith("no ") and "best.yaml written" in line for line in lines)

@@ -82,7 +82,10 @@ def test_register_dataset_refuses_bad_declarations():
                                          ("ogbg-mol-gin", "ogbg-molhiv-gin.yaml"),
                                          ("ogbn-arxiv-sage", "ogbn-arxiv-sage.yaml"),
                                          ("ogbn-products-sage", "ogbn-products-sage.yaml"),
-                                         ("ogbn-mag-sage", "ogbn-mag-sage.yaml")])
+                                         ("ogbn-mag-sage", "ogbn-mag-sage.yaml"),
+                                         ("ogbg-mol-gin-regression", "ogbg-mol-regression-gin.yaml"),
+                                         ("linkx-sage", "linkx-sage.yaml"), ("airports-sage", "airports-sage.yaml"),
+                                         ("webkb-sage", "webkb-sage.yaml")])
 def test_recipes_say_what_their_config_files_say(recipe, path):
     file = yaml.safe_load((CONFIGS / path).read_text())
     settings = {k: v for k, v in file.items() if k not in ("dataset", "description")}
