@@ -127,13 +127,13 @@ class TorchNeighborSampler(BaseSampler):
         self.is_remote = is_remote(data)
         remote = remote_meta(data) if self.is_remote else None
         self.is_hetero = remote.is_hetero if remote is not None else isinstance(data, HeteroData)
-        if remote is None and self.is_hetero and not data.edge_types:
+        if remote is None and self.is_hetero and not data.edge_types:  # type: ignore[union-attr]
             raise ConfigError("the HeteroData graph has no edge types: neighbour sampling needs at "
                               "least one edge_index")
         if remote is None and not self.is_hetero and getattr(data, "edge_index", None) is None:
             raise ConfigError("data.edge_index is missing: neighbour sampling needs an edge_index")
         edge_types = ([HOMO_EDGE_TYPE] if not self.is_hetero else list(remote.edge_types) if remote is not None
-                      else [tuple(et) for et in data.edge_types])
+                      else [tuple(et) for et in data.edge_types])  # type: ignore[union-attr]
         fanouts = (check_hetero_num_neighbors(num_neighbors, edge_types) if self.is_hetero
                    else {HOMO_EDGE_TYPE: check_num_neighbors(num_neighbors)})
         self.num_neighbors: Any = fanouts if self.is_hetero else fanouts[HOMO_EDGE_TYPE]
