@@ -9,6 +9,9 @@ on whatever device the graph lives on.
   yielding the same mini-batches (``n_id``, ``e_id``, ``input_id``, ``batch_size``,
   ``num_sampled_nodes``, ``num_sampled_edges``; seeds first), per type for
   ``HeteroData`` (``input_nodes=("paper", idx)``).
+* Both take a remote :obj:`(FeatureStore, GraphStore)` pair as PyG's
+  ``NeighborLoader`` does (:mod:`pyg_ham.sampling.stores`): the layout is the
+  graph store's CSC, the features are gathered from the feature store per batch.
 * :func:`neighbor_loader`: returns PyG's ``NeighborLoader`` when pyg-lib is
   installed and the graph is on the CPU, a :class:`TorchNeighborLoader` otherwise
   (``force="pyg_ham"`` / ``"pyg"`` overrides).

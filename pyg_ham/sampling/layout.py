@@ -15,6 +15,7 @@ from torch_geometric.typing import EdgeType, NodeType
 
 from pyg_ham.errors import ConfigError
 from pyg_ham.sampling.csc import _INT32_MAX, CSCGraph, cached, get_csc
+from pyg_ham.sampling.stores import RemoteGraph, is_remote
 
 # The node and edge type of a Data graph in its one-type layout.
 HOMO_NODE_TYPE: NodeType = "_"
@@ -68,14 +69,26 @@ def build_hetero_csc(data: Union[Data, HeteroData], device: torch.device) -> Het
     if missing:
         raise ConfigError(f"node type {missing[0]!r} has no num_nodes; set data[{missing[0]!r}].num_nodes")
     num_nodes: Dict[NodeType, int] = {t: int(data[t].num_nodes) for t in node_types}
-    node_offset = [0] + list(accumulate(num_nodes[t] for t in node_types))
-    index = {t: i for i, t in enumerate(node_types)}
     per_type: List[CSCGraph] = []
     for et in edge_types:
         edge_index = data[et].get("edge_index")
         if edge_index is None:
             raise ConfigError(f"edge type {et!r} has no edge_index: neighbour sampling needs one per edge type")
         per_type.append(get_csc(edge_index, num_nodes[et[2]], device, num_src_nodes=num_nodes[et[0]]))
+    return combine(list(node_types), edge_types, num_nodes, per_type, device)
+
+
+def combine(node_types: List[NodeType], edge_types: List[EdgeType], num_nodes: Dict[NodeType, int],
+            per_type: List[CSCGraph], device: torch.device) -> HeteroCSC:
+    r"""Concatenates the per-edge-type layouts :obj:`per_type` (edge type
+    :math:`(s, r, d)`: columns the nodes of :math:`d`, rows ids of :math:`s`)
+    into one :class:`HeteroCSC` on :obj:`device`; one node and one edge type
+    is that layout itself, moved (a memory-mapped one stays mapped on the CPU)."""
+    node_offset = [0] + list(accumulate(num_nodes[t] for t in node_types))
+    index = {t: i for i, t in enumerate(node_types)}
+    if len(node_types) == 1 and len(per_type) == 1:
+        return HeteroCSC(node_types, edge_types, num_nodes, per_type[0].to(device), node_offset, [0])
+    per_type = [c.to(device) for c in per_type]
     total_edges = sum(c.num_edges for c in per_type)
     dtype = torch.int32 if max(node_offset[-1], total_edges) < _INT32_MAX else torch.int64
     perm_dtype = torch.int32 if max([0] + [c.num_edges for c in per_type]) < _INT32_MAX else torch.int64
@@ -93,11 +106,25 @@ def build_hetero_csc(data: Union[Data, HeteroData], device: torch.device) -> Het
     empty = torch.empty(0, dtype=dtype, device=device)
     csc = CSCGraph(torch.cat(colptrs), torch.cat(rows) if rows else empty,
                    torch.cat(perms) if perms else empty.to(perm_dtype), num_cols)
-    return HeteroCSC(list(node_types), edge_types, num_nodes, csc, node_offset, col_offset)
+    return HeteroCSC(node_types, edge_types, num_nodes, csc, node_offset, col_offset)
+
+
+def build_remote_csc(remote: RemoteGraph, device: torch.device) -> HeteroCSC:
+    r"""The :class:`HeteroCSC` of a remote :obj:`(FeatureStore, GraphStore)`
+    pair read by :func:`~pyg_ham.sampling.stores.read_remote` (a homogeneous
+    pair: :obj:`HOMO_NODE_TYPE` and :obj:`HOMO_EDGE_TYPE`)."""
+    if not remote.is_hetero:
+        n = remote.num_nodes[None]
+        return combine([HOMO_NODE_TYPE], [HOMO_EDGE_TYPE], {HOMO_NODE_TYPE: n}, remote.csc, device)
+    return combine(list(remote.node_types), list(remote.edge_types), dict(remote.num_nodes),  # type: ignore[arg-type]
+                   remote.csc, device)
 
 
 def graph_device(data: Union[Data, HeteroData]) -> torch.device:
-    r"""The device of the graph's (first) :obj:`edge_index`, the CPU without one."""
+    r"""The device of the graph's (first) :obj:`edge_index`, the CPU without one
+    (and for a remote pair)."""
+    if is_remote(data):
+        return torch.device("cpu")
     if isinstance(data, HeteroData):
         edge_index = data[data.edge_types[0]].get("edge_index") if data.edge_types else None
     else:

@@ -2,11 +2,11 @@
 :func:`neighbor_loader` factory that picks PyG's or ours."""
 from __future__ import annotations
 
-from typing import Any, Callable, Dict, List, Literal, Optional, Union
+from typing import Any, Callable, Dict, List, Literal, Optional, Tuple, Union
 
 import torch
 import torch_geometric.typing
-from torch_geometric.data import Data, HeteroData
+from torch_geometric.data import Data, FeatureStore, GraphStore, HeteroData
 from torch_geometric.loader import NeighborLoader, NodeLoader
 from torch_geometric.sampler import BaseSampler
 from torch_geometric.sampler.base import SubgraphType
@@ -20,7 +20,7 @@ from pyg_ham.sampling.validate import (
     check_backend,
     check_batch_size,
     check_device,
-    check_in_memory,
+    check_graph,
     check_input_nodes,
     check_num_neighbors,
 )
@@ -65,7 +65,11 @@ class TorchNeighborLoader(NeighborLoader):
     :obj:`batch_size` on the input node type, as PyG's ``NeighborLoader``.
 
     Args:
-        data (torch_geometric.data.Data or HeteroData): The graph.
+        data (torch_geometric.data.Data or HeteroData or Tuple[FeatureStore, GraphStore]):
+            The graph, or a remote :obj:`(FeatureStore, GraphStore)` pair as
+            :class:`~torch_geometric.loader.NeighborLoader` takes it (see
+            :mod:`pyg_ham.sampling.stores`; :obj:`input_nodes` required,
+            node-level :obj:`time_attr` only, no :obj:`weight_attr`).
         num_neighbors (List[int] or Dict[Tuple[str, str, str], List[int]]):
             Fanout per hop (:obj:`-1`: all); for a
             :class:`~torch_geometric.data.HeteroData` graph also a dict with
@@ -115,7 +119,7 @@ class TorchNeighborLoader(NeighborLoader):
 
     def __init__(
         self,
-        data: Union[Data, HeteroData],
+        data: Union[Data, HeteroData, Tuple[FeatureStore, GraphStore]],
         num_neighbors: Union[List[int], Dict[Any, List[int]]],
         input_nodes: InputNodes = None,
         input_time: OptTensor = None,
@@ -138,7 +142,7 @@ class TorchNeighborLoader(NeighborLoader):
         with_edge_id: Optional[bool] = None,
         **kwargs: Any,
     ):
-        check_in_memory(data)
+        check_graph(data)
         if input_time is not None and time_attr is None:
             raise ConfigError("input_time is set but time_attr is not: temporal sampling needs "
                               "time_attr, the name of the node- or edge-level time attribute")
@@ -235,7 +239,7 @@ def neighbor_loader(
         **loader_kwargs (optional): Passed on to the loader, *e.g.*
             :obj:`num_workers`, :obj:`drop_last`, :obj:`transform`.
     """
-    if not isinstance(data, HeteroData):  # per-edge-type fanouts are checked by the hetero sampler
+    if isinstance(data, Data):  # per-edge-type fanouts are checked by the sampler
         check_num_neighbors(num_neighbors)
     check_batch_size(batch_size)
     backend = choose_backend(data, device, force)
@@ -251,8 +255,7 @@ def neighbor_loader(
     if device is not None and device.type != "cpu":
         raise ConfigError(f"device={str(device)!r} needs force='pyg_ham' or 'auto' "
                           f"(PyG's NeighborLoader samples on the CPU)")
-    if isinstance(data, (Data, HeteroData)):  # PyG's loader also takes remote stores
-        check_input_nodes(data, input_nodes)
+    check_input_nodes(data, input_nodes)
     if loader_kwargs.get("generator") is None and (seed is not None or generator is not None):
         # PyG's sampler draws from torch's global generator; the shuffle is derived from ours
         loader_kwargs["generator"] = _shuffle_generator(seed, generator)

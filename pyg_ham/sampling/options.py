@@ -11,7 +11,7 @@ from torch import Tensor
 
 from pyg_ham.errors import ConfigError
 from pyg_ham.sampling.csc import CSCGraph
-from pyg_ham.sampling.validate import check_in_memory
+from pyg_ham.sampling.validate import check_graph
 
 SUBGRAPH_TYPES = ("directional", "bidirectional", "induced")
 TEMPORAL_STRATEGIES = ("uniform", "last")
@@ -31,7 +31,7 @@ def check_sampler_options(
     returns :obj:`(subgraph_type, disjoint)` as the sampler runs them:
     :obj:`directed=False` means :obj:`subgraph_type="induced"` (with PyG's
     deprecation warning) and temporal sampling is always disjoint."""
-    check_in_memory(data)
+    check_graph(data)
     subgraph_type = getattr(subgraph_type, "value", subgraph_type)  # SubgraphType.induced -> "induced"
     if subgraph_type not in SUBGRAPH_TYPES:
         raise ConfigError(f"subgraph_type must be one of {', '.join(SUBGRAPH_TYPES)}, got {subgraph_type!r}")

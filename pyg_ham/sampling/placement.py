@@ -20,7 +20,7 @@ from typing import Any, Callable, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor
-from torch_geometric.data import HeteroData
+from torch_geometric.data import Data, HeteroData
 
 LOCAL, PINNED, COPY = "local", "pinned", "copy"
 
@@ -82,7 +82,11 @@ def stored_tensors(data: Any) -> Dict[Tuple[Any, str], torch.device]:
     r"""The devices of the node- and edge-level tensors of a
     :class:`~torch_geometric.data.Data` / :class:`~torch_geometric.data.HeteroData`
     graph (not :obj:`edge_index`), keyed by :obj:`(store key, attribute)`;
-    the store key is :obj:`None` for a :class:`~torch_geometric.data.Data` graph."""
+    the store key is :obj:`None` for a :class:`~torch_geometric.data.Data` graph
+    (none for a :obj:`(FeatureStore, GraphStore)` pair, whose store returns its
+    tensors where it keeps them)."""
+    if not isinstance(data, (Data, HeteroData)):  # a (FeatureStore, GraphStore) pair gathers on its own
+        return {}
     stores = (list(data.node_items()) + list(data.edge_items()) if isinstance(data, HeteroData)
               else [(None, data)])
     out = {}

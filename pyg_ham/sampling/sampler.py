@@ -10,7 +10,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 import torch
 from torch import Tensor
-from torch_geometric.data import Data, HeteroData
+from torch_geometric.data import Data, FeatureStore, GraphStore, HeteroData
 from torch_geometric.sampler import (
     BaseSampler,
     EdgeSamplerInput,
@@ -23,7 +23,7 @@ from torch_geometric.typing import EdgeType, NodeType
 
 from pyg_ham.errors import ConfigError
 from pyg_ham.sampling.kernels import sample_rows
-from pyg_ham.sampling.layout import HOMO_EDGE_TYPE, get_hetero_csc, graph_device
+from pyg_ham.sampling.layout import HOMO_EDGE_TYPE, build_remote_csc, get_hetero_csc, graph_device
 from pyg_ham.sampling.options import (
     KeyMap,
     TemporalIndex,
@@ -32,6 +32,7 @@ from pyg_ham.sampling.options import (
     first_occurrence_unique,
     sort_columns,
 )
+from pyg_ham.sampling.stores import NoEdgeAttrs, RemoteNodeStore, is_remote, read_remote, remote_meta
 from pyg_ham.sampling.validate import (
     check_device,
     check_hetero_num_neighbors,
@@ -79,7 +80,10 @@ class TorchNeighborSampler(BaseSampler):
     over all nodes, reset after every batch.
 
     Args:
-        data (torch_geometric.data.Data or HeteroData): The graph.
+        data (torch_geometric.data.Data or HeteroData or Tuple[FeatureStore, GraphStore]):
+            The graph or a remote pair (its layout is the graph store's
+            :meth:`~torch_geometric.data.GraphStore.csc`, used as it is for one
+            edge type: a memory-mapped CSC stays on disk).
         num_neighbors (List[int] or Dict[Tuple[str, str, str], List[int]]):
             Fanout per hop, for all edge types or (:obj:`HeteroData`) per edge
             type; :obj:`-1` takes all in-neighbours and :obj:`0` none.
@@ -99,7 +103,7 @@ class TorchNeighborSampler(BaseSampler):
 
     def __init__(
         self,
-        data: Union[Data, HeteroData],
+        data: Union[Data, HeteroData, Tuple[FeatureStore, GraphStore]],
         num_neighbors: Union[List[int], Dict[EdgeType, List[int]]],
         subgraph_type: Union[str, Any] = "directional",
         replace: bool = False,
@@ -119,16 +123,17 @@ class TorchNeighborSampler(BaseSampler):
     ):
         self.subgraph_type, self.disjoint = check_sampler_options(
             data, subgraph_type, disjoint, temporal_strategy, time_attr, weight_attr, directed, sample_direction)
-        if not isinstance(data, (Data, HeteroData)):
-            raise ConfigError(f"data must be a torch_geometric.data.Data or HeteroData graph; "
-                              f"{type(data).__name__} is not supported")
-        self.is_hetero = isinstance(data, HeteroData)
-        if self.is_hetero and not data.edge_types:
+        # A remote (FeatureStore, GraphStore) pair: its types and sizes (its layout is read below).
+        self.is_remote = is_remote(data)
+        remote = remote_meta(data) if self.is_remote else None
+        self.is_hetero = remote.is_hetero if remote is not None else isinstance(data, HeteroData)
+        if remote is None and self.is_hetero and not data.edge_types:  # type: ignore[union-attr]
             raise ConfigError("the HeteroData graph has no edge types: neighbour sampling needs at "
                               "least one edge_index")
-        if not self.is_hetero and getattr(data, "edge_index", None) is None:
+        if remote is None and not self.is_hetero and getattr(data, "edge_index", None) is None:
             raise ConfigError("data.edge_index is missing: neighbour sampling needs an edge_index")
-        edge_types = [tuple(et) for et in data.edge_types] if self.is_hetero else [HOMO_EDGE_TYPE]
+        edge_types = ([HOMO_EDGE_TYPE] if not self.is_hetero else list(remote.edge_types) if remote is not None
+                      else [tuple(et) for et in data.edge_types])  # type: ignore[union-attr]
         fanouts = (check_hetero_num_neighbors(num_neighbors, edge_types) if self.is_hetero
                    else {HOMO_EDGE_TYPE: check_num_neighbors(num_neighbors)})
         self.num_neighbors: Any = fanouts if self.is_hetero else fanouts[HOMO_EDGE_TYPE]
@@ -145,9 +150,10 @@ class TorchNeighborSampler(BaseSampler):
             generator = torch.Generator(device=self.device).manual_seed(int(seed))
         self.generator = generator
         self.with_edge_id = True if with_edge_id is None else bool(with_edge_id)  # PyG's loader always has e_id
-        # The graph enters in two places: its layout (get_hetero_csc) and, in _setup_options, the
-        # stores holding time_attr / weight_attr (where a GraphStore / FeatureStore would plug in).
-        self.graph = get_hetero_csc(data, self.device)
+        # The graph enters in two places: its layout (get_hetero_csc, or the GraphStore's CSC) and,
+        # in _setup_options, the stores holding time_attr / weight_attr (or the FeatureStore).
+        self.graph = (build_remote_csc(read_remote(data), self.device) if self.is_remote
+                      else get_hetero_csc(data, self.device))
         self.node_types, self.edge_types = self.graph.node_types, self.graph.edge_types
         self.num_nodes: Any = dict(self.graph.num_nodes) if self.is_hetero else self.graph.total_nodes
         self._setup_options(data, time_attr, weight_attr)
@@ -179,8 +185,14 @@ class TorchNeighborSampler(BaseSampler):
         self.edge_time: Optional[Tensor] = None  # per position
         self.temporal: Optional[TemporalIndex] = None
         self.time_attr, self.weight_attr = time_attr, weight_attr
-        node_stores = [data[t] for t in self.node_types] if self.is_hetero else [data]
-        edge_stores = [data[et] for et in self.edge_types] if self.is_hetero else [data]
+        node_stores: List[Any]
+        edge_stores: List[Any]
+        if self.is_remote:
+            node_stores = [RemoteNodeStore(data[0], t if self.is_hetero else None) for t in self.node_types]
+            edge_stores = [NoEdgeAttrs() for _ in self.edge_types]
+        else:
+            node_stores = [data[t] for t in self.node_types] if self.is_hetero else [data]
+            edge_stores = [data[et] for et in self.edge_types] if self.is_hetero else [data]
         order = None
         if time_attr is not None:
             on_nodes, on_edges = self._time_level(data, time_attr, node_stores, edge_stores)
@@ -202,6 +214,9 @@ class TorchNeighborSampler(BaseSampler):
             self.temporal = TemporalIndex(self.csc, pos_time.index_select(0, order))
         self.weight: Optional[Tensor] = None
         if weight_attr is not None:
+            if self.is_remote:
+                raise ConfigError("weight_attr is not supported for a (FeatureStore, GraphStore) pair (nor by "
+                                  "PyG's sampler); pass a Data or HeteroData graph for weighted sampling")
             if not any(weight_attr in store for store in edge_stores):
                 raise ConfigError(f"weight_attr={weight_attr!r} is not an attribute of any edge type; set "
                                   f"data{'[edge_type]' if self.is_hetero else ''}.{weight_attr} (one weight per edge)")
@@ -211,6 +226,12 @@ class TorchNeighborSampler(BaseSampler):
     def _time_level(self, data: Union[Data, HeteroData], attr: str, node_stores: List[Any],
                     edge_stores: List[Any]) -> Tuple[List[int], List[int]]:
         # The node types and the edge types (indices) that hold the time attribute.
+        if self.is_remote:  # node-level times from the feature store only
+            on_nodes = [i for i, store in enumerate(node_stores) if attr in store]
+            if not on_nodes:
+                raise ConfigError(f"time_attr={attr!r} is not a node attribute of the feature store; put one "
+                                  f"time per node (edge-level time needs a Data or HeteroData graph)")
+            return on_nodes, []
         if not self.is_hetero:  # one store, node- and edge-level
             value, n, m = data.get(attr), self.graph.total_nodes, self.graph.csc.num_edges
             if not isinstance(value, Tensor) or value.dim() != 1 or value.numel() not in (n, m):

@@ -1,7 +1,7 @@
 """Checks of user-facing sampling arguments; bad values raise :class:`ConfigError`."""
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Sequence, Union
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -9,6 +9,7 @@ from torch_geometric.data import Data, HeteroData
 from torch_geometric.typing import EdgeType, EdgeTypeStr
 
 from pyg_ham.errors import ConfigError
+from pyg_ham.sampling.stores import check_remote, is_remote, remote_meta
 
 BACKENDS = ("auto", "pyg_ham", "pyg")
 
@@ -101,22 +102,29 @@ def check_hetero_num_neighbors(
     return {et: out[et] for et in edge_types}
 
 
-def check_in_memory(data: Any) -> None:
-    r"""Refuses remote :obj:`(FeatureStore, GraphStore)` backends."""
-    if isinstance(data, (tuple, list)):
-        raise ConfigError("remote (FeatureStore, GraphStore) backends are not supported by the pyg_ham "
-                          "sampler; pass a Data or HeteroData graph (or use PyG's NeighborLoader with pyg-lib)")
+def check_graph(data: Any) -> None:
+    r"""Raises a :class:`ConfigError` unless :obj:`data` is a
+    :class:`~torch_geometric.data.Data` / :class:`~torch_geometric.data.HeteroData`
+    graph or a :obj:`(FeatureStore, GraphStore)` pair."""
+    check_remote(data)
+    if not isinstance(data, (Data, HeteroData)) and not is_remote(data):
+        raise ConfigError(f"data must be a torch_geometric.data.Data or HeteroData graph or a "
+                          f"(FeatureStore, GraphStore) pair; {type(data).__name__} is not supported")
 
 
-def check_input_nodes(data: Union[Data, HeteroData], input_nodes: Any) -> None:
+def check_input_nodes(data: Any, input_nodes: Any) -> None:
     r"""Raises a :class:`ConfigError` unless :obj:`input_nodes` fits
     :obj:`data`: :obj:`None`, node indices or a boolean mask; for a
     :class:`~torch_geometric.data.HeteroData` graph a node type or a
     :obj:`(node_type, indices or mask or None)` pair. Indices are range-checked
     here, once, on any device (one host sync when the loader is built), so that
     no batch needs a check: a bad seed on a GPU would be a device-side assert."""
-    nodes, of, num = input_nodes, "", int(data.num_nodes)
-    if isinstance(data, HeteroData):
+    hetero, node_types, counts = _node_counts(data)
+    nodes, of, num = input_nodes, "", counts[None] if not hetero else 0
+    if nodes is None and is_remote(data):
+        raise ConfigError("input_nodes is required with a (FeatureStore, GraphStore) pair (as in PyG): "
+                          "pass node indices" + (", or a (node_type, indices) pair" if hetero else ""))
+    if hetero:
         if isinstance(input_nodes, str):
             input_nodes = (input_nodes, None)
         if not (isinstance(input_nodes, (tuple, list)) and len(input_nodes) == 2 and isinstance(input_nodes[0], str)):
@@ -124,10 +132,10 @@ def check_input_nodes(data: Union[Data, HeteroData], input_nodes: Any) -> None:
                               f"(node_type, index or mask) pair such as ('paper', train_idx) "
                               f"(got {type(input_nodes).__name__})")
         node_type, nodes = input_nodes
-        if node_type not in data.node_types:
+        if node_type not in node_types:
             raise ConfigError(f"input_nodes names the node type {node_type!r}, which is not in the graph; "
-                              f"its node types are {data.node_types}")
-        of, num = f" of {node_type!r}", int(data[node_type].num_nodes)
+                              f"its node types are {node_types}")
+        of, num = f" of {node_type!r}", counts[node_type]
     if nodes is None:
         return
     if not isinstance(nodes, (Tensor, list, tuple, range)):
@@ -141,6 +149,16 @@ def check_input_nodes(data: Union[Data, HeteroData], input_nodes: Any) -> None:
     if nodes.is_floating_point() or nodes.is_complex():
         raise ConfigError(f"input_nodes must hold integer node indices or be a boolean mask, got {nodes.dtype}")
     check_seed_range(nodes, num, of)
+
+
+def _node_counts(data: Any) -> Tuple[bool, List[Any], Dict[Any, int]]:
+    # (is heterogeneous, node types, nodes per type; None for a homogeneous graph)
+    if is_remote(data):
+        meta = remote_meta(data)
+        return meta.is_hetero, list(meta.node_types), dict(meta.num_nodes)
+    if isinstance(data, HeteroData):
+        return True, list(data.node_types), {t: int(data[t].num_nodes or 0) for t in data.node_types}
+    return False, [None], {None: int(data.num_nodes)}
 
 
 def check_seed_range(nodes: Tensor, num: int, of: str = "") -> None:

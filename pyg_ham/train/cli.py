@@ -79,8 +79,13 @@ def experiment_options(func: Callable) -> Callable:
         click.option("--batch-size", type=int, help="Mini-batch size (node: seed nodes, enables sampling)."),
         click.option("--fanout", callback=comma_separated(int, "15,10,5"),
                      help="Neighbours per layer, e.g. 15,10,5 (-1 = all); needs --batch-size."),
-        click.option("--eval-mode", help="full or layerwise evaluation (node tasks); sampled (heterogeneous, "
-                                         "with the training fanout)."),
+        click.option("--eval-mode", help="full or layerwise evaluation (node tasks); sampled (mini-batch: the "
+                                         "scored nodes only, with the training fanout or --eval-fanout)."),
+        click.option("--eval-fanout", callback=comma_separated(int, "-1,-1"),
+                     help="Neighbours per layer in sampled evaluation (default: --fanout; -1 = all)."),
+        click.option("--on-disk/--in-memory", default=None,
+                     help="Node datasets: train from the on-disk layout (memory-mapped CSC and features, built "
+                          "once under the dataset root); ogbn-papers100M always does."),
         click.option("--eval-every", type=int, help="Evaluate every N epochs."),
         click.option("--patience", type=int, help="Early stopping after N evaluations without gain."),
         click.option("--device", help="auto, cpu, cuda, cuda:N."),

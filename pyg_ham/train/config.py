@@ -27,13 +27,13 @@ def no_clamp_as_none(max_exponent: Any) -> Any:
 #: The fields of :class:`ExperimentConfig` by section, as GraphGym groups them. The config, its YAML
 #: files and result JSONs stay flat (every config and result written so far loads unchanged).
 SECTIONS: Dict[str, tuple] = {
-    "data": ("dataset", "root", "dataset_options", "recipe"),
+    "data": ("dataset", "root", "dataset_options", "recipe", "on_disk"),
     "model": ("model", "hidden", "layers", "dropout", "norm", "jk", "heads", "pool", "virtual_node"),
     "optim": ("optimizer", "lr", "weight_decay", "momentum", "scheduler", "sam", "rho", "adaptive"),
     "ham": ("ham", "alpha", "beta", "max_exponent", "ham_embeddings"),
     "train": ("epochs", "runs", "seed", "eval_mode", "eval_every", "eval_train", "patience", "device",
               "protocol", "folds", "repeats", "sparsity", "sparsifier", "sync_bn", "jobs", "devices"),
-    "sampling": ("batch_size", "fanout"),
+    "sampling": ("batch_size", "fanout", "eval_fanout"),
     "output": ("out", "checkpoint_dir", "resume", "overwrite", "quiet"),
 }
 
@@ -51,6 +51,9 @@ class ExperimentConfig:
     dataset: str = "synthetic"
     root: Optional[str] = None
     dataset_options: Dict[str, Any] = field(default_factory=dict)
+    #: node datasets: train from the dataset's on-disk layout (memory-mapped CSC and features,
+    #: pyg_ham.datasets.ondisk) instead of the graph in memory; ogbn-papers100M always does
+    on_disk: bool = False
     # model
     model: Optional[str] = None
     hidden: int = 64
@@ -83,6 +86,7 @@ class ExperimentConfig:
     seed: int = 0
     batch_size: Optional[int] = None
     fanout: Optional[List[int]] = None
+    eval_fanout: Optional[List[int]] = None
     eval_mode: str = "full"
     eval_every: int = 1
     eval_train: bool = True
@@ -222,6 +226,18 @@ class ExperimentConfig:
         if self.fanout is not None and self.batch_size is None:
             raise ConfigError("fanout has no effect in full-batch training (every neighbour is used); "
                               "set batch_size (--batch-size) to sample mini-batches, or drop fanout")
+        if self.eval_fanout is not None:
+            if not all(isinstance(k, int) and (k > 0 or k == -1) for k in self.eval_fanout):
+                raise ConfigError(f"eval_fanout must be positive integers or -1 (all neighbours), "
+                                  f"got {self.eval_fanout}")
+            if len(self.eval_fanout) != self.layers:
+                raise ConfigError(f"eval_fanout has {len(self.eval_fanout)} hops but the model has {self.layers} "
+                                  f"layers; give one per layer (e.g. --eval-fanout {','.join(['-1'] * self.layers)})")
+            if self.eval_mode != "sampled":
+                raise ConfigError("eval_fanout is the fanout of sampled evaluation; set eval_mode sampled "
+                                  "(--eval-mode sampled) or drop eval_fanout")
+        if not isinstance(self.on_disk, bool):
+            raise ConfigError(f"on_disk must be true or false, got {self.on_disk!r}")
         if self.eval_mode == "sampled" and self.batch_size is None:
             raise ConfigError("eval_mode 'sampled' evaluates mini-batches with the training fanout; "
                               "set batch_size (--batch-size) and fanout, or use eval_mode full")

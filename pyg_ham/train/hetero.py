@@ -14,8 +14,9 @@ Evaluation scores the target type (papers) with the dataset's evaluator (OGB's f
 * ``eval_mode="full"`` (default): one forward over the whole graph, every neighbour of
   every node (exact; what the OGB leaderboard reports);
 * ``eval_mode="sampled"`` (mini-batch only): the evaluated papers in batches of
-  ``cfg.batch_size``, neighbours sampled with the training fanout ``cfg.fanout`` on every
-  edge type, from a generator re-seeded at every evaluation (the same samples each epoch).
+  ``cfg.batch_size``, neighbours sampled with ``cfg.eval_fanout`` (default: the training
+  fanout ``cfg.fanout``) on every edge type, from a generator re-seeded at every evaluation
+  (the same samples each epoch).
 
 Each run's record says which (``"evaluation"``), and holds ``ham_embeddings``,
 ``embedded_nodes`` (rows over all tables) and ``embedding_bytes`` (the tables alone; the
@@ -33,13 +34,13 @@ from torch import Tensor
 from pyg_ham.datasets.hetero import HeteroNodeTask
 from pyg_ham.errors import ConfigError
 from pyg_ham.train.config import ExperimentConfig
-from pyg_ham.train.node import FullBatchNodeTask
+from pyg_ham.train.node import EVAL_SEED_OFFSET, FullBatchNodeTask
 from pyg_ham.train.task import GeneratorState, RunSpec, TrainingTask, register_task_kind
 
 __all__ = ["build_hetero_model_for", "FullBatchHeteroNodeTask", "MiniBatchHeteroNodeTask"]
 
 #: Offset of the evaluation sampler's seed from the run's seed (its own stream).
-_EVAL_SEED_OFFSET = 7919
+_EVAL_SEED_OFFSET = EVAL_SEED_OFFSET
 
 
 def build_hetero_model_for(task: HeteroNodeTask, cfg: ExperimentConfig) -> torch.nn.Module:
@@ -130,9 +131,13 @@ class MiniBatchHeteroNodeTask(FullBatchHeteroNodeTask):
         return list(self.cfg.fanout) if self.cfg.fanout is not None else [10] * self.cfg.layers
 
     @property
+    def eval_fanout(self) -> List[int]:
+        return list(self.cfg.eval_fanout) if self.cfg.eval_fanout is not None else self.fanout
+
+    @property
     def evaluation(self) -> str:
         if self.cfg.eval_mode == "sampled":
-            return (f"sampled: fanout {','.join(map(str, self.fanout))} on every edge type, "
+            return (f"sampled: fanout {','.join(map(str, self.eval_fanout))} on every edge type, "
                     f"{self.cfg.batch_size} {self.target} nodes per batch")
         return super().evaluation
 
@@ -156,7 +161,8 @@ class MiniBatchHeteroNodeTask(FullBatchHeteroNodeTask):
         splits = self.eval_splits
         idx = torch.cat([self.split[k] for k in splits])
         gen = torch.Generator(device=self.device).manual_seed(self.seed + _EVAL_SEED_OFFSET)
-        loader = neighbor_loader(self.data, self.fanout, batch_size=self.cfg.batch_size, input_nodes=(self.target, idx),
+        loader = neighbor_loader(self.data, self.eval_fanout, batch_size=self.cfg.batch_size,
+                                 input_nodes=(self.target, idx),
                                  generator=gen, force="pyg_ham")
         out = torch.cat([model.forward_batch(b.to(self.device))[:b[self.target].batch_size] for b in loader])
         pieces = out.split([self.split[k].numel() for k in splits])

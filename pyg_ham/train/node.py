@@ -15,6 +15,10 @@ from pyg_ham.train.task import GeneratorState, RunSpec, TrainingTask, register_t
 
 __all__ = ["build_model_for", "FullBatchNodeTask", "MiniBatchNodeTask"]
 
+#: Offset of the sampled evaluation's seed from the run's seed (its own stream, the same at every
+#: evaluation).
+EVAL_SEED_OFFSET = 7919
+
 
 def build_model_for(task: NodeTask, cfg: ExperimentConfig) -> torch.nn.Module:
     """The node model named by ``cfg.model`` (default ``gcn``) with the config's sizes."""
@@ -31,7 +35,8 @@ def build_model_for(task: NodeTask, cfg: ExperimentConfig) -> torch.nn.Module:
 class FullBatchNodeTask(TrainingTask):
     r"""One run on the whole graph: split ``run % num_splits``, one step per epoch on every
     training node. Evaluation is full-batch, or layer-wise (``eval_mode="layerwise"``, PyG's
-    ``BasicGNN.inference`` over all neighbours) for graphs whose activations do not fit.
+    ``BasicGNN.inference`` over all neighbours) for graphs whose activations do not fit;
+    mini-batch runs may also evaluate ``"sampled"`` (see :class:`MiniBatchNodeTask`).
     :meth:`create` picks :class:`MiniBatchNodeTask` when ``cfg.batch_size`` is set."""
 
     default_model = "gcn"
@@ -41,9 +46,6 @@ class FullBatchNodeTask(TrainingTask):
                **options: Any) -> TrainingTask:
         from pyg_ham.train import distributed
 
-        if cfg.eval_mode == "sampled":
-            raise ConfigError(f"{task.name}: eval_mode 'sampled' is for heterogeneous graphs (ogbn-mag); "
-                              f"use eval_mode full or layerwise")
         if cfg.eval_mode == "layerwise" and cfg.jk not in (None, "last"):
             raise ConfigError(f"eval_mode 'layerwise' runs PyG's layer-by-layer inference, which has no jumping "
                               f"knowledge {cfg.jk!r}; use eval_mode full, or --jk last")
@@ -79,14 +81,28 @@ class FullBatchNodeTask(TrainingTask):
             out = model(self.data.x, self.data.edge_index)
         return {k: (out, self.split[k]) for k in self.eval_splits}
 
+    @property
+    def evaluation(self) -> str:
+        r"""How :meth:`predict` evaluates (recorded in the run's record)."""
+        if self.cfg.eval_mode == "layerwise":
+            return "layerwise: every neighbour, layer by layer over all nodes"
+        return "full neighbourhood (whole graph)"
+
     def record(self) -> Dict[str, Any]:
-        return {"run": self.run, "split": self.run % self.task.num_splits}
+        return {"run": self.run, "split": self.run % self.task.num_splits, "evaluation": self.evaluation}
 
 
 class MiniBatchNodeTask(FullBatchNodeTask):
     r"""Mini-batches of ``cfg.batch_size`` shuffled training nodes with neighbour sampling
     (``cfg.fanout`` per layer, default 10) through :func:`pyg_ham.sampling.neighbor_loader`.
     Both random streams of an epoch (the shuffle and the sampled neighbours) are checkpointed.
+
+    ``eval_mode="sampled"`` scores only the evaluated nodes (the nodes of the splits in
+    :attr:`eval_splits`), in batches of ``cfg.batch_size`` with ``cfg.eval_fanout`` neighbours
+    per layer (default: the training fanout; :obj:`-1` everywhere gives every seed its whole
+    receptive field, the full evaluation), from a generator re-seeded at every evaluation (the
+    same samples each time): no activation of an unscored node is kept, which is what lets
+    ogbn-papers100M (1.4% of its nodes labelled) be evaluated at all.
 
     In :math:`R` processes (``torchrun``) ``cfg.batch_size`` stays the global batch: every rank
     draws the same epoch permutation of the training nodes (seeded by the run's seed and the
@@ -127,13 +143,15 @@ class MiniBatchNodeTask(FullBatchNodeTask):
         self.epochs_started.next()
         return self.loader
 
+    def _forward(self, model: torch.nn.Module, batch: Any) -> Tensor:
+        if self.cfg.jk in (None, "last"):  # trim each layer to the hops it still reaches
+            return model(batch.x, batch.edge_index, num_sampled_nodes_per_hop=batch.num_sampled_nodes,
+                         num_sampled_edges_per_hop=batch.num_sampled_edges)
+        return model(batch.x, batch.edge_index)  # PyG's trimming keeps no per-layer output for JK
+
     def batch_loss(self, model: torch.nn.Module, batch: Any) -> Tuple[Tensor, int]:
         batch = batch.to(self.device)
-        if self.cfg.jk in (None, "last"):  # trim each layer to the hops it still reaches
-            out = model(batch.x, batch.edge_index, num_sampled_nodes_per_hop=batch.num_sampled_nodes,
-                        num_sampled_edges_per_hop=batch.num_sampled_edges)
-        else:  # PyG's trimming keeps no per-layer output for jumping knowledge to combine
-            out = model(batch.x, batch.edge_index)
+        out = self._forward(model, batch)
         seeds = batch.n_id[:batch.batch_size]
         return self.task.loss(out[:batch.batch_size], seeds), seeds.numel()
 
@@ -148,6 +166,8 @@ class MiniBatchNodeTask(FullBatchNodeTask):
         engine broadcasts its scores."""
         from pyg_ham.train import distributed
 
+        if self.cfg.eval_mode == "sampled":
+            return self._sampled_predict(model) if distributed.is_main() else {}
         layerwise = self.cfg.eval_mode == "layerwise" and hasattr(model, "inference_per_layer")
         if distributed.world_size() > 1 and layerwise:
             out = self._split_layerwise_inference(model)
@@ -155,6 +175,30 @@ class MiniBatchNodeTask(FullBatchNodeTask):
         if not distributed.is_main():
             return {}
         return super().predict(model)
+
+    @property
+    def eval_fanout(self) -> List[int]:
+        return list(self.cfg.eval_fanout) if self.cfg.eval_fanout is not None else self.fanout
+
+    @property
+    def evaluation(self) -> str:
+        if self.cfg.eval_mode == "sampled":
+            return (f"sampled: fanout {','.join(map(str, self.eval_fanout))}, "
+                    f"{self.cfg.batch_size} scored nodes per batch")
+        return super().evaluation
+
+    def _sampled_predict(self, model: torch.nn.Module) -> Dict[str, Tuple[Tensor, Any]]:
+        # The scored nodes only, split after split, each batch's seeds' outputs in seed order.
+        from pyg_ham.sampling import neighbor_loader
+
+        splits = self.eval_splits
+        idx = torch.cat([self.split[k] for k in splits])
+        gen = torch.Generator(device=self.generator.device).manual_seed(self.seed + EVAL_SEED_OFFSET)
+        loader = neighbor_loader(self.data, self.eval_fanout, batch_size=self.cfg.batch_size, input_nodes=idx,
+                                 generator=gen, force="pyg_ham")
+        out = torch.cat([self._forward(model, batch.to(self.device))[:batch.batch_size] for batch in loader])
+        pieces = out.split([self.split[k].numel() for k in splits])
+        return {k: (pred, self.split[k]) for k, pred in zip(splits, pieces)}
 
     def _split_layerwise_inference(self, model: Any) -> Tensor:
         from pyg_ham.sampling import neighbor_loader

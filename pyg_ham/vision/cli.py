@@ -12,7 +12,7 @@ __all__ = ["vision"]
 
 #: Flags of the shared option set that only graph models read.
 GRAPH_ONLY_FLAGS = ("heads", "pool", "jk", "fanout", "virtual_node", "eval_mode", "protocol", "folds", "repeats",
-                    "ham_embeddings")
+                    "ham_embeddings", "eval_fanout", "on_disk")
 
 
 @click.command()

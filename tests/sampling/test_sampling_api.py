@@ -119,13 +119,13 @@ def test_unusable_options_raise_one_line(kwargs, match):
     assert next(iter(neighbor_loader(data, [2], batch_size=4, force="pyg_ham", **defaults))).batch_size == 4
 
 
-def test_remote_stores_are_refused_with_one_line():
+def test_a_pair_that_is_not_feature_and_graph_store_is_refused_with_one_line():
     data = random_graph(30, 60, seed=0)
-    for build in (lambda: TorchNeighborLoader((data, data), [2], batch_size=4),
-                  lambda: TorchNeighborSampler((data, data), [2])):
-        with pytest.raises(ConfigError, match="FeatureStore, GraphStore") as info:
-            build()
-        assert "\n" not in str(info.value)
+    for pair in ((data,), (data.edge_index, data.x), (data, data, data)):
+        for build in (TorchNeighborLoader, TorchNeighborSampler):
+            with pytest.raises(ConfigError, match="FeatureStore, GraphStore") as info:
+                build(pair, [2], **(dict(batch_size=4) if build is TorchNeighborLoader else {}))
+            assert "\n" not in str(info.value)
 
 
 def test_loader_is_built_through_pygs_public_neighbor_loader(monkeypatch):

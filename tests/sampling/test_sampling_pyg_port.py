@@ -3,10 +3,11 @@ pyg-team/pytorch_geometric, unchanged from 2.8.0 to the master read for issue 27
 :class:`~pyg_ham.sampling.TorchNeighborLoader` without pyg-lib or torch-sparse.
 
 Left out, as the issue allows: the two pyg-lib / torch-sparse kernel equality cases (they call those
-kernels directly) and the torch_frame case. The three remote-store cases (``MyFeatureStore`` /
-``MyGraphStore``) are kept as strict xfails: our loader refuses remote backends with a one-line
-``ConfigError`` until the graph-store issue lands; they will then start passing and must be
-un-marked. Differences from PyG's file: the loader's ``str`` is its class name, and the cases PyG
+kernels directly) and the torch_frame case. The remote-store cases (``MyFeatureStore`` /
+``MyGraphStore``: ``test_custom_[hetero_]neighbor_loader[_duplicate]``,
+``test_temporal_custom_neighbor_loader_on_karate``) run on the loader's
+``(FeatureStore, GraphStore)`` path (issue 31), compared batch by batch with the in-memory graph.
+Differences from PyG's file: the loader's ``str`` is its class name, and the cases PyG
 skips without pyg-lib / torch-sparse (``int32`` indices, ``induced``) run here.
 """
 import numpy as np
@@ -168,29 +169,119 @@ def test_temporal_hetero_karate_never_samples_the_future():
         assert bool((batch["v"].time[0] >= batch["v"].time[1:]).all())
 
 
-def _remote_homo():
+def _coo_csr_csc(edge_index, size):
+    """The three layouts of one edge index, as PyG's custom-store test puts them."""
+    n_src, n_dst = size
+    order = torch.argsort(edge_index[0] * n_dst + edge_index[1])
+    r, c = edge_index[:, order]
+    csr = (torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(r, minlength=n_src).cumsum(0)]), c)
+    order = torch.argsort(edge_index[1] * n_src + edge_index[0])
+    r, c = edge_index[:, order]
+    csc = (r, torch.cat([torch.zeros(1, dtype=torch.long), torch.bincount(c, minlength=n_dst).cumsum(0)]))
+    return csr, csc
+
+
+def _same_batches(loader1, loader2, types):
+    """Full neighbourhoods (fanout -1): the same nodes and edges per batch, whatever their order."""
+    assert len(loader1) == len(loader2)
+    for b1, b2 in zip(loader1, loader2):
+        for t in types["nodes"]:
+            s1, s2 = (b1 if t is None else b1[t]), (b2 if t is None else b2[t])
+            assert s1.batch_size == s2.batch_size if t == types["input"] else True
+            assert torch.equal(s1.x.sort()[0], s2.x.sort()[0])
+            assert torch.equal(s2.x, types["x"][t][s2.n_id])  # features gathered from the feature store
+        for et in types["edges"]:
+            e1, e2 = (b1 if et is None else b1[et]), (b2 if et is None else b2[et])
+            src, dst = (None, None) if et is None else (et[0], et[2])
+            n1s, n1d = (b1.n_id, b1.n_id) if et is None else (b1[src].n_id, b1[dst].n_id)
+            n2s, n2d = (b2.n_id, b2.n_id) if et is None else (b2[src].n_id, b2[dst].n_id)
+            g1 = set(zip(n1s[e1.edge_index[0]].tolist(), n1d[e1.edge_index[1]].tolist()))
+            g2 = set(zip(n2s[e2.edge_index[0]].tolist(), n2d[e2.edge_index[1]].tolist()))
+            assert g1 == g2 and e1.edge_index.size() == e2.edge_index.size()
+
+
+def test_custom_neighbor_loader():
+    # A Data graph and the same graph in MyFeatureStore / MyGraphStore (COO) give the same batches.
+    torch.manual_seed(12345)
+    x, ei = torch.arange(100, 200), get_random_edge_index(100, 100, 500)
     fs, gs = MyFeatureStore(), MyGraphStore()
-    fs.put_tensor(torch.arange(100, 300), group_name=None, attr_name="x", index=None)
-    ei = get_random_edge_index(100, 100, 500, coalesce=True)
+    fs.put_tensor(x, group_name=None, attr_name="x", index=None)
     gs.put_edge_index(edge_index=(ei[0], ei[1]), edge_type=None, layout="coo", size=(100, 100))
-    return (fs, gs), dict(input_nodes=torch.arange(100))
+    loader1 = Loader(Data(x=x, edge_index=ei), num_neighbors=[-1, -1], batch_size=20)
+    loader2 = Loader((fs, gs), num_neighbors=[-1, -1], batch_size=20, input_nodes=torch.arange(100))
+    assert str(loader1) == str(loader2)
+    _same_batches(loader1, loader2, dict(nodes=[None], edges=[None], input=None, x={None: x}))
+    # sampled (fanout 5): a subgraph of the store's graph, seeds first, edge ids of the store's edges
+    for batch in Loader((fs, gs), num_neighbors=[5, 5], batch_size=20, input_nodes=torch.arange(100)):
+        assert batch.n_id[:20].tolist() == batch.input_id.tolist()
+        assert edges_exist(batch.edge_index, ei, batch.n_id, batch.n_id)
+        assert torch.equal(torch.stack([batch.n_id[batch.edge_index[0]], batch.n_id[batch.edge_index[1]]]),
+                           ei[:, batch.e_id])
 
 
-def _remote_hetero():
+@pytest.mark.parametrize("FeatureStore", [MyFeatureStore, HeteroData])
+@pytest.mark.parametrize("GraphStore", [MyGraphStore, HeteroData])
+@pytest.mark.parametrize("duplicate", [False, True])
+def test_custom_hetero_neighbor_loader(FeatureStore, GraphStore, duplicate):
+    # PyG's case: four edge types stored as COO, CSR, CSC and sorted COO (duplicate: one edge type is
+    # stored twice, in two layouts, and sampled once); PyG's store classes and HeteroData as stores.
+    if duplicate and GraphStore is HeteroData:
+        pytest.skip("a HeteroData graph store keeps one edge index per edge type")
+    torch.manual_seed(12345)
+    fs, gs, data = FeatureStore(), GraphStore(), HeteroData()
+    xs = {"paper": torch.arange(100), "author": torch.arange(100, 300)}
+    for t, x in xs.items():
+        data[t].x = x
+        fs.put_tensor(x, group_name=t, attr_name="x", index=None)
+    sizes = {"paper": 100, "author": 200}
+    layouts = {("paper", "to", "paper"): "coo", ("paper", "to", "author"): "csr",
+               ("author", "to", "paper"): "csc", ("author", "to", "author"): "coo_sorted"}
+    for et, layout in layouts.items():
+        size = (sizes[et[0]], sizes[et[2]])
+        ei = get_random_edge_index(*size, 500 if et[0] == et[2] else 1000)
+        if layout == "coo_sorted":
+            ei = ei[:, torch.sort(ei[1], stable=True).indices]
+        data[et].edge_index = ei
+        csr, csc = _coo_csr_csc(ei, size)
+        if GraphStore is HeteroData:  # its CSR / CSC need torch-sparse (not installed)
+            layout = "coo"
+        value = {"coo": (ei[0], ei[1]), "coo_sorted": (ei[0], ei[1]), "csr": csr, "csc": csc}[layout]
+        gs.put_edge_index(edge_index=value, edge_type=et, layout=layout.replace("_sorted", ""), size=size,
+                          is_sorted=layout == "coo_sorted")
+        if duplicate and layout == "coo":
+            gs.put_edge_index(edge_index=csc, edge_type=et, layout="csc", size=size)
+    loader1 = Loader(data, batch_size=20, input_nodes=("paper", range(100)), num_neighbors=[-1] * 2)
+    loader2 = Loader((fs, gs), batch_size=20, input_nodes=("paper", range(100)), num_neighbors=[-1] * 2)
+    _same_batches(loader1, loader2, dict(nodes=list(xs), edges=list(layouts), input="paper", x=xs))
+
+
+def test_temporal_custom_neighbor_loader_on_karate():
+    data = KarateClub()[0]
     fs, gs = MyFeatureStore(), MyGraphStore()
-    fs.put_tensor(torch.arange(100), group_name="paper", attr_name="x", index=None)
-    ei = get_random_edge_index(100, 100, 500, coalesce=True)
-    gs.put_edge_index(edge_index=(ei[0], ei[1]), edge_type=("paper", "to", "paper"), layout="coo", size=(100, 100))
-    return (fs, gs), dict(input_nodes=("paper", range(100)))
+    fs.put_tensor(data.x, group_name="v", attr_name="x", index=None)
+    fs.put_tensor(torch.arange(data.num_nodes, 0, -1), group_name="v", attr_name="time", index=None)
+    gs.put_edge_index(edge_index=(data.edge_index[0], data.edge_index[1]), edge_type=("v", "to", "v"),
+                      layout="coo", size=(data.num_nodes, data.num_nodes))
+    loader = Loader((fs, gs), num_neighbors=[-1, -1], input_nodes="v", time_attr="time", batch_size=1)
+    assert len(loader) == data.num_nodes
+    for batch in loader:
+        assert bool((batch["v"].time[0] >= batch["v"].time[1:]).all())
 
 
-@pytest.mark.xfail(raises=ConfigError, strict=True, reason="remote (FeatureStore, GraphStore) backends: "
-                   "the graph-store issue (test_custom_[hetero_]neighbor_loader[_duplicate], "
-                   "test_temporal_custom_neighbor_loader_on_karate)")
-@pytest.mark.parametrize("make", [_remote_homo, _remote_hetero])
-def test_remote_stores(make):
-    stores, kw = make()
-    next(iter(Loader(stores, num_neighbors=[-1, -1], batch_size=20, **kw)))
+def test_remote_store_errors():
+    fs, gs = MyFeatureStore(), MyGraphStore()
+    with pytest.raises(ConfigError, match="holds no edge index"):
+        Loader((fs, gs), num_neighbors=[-1], batch_size=2, input_nodes=torch.arange(3))
+    gs.put_edge_index(edge_index=(torch.tensor([0, 1]), torch.tensor([1, 2])), edge_type=None, layout="coo",
+                      size=(3, 3))
+    with pytest.raises(ConfigError, match="input_nodes is required"):
+        Loader((fs, gs), num_neighbors=[-1], batch_size=2)
+    with pytest.raises(ConfigError, match=r"must lie in \[0, 3\)"):
+        Loader((fs, gs), num_neighbors=[-1], batch_size=2, input_nodes=torch.tensor([5]))
+    with pytest.raises(ConfigError, match="weight_attr is not supported"):
+        Loader((fs, gs), num_neighbors=[-1], batch_size=2, input_nodes=torch.arange(3), weight_attr="w")
+    with pytest.raises(ConfigError, match="FeatureStore, GraphStore"):
+        Loader((gs, fs), num_neighbors=[-1], batch_size=2)
 
 
 def test_memmap_features(tmp_path):

@@ -224,9 +224,8 @@ def test_heterogeneous_settings_are_checked_before_training(mag_task):
         run_experiment(small(eval_mode="layerwise"), task=mag_task)
     with pytest.raises(ConfigError, match="eval_mode 'sampled' evaluates mini-batches"):
         small(eval_mode="sampled")
-    with pytest.raises(ConfigError, match="eval_mode 'sampled' is for heterogeneous graphs"):
-        run_experiment(ExperimentConfig(dataset="synthetic", dataset_options={"num_nodes": 100}, batch_size=32,
-                                        eval_mode="sampled", epochs=1, quiet=True))
+    with pytest.raises(ConfigError, match="eval_fanout is the fanout of sampled evaluation"):
+        small(batch_size=32, eval_fanout=[-1, -1])
     with pytest.raises(ConfigError, match="ham_embeddings must be true or false"):
         small(ham_embeddings="no")
     with pytest.raises(ConfigError, match="model must be one of"):

@@ -1,4 +1,5 @@
 """Node classification end to end: synthetic graphs, Cora, the fake ogbn-arxiv, mini-batches."""
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -212,3 +213,62 @@ def test_split_layerwise_inference_computes_each_ranks_share_and_equals_pygs(mon
     for rank in range(2):
         for layer in range(3):
             assert sum(b for r, lay, b in rows if r == rank and lay == layer) == n // 2
+
+
+def _sampled_and_full(cfg):
+    import torch
+
+    from pyg_ham.datasets import load_dataset
+    from pyg_ham.train.engine import seed_everything
+    from pyg_ham.train.task import task_kind
+
+    task = load_dataset("synthetic", num_nodes=300)
+    spec = {"key": "run0", "seed": 0, "fields": {"run": 0}}
+    sampled = task_kind(task).create(task, cfg, spec, torch.device("cpu"))
+    full_cfg = dataclasses.replace(cfg, eval_mode="full", eval_fanout=None)
+    full = task_kind(task).create(task, full_cfg, spec, torch.device("cpu"))
+    seed_everything(0)
+    model = sampled.build_model().eval()
+    return task, sampled, full, model
+
+
+def test_sampled_evaluation_with_all_neighbours_equals_full_on_the_scored_nodes_only():
+    """Two hops of every in-neighbour are each seed's whole receptive field (GraphSAGE, mean): sampled
+    evaluation must give the whole-graph forward's outputs, for the scored nodes and no others."""
+    import torch
+
+    cfg = small(model="sage", layers=2, batch_size=32, fanout=[3, 2], eval_mode="sampled", eval_fanout=[-1, -1],
+                norm=None, eval_train=False)
+    task, sampled, full, model = _sampled_and_full(cfg)
+    with torch.no_grad():
+        a, b = sampled.predict(model), full.predict(model)
+    assert set(a) == {"valid", "test"}
+    for split in ("valid", "test"):
+        pred, idx = a[split]
+        assert pred.size(0) == idx.numel() < task.num_nodes  # one row per scored node
+        torch.testing.assert_close(pred, b[split][0][idx], rtol=1e-5, atol=1e-5)
+        assert sampled.score(*a[split]) == full.score(*b[split])
+    assert sampled.record()["evaluation"] == "sampled: fanout -1,-1, 32 scored nodes per batch"
+    assert full.record()["evaluation"] == "full neighbourhood (whole graph)"
+
+
+def test_sampled_evaluation_with_the_training_fanout_is_reproducible_and_differs_from_full():
+    """Without eval_fanout, the training fanout: the same samples at every evaluation (re-seeded), and
+    not the full-neighbourhood outputs (two neighbours are not all)."""
+    import torch
+
+    cfg = small(model="sage", layers=2, batch_size=32, fanout=[2, 2], eval_mode="sampled", norm=None,
+                eval_train=False)
+    _, sampled, full, model = _sampled_and_full(cfg)
+    with torch.no_grad():
+        first, second, b = sampled.predict(model), sampled.predict(model), full.predict(model)
+    assert torch.equal(first["test"][0], second["test"][0])  # re-seeded: the same samples each time
+    assert not torch.allclose(first["test"][0], b["test"][0][first["test"][1]])  # two neighbours are not all
+    assert sampled.record()["evaluation"] == "sampled: fanout 2,2, 32 scored nodes per batch"
+
+
+def test_sampled_evaluation_trains_end_to_end():
+    doc = run_experiment(small(model="sage", batch_size=64, fanout=[5, 5], eval_mode="sampled", epochs=5,
+                               eval_fanout=[10, 10]))
+    assert doc["complete"] and 0 <= doc["summary"]["test_mean"] <= 1
+    assert doc["runs"][0]["evaluation"] == "sampled: fanout 10,10, 64 scored nodes per batch"
