@@ -4,6 +4,7 @@ from __future__ import annotations
 import copyreg
 import inspect
 import math
+import types
 import weakref
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type, Union
@@ -15,6 +16,7 @@ from torch.utils.hooks import RemovableHandle
 
 from pyg_ham.errors import ConfigError
 from pyg_ham.optim.functional import IMPLEMENTATIONS, hyperbolic_step_
+from pyg_ham.optim.fused_base import ONE_PASS_BASES, one_pass_refusal, one_pass_step
 from pyg_ham.optim.rules import step_rule
 from pyg_ham.optim.sharding import FSDP1_VIEWS, fsdp1_views, refuse_flat_parameters
 from pyg_ham.optim.stats import ExponentStats
@@ -170,6 +172,15 @@ def _same(a: Any, b: Any) -> bool:
     return a is b or (type(a) is type(b) and a == b)
 
 
+def _selects(group: Dict[str, Any], p: Tensor) -> bool:
+    """Whether HAM steps :obj:`p` of :obj:`group` (the group's ``ham`` mode and knobs)."""
+    mode = group.get("ham", HAM_DEFAULTS["ham"])
+    if mode is False or (group.get("ham_alpha", HAM_DEFAULTS["ham_alpha"]) == 0
+                         and group.get("ham_beta", HAM_DEFAULTS["ham_beta"]) == 0):
+        return False
+    return mode is True or p.ndim >= 2
+
+
 def _selected(param_groups: Iterable[Dict[str, Any]], defaults: Dict[str, Any]
               ) -> List[Tuple[Dict[str, Any], List[Tensor], List[Tensor]]]:
     """Per group that gets a step: the tensors (complex ones as real views) and gradients.
@@ -263,6 +274,8 @@ class _HAMHook:
         self.wrapped = False   # by a HAM wrapper: only inside HAM.step
         self.stepping = False  # HAM.step is running
         self.stats: Optional[ExponentStats] = None  # see track_exponents
+        self.done = False  # this step's HAM ran inside the base's pass (pyg_ham.optim.fused_base)
+        self.refusal: Optional[str] = None  # why the last step took two passes (None: one pass)
         self.handles = [
             optimizer.register_step_pre_hook(self.before_step),
             optimizer.register_step_post_hook(self.after_step),
@@ -290,7 +303,26 @@ class _HAMHook:
         if self.attached and not self.stepping:  # HAM.step has checked already
             _check_step(optimizer)
 
+    def one_pass(self, optimizer: Optimizer) -> Optional[Callable[..., Any]]:
+        """The step that runs the base update and HAM's in one pass, or :obj:`None` (the reason
+        is in :attr:`refusal`; then the base steps and :meth:`after_step` runs HAM's step)."""
+        self.refusal = one_pass_refusal(optimizer, self.implementation, _hooks_before(optimizer, self))
+        return None if self.refusal is not None else self._one_pass_step
+
+    def _one_pass_step(self, optimizer: Optimizer, closure: Optional[Callable[[], float]] = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        stats = self.stats if self.stats is not None and self.stats.sampling() else None
+        one_pass_step(optimizer, _selects, stats)
+        self.done = True
+        return loss
+
     def after_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        if self.done:  # HAM's step ran inside the base's pass
+            self.done = False
+            return
         if self.attached or self.stepping:
             self.rule.restore_grads()
             found_inf = getattr(optimizer, "found_inf", None)
@@ -311,6 +343,26 @@ class _HAMHook:
         for group in optimizer.param_groups:
             for key in HAM_DEFAULTS:
                 group.setdefault(key, optimizer.defaults.get(key, HAM_DEFAULTS[key]))
+
+
+def _hooks_before(optimizer: Optimizer, record: _HAMHook) -> int:
+    """How many step post-hooks were registered on :obj:`optimizer` before HAM's."""
+    hooks = list(optimizer._optimizer_step_post_hooks)
+    return hooks.index(record.step_id) if record.step_id in hooks else 0
+
+
+@Optimizer.profile_hook_step
+def _attached_step(optimizer: Optimizer, closure: Optional[Callable[[], float]] = None) -> Any:
+    """The ``step`` of an :func:`attach_ham` optimizer whose class can take the one pass
+    (:mod:`pyg_ham.optim.fused_base`): torch's hooks as always, and the one pass in place of
+    the class's step where it applies (else the class's step, and HAM's post-hook)."""
+    optimizer.__dict__["_opt_called"] = True  # what an LR scheduler built before attach_ham checks
+    record = optimizer.__dict__.get(_RECORD)
+    one_pass = record.one_pass(optimizer) if record is not None and record.attached else None
+    if one_pass is not None:
+        return one_pass(optimizer, closure)
+    raw = type(optimizer).step.__wrapped__  # type: ignore[attr-defined]
+    return raw(optimizer) if closure is None else raw(optimizer, closure)
 
 
 class _Reducer:
@@ -358,6 +410,9 @@ class _AttachHandle(RemovableHandle):
             return
         self._record.attached = False
         optimizer.__dict__.pop("__reduce_ex__", None)
+        step = optimizer.__dict__.get("step")
+        if getattr(step, "__func__", None) is _attached_step:
+            del optimizer.__dict__["step"]
         if not self._record.wrapped:
             self._record.detach(optimizer)
 
@@ -445,6 +500,12 @@ class HAM(Optimizer):
     def implementation(self) -> Optional[str]:
         return self._hook.implementation
 
+    @property
+    def two_pass_reason(self) -> Optional[str]:
+        """:obj:`None` when the base update and HAM's step run in one pass (a ``fused=True``
+        AdamW, Adam or SGD; :mod:`pyg_ham.optim.fused_base`), else why they run as two."""
+        return one_pass_refusal(self.base, self.implementation, _hooks_before(self.base, self._hook))
+
     # Shared with the base: reading or replacing these acts on the base optimizer.
     @property  # type: ignore[override]
     def param_groups(self) -> List[Dict[str, Any]]:
@@ -507,7 +568,7 @@ class HAM(Optimizer):
             self.base.grad_scale, self.base.found_inf = grad_scale, found_inf  # type: ignore[attr-defined]
         self._hook.stepping = True
         try:
-            return _base_step(self.base, closure)
+            return _base_step(self.base, closure, self._hook.one_pass(self.base))
         finally:
             self._hook.stepping = False
             if forwarded:
@@ -571,13 +632,15 @@ def _own_hooks(optimizer: HAM) -> None:
         optimizer.__dict__[name] = OrderedDict()
 
 
-def _base_step(base: Optimizer, closure: Optional[Callable[[], float]]) -> Optional[float]:
+def _base_step(base: Optimizer, closure: Optional[Callable[[], float]],
+               one_pass: Optional[Callable[..., Any]] = None) -> Optional[float]:
     """The base's step with the base's own step hooks (HAM's hyperbolic step is one of them) but
     not torch's global ones, which :meth:`HAM.step` has run already: they fire once per step.
 
-    Runs the unpatched ``step`` that torch's ``profile_hook_step`` wraps (``__wrapped__``) and
-    the base's own hook registries, as that wrapper does (torch 2.x's private names; a test pins them)."""
-    raw = getattr(type(base).step, "__wrapped__", None)
+    Runs the unpatched ``step`` that torch's ``profile_hook_step`` wraps (``__wrapped__``), or
+    :obj:`one_pass` in its place, and the base's own hook registries, as that wrapper does
+    (torch 2.x's private names; a test pins them)."""
+    raw = one_pass or getattr(type(base).step, "__wrapped__", None)
     if raw is None:  # a base whose step torch did not wrap: it runs no hooks of its own
         return base.step(closure) if closure is not None else base.step()
     args: Tuple[Any, ...] = (base,) if closure is None else (base, closure)
@@ -636,6 +699,9 @@ def attach_ham(
     if implementation is not _UNSET:
         record.implementation = implementation
     optimizer.__dict__["__reduce_ex__"] = _Reducer(optimizer)
+    if type(optimizer) in ONE_PASS_BASES and (  # not over another override, except an LR scheduler's tracker
+            "step" not in optimizer.__dict__ or getattr(optimizer.step, "_wrapped_by_lr_sched", False)):
+        optimizer.__dict__["step"] = types.MethodType(_attached_step, optimizer)
     return _AttachHandle(optimizer, record)
 
 
