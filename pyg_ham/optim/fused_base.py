@@ -47,12 +47,12 @@ from torch.optim import Optimizer
 from torch.optim.adam import adam as torch_adam
 from torch.optim.sgd import sgd as torch_sgd
 
+from pyg_ham.optim import functional
 from pyg_ham.optim.functional import (
     FUSED_GROUP_SIZE,
     Scalar,
     _compile_errors,
     _device_scalar,
-    _kernels,
     _warn_unavailable,
     compute_dtype,
     found_inf_per_device,
@@ -89,7 +89,7 @@ def one_pass_refusal(optimizer: Optimizer, implementation: Optional[str],
         return f"{name} was not built with fused=True"
     if implementation in ("foreach", "for-loop"):
         return f"implementation={implementation!r} asks for the separate step"
-    if _kernels.unavailable:
+    if functional._kernels.unavailable:
         return "torch.compile is unavailable here"
     if before_ham:
         return (f"{before_ham} step post-hook(s) registered on the base before HAM see the weights between "
@@ -256,7 +256,7 @@ def _run(source: Callable[..., None], call: _Call, lists: Sequence[Sequence[Tens
     for start in range(0, n, FUSED_GROUP_SIZE):
         idx = range(start, min(start + FUSED_GROUP_SIZE, n))
         signature = (call.device, call.dtype, options, tuple(lists[0][i].numel() for i in idx))
-        kernel = _kernels.get(signature, source)
+        kernel = functional._kernels.get(signature, source)
         if kernel is None:
             continue
         args = [[t if t.dim() == 0 else t.view(-1).detach() for t in (lst[i] for i in idx)] if lst else []
@@ -363,6 +363,8 @@ def _sgd_group(optimizer: Any, group: Dict[str, Any], selects: Selects, grad_sca
     if not params:
         return
     momentum = group["momentum"]
+    if momentum == 0:
+        bufs = [None] * len(params)  # torch keeps no buffers then
     first = momentum != 0 and all(b is None for b in bufs)
     if first:
         bufs = [torch.empty_like(g) for g in grads]  # as torch's fused SGD: filled by the first step

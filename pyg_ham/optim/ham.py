@@ -365,6 +365,10 @@ def _attached_step(optimizer: Optimizer, closure: Optional[Callable[[], float]] 
     return raw(optimizer) if closure is None else raw(optimizer, closure)
 
 
+# It sets ``_opt_called`` itself, as the tracker torch's LR schedulers wrap around ``step`` does.
+_attached_step._wrapped_by_lr_sched = True  # type: ignore[attr-defined]
+
+
 class _Reducer:
     """An attached optimizer's ``__reduce_ex__``: copies and pickles rebuild it with HAM
     attached (torch's own ``__getstate__`` keeps no hooks)."""
