@@ -60,7 +60,7 @@ from pyg_ham.optim.functional import (
 )
 from pyg_ham.optim.stats import ExponentStats
 
-__all__ = ["one_pass_refusal", "one_pass_step", "ONE_PASS_BASES"]
+__all__ = ["one_pass_refusal", "one_pass_step", "fused_base_by_default", "ONE_PASS_BASES"]
 
 #: The base optimizers that get the one pass (exactly these classes: a subclass may change the step).
 ONE_PASS_BASES: Tuple[type, ...] = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
@@ -69,6 +69,15 @@ ONE_PASS_DEVICE_TYPES = ("cpu", "cuda")
 
 #: ``selects(group, param)``: whether HAM steps :obj:`param` of :obj:`group` (HAM's own rule).
 Selects = Callable[[Dict[str, Any], Tensor], bool]
+
+
+def fused_base_by_default(cls: type, params: Sequence[Tensor]) -> bool:
+    """Whether ``fused=None`` ("where the device and base allow") builds :obj:`cls` with
+    ``fused=True``: one of :data:`ONE_PASS_BASES`, every parameter a plain floating tensor on a
+    device of :data:`ONE_PASS_DEVICE_TYPES` (not a DTensor shard)."""
+    return (cls in ONE_PASS_BASES and len(params) > 0
+            and all(type(p) in (Tensor, torch.nn.Parameter) and p.is_floating_point()
+                    and p.device.type in ONE_PASS_DEVICE_TYPES for p in params))
 
 
 def one_pass_refusal(optimizer: Optimizer, implementation: Optional[str],

@@ -29,7 +29,7 @@ def no_clamp_as_none(max_exponent: Any) -> Any:
 SECTIONS: Dict[str, tuple] = {
     "data": ("dataset", "root", "dataset_options", "recipe", "on_disk"),
     "model": ("model", "hidden", "layers", "dropout", "norm", "jk", "heads", "pool", "virtual_node"),
-    "optim": ("optimizer", "lr", "weight_decay", "momentum", "scheduler", "sam", "rho", "adaptive"),
+    "optim": ("optimizer", "lr", "weight_decay", "momentum", "scheduler", "sam", "rho", "adaptive", "fused"),
     "ham": ("ham", "alpha", "beta", "max_exponent", "ham_embeddings"),
     "train": ("epochs", "runs", "seed", "eval_mode", "eval_every", "eval_train", "patience", "device",
               "protocol", "folds", "repeats", "sparsity", "sparsifier", "sync_bn", "jobs", "devices"),
@@ -80,6 +80,9 @@ class ExperimentConfig:
     sam: bool = False
     rho: float = 0.05
     adaptive: bool = False
+    # the base with fused=True, and HAM's step inside its pass (pyg_ham.optim.fused_base); None:
+    # where the base (AdamW, Adam, SGD) and the device (CPU, CUDA) allow
+    fused: Optional[bool] = None
     # training
     epochs: int = 100
     runs: int = 1
@@ -208,6 +211,9 @@ class ExperimentConfig:
         for name in ("sam", "adaptive"):
             if not isinstance(getattr(self, name), bool):
                 raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        if self.fused is not None and not isinstance(self.fused, bool):
+            raise ConfigError(f"fused must be true, false or null (where the base and device allow), "
+                              f"got {self.fused!r}")
         if self.sam:
             from pyg_ham.optim.sam import _sam_class
 

@@ -152,7 +152,7 @@ def fit(
     """
     from pyg_ham.models import count_parameters
     from pyg_ham.train import distributed
-    from pyg_ham.train.common import make_sparsifier, set_optimizer_mode, training_step
+    from pyg_ham.train.common import describe_step, make_sparsifier, set_optimizer_mode, training_step
 
     epochs, seed = cfg.epochs, task.seed
     higher_is_better = task.task.higher_is_better
@@ -282,6 +282,7 @@ def fit(
             out_extra["unstable"] = flag
         out_extra["instability"] = flag
     out_extra["num_params"] = count_parameters(model)
+    out_extra["optimizer_step"] = describe_step(optimizer)
     if sparsifier is not None:
         out_extra["sparsity"] = sparsifier.report()
     return RunResult(seed=seed, best_epoch=chosen, train=schema.score(best, "train"),
