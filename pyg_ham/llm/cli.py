@@ -31,6 +31,8 @@ __all__ = ["llm"]
 @click.option("--lr-scheduler", default="linear", show_default=True, help="TrainingArguments.lr_scheduler_type.")
 @click.option("--warmup-steps", default=0, show_default=True, type=int)
 @click.option("--optim", default="adamw_torch", show_default=True, help="TrainingArguments.optim (the base optimizer).")
+@click.option("--fused/--no-fused", default=None,
+              help="adamw_torch as adamw_torch_fused, HAM's step inside its pass [default: on for adamw_torch].")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(PRECISIONS),
               help="Mixed precision (fp16 needs a CUDA GPU).")
 @click.option("--block-size", default=None, type=int,

@@ -86,8 +86,8 @@ def one_pass_refusal(optimizer: Optimizer, implementation: Optional[str],
 
     Args:
         optimizer (Optimizer): the base optimizer HAM is registered on.
-        implementation (str, optional): HAM's ``implementation`` (``"foreach"`` and
-            ``"for-loop"`` ask for the separate step).
+        implementation (str, optional): HAM's ``implementation``: one given asks for the
+            separate step with that implementation; :obj:`None` takes the one pass where it can.
         before_ham (int): the number of step post-hooks registered on the base before HAM's
             (they must see the weights between the two steps).
     """
@@ -96,7 +96,7 @@ def one_pass_refusal(optimizer: Optimizer, implementation: Optional[str],
         return f"{name} is not torch.optim.AdamW, Adam or SGD"
     if not all(group.get("fused") for group in optimizer.param_groups):
         return f"{name} was not built with fused=True"
-    if implementation in ("foreach", "for-loop"):
+    if implementation is not None:
         return f"implementation={implementation!r} asks for the separate step"
     if functional._kernels.unavailable:
         return "torch.compile is unavailable here"
@@ -149,19 +149,16 @@ def _ham_tail(u: Tensor, grad: Tensor, lr: Tensor, alpha: Tensor, beta: Tensor, 
 
 
 def _adam_pass(ws: List[Tensor], gs: List[Tensor], ms: List[Tensor], vs: List[Tensor], vmaxs: List[Tensor],
-               steps: List[Tensor], lr: Tensor, lr64: Tensor, beta1: Tensor, beta2: Tensor, eps: Tensor,
-               decay: Tensor, alpha: Tensor, beta: Tensor, bound: Tensor, skip: Tensor, scale: Tensor,
-               top: Tensor, hits: Tensor, amsgrad: bool, decoupled: bool, maximize: bool, unscale: bool,
-               masked: bool, with_stats: bool) -> None:
+               steps: List[Tensor], coefs: List[Tensor], lr: Tensor, beta1: Tensor, beta2: Tensor, keep1: Tensor,
+               keep2: Tensor, eps: Tensor, decay: Tensor, alpha: Tensor, beta: Tensor, bound: Tensor, skip: Tensor,
+               scale: Tensor, top: Tensor, hits: Tensor, amsgrad: bool, decoupled: bool, maximize: bool,
+               unscale: bool, masked: bool, with_stats: bool) -> None:
+    # coefs[i] = (lr / (1 - beta1^t), sqrt(1 - beta2^t)) of tensor i's step t, computed before the
+    # kernel (in float64): a scalar expression inside would be recomputed for every vector of elements.
     largest, count = top, hits
-    b1, b2 = beta1.to(lr.dtype), beta2.to(lr.dtype)
-    c1, c2 = (1 - beta1).to(lr.dtype), (1 - beta2).to(lr.dtype)  # in float64, as torch's fused kernels
     for i in range(len(ws)):
-        w, g, m, v, step = ws[i], gs[i], ms[i], vs[i], steps[i]
-        t = step + 1
-        n = t.to(lr64.dtype)
-        step_size = (lr64 / (1 - beta1 ** n)).to(lr.dtype)
-        root = torch.sqrt(1 - beta2 ** n).to(lr.dtype)
+        w, g, m, v = ws[i], gs[i], ms[i], vs[i]
+        step_size, root = coefs[i][0], coefs[i][1]
         grad = g.to(lr.dtype)
         if unscale:
             grad = grad / scale
@@ -172,8 +169,8 @@ def _adam_pass(ws: List[Tensor], gs: List[Tensor], ms: List[Tensor], vs: List[Te
             p = p * (1 - lr * decay)
         else:
             d = d + decay * p
-        m_new = m.to(lr.dtype) * b1 + d * c1
-        v_new = v.to(lr.dtype) * b2 + d * d * c2
+        m_new = m.to(lr.dtype) * beta1 + d * keep1
+        v_new = v.to(lr.dtype) * beta2 + d * d * keep2
         if amsgrad:
             v_hat = torch.maximum(vmaxs[i].to(lr.dtype), v_new)
             vmaxs[i].copy_(torch.where(skip, vmaxs[i].to(lr.dtype), v_hat) if masked else v_hat)
@@ -185,14 +182,25 @@ def _adam_pass(ws: List[Tensor], gs: List[Tensor], ms: List[Tensor], vs: List[Te
             new = torch.where(skip, w.to(lr.dtype), new)
             m_new = torch.where(skip, m.to(lr.dtype), m_new)
             v_new = torch.where(skip, v.to(lr.dtype), v_new)
-            t = torch.where(skip, step, t)
         w.copy_(new)
         m.copy_(m_new)
         v.copy_(v_new)
-        step.copy_(t)
+        steps[i].copy_(torch.where(skip, steps[i], steps[i] + 1) if masked else steps[i] + 1)
     if with_stats:
         top.copy_(largest)
         hits.copy_(count)
+
+
+def _adam_coefficients(steps: Sequence[Tensor], lr: Scalar, beta1: float, beta2: float,
+                       dtype: torch.dtype) -> List[Tensor]:
+    r"""Per tensor ``(lr / (1 - beta1^t), sqrt(1 - beta2^t))`` for its coming step :math:`t`, in
+    float64 as torch's fused kernels, as rows of one small tensor (a few ops for all tensors)."""
+    t = torch.stack(list(steps)).to(torch.float64) + 1
+    if isinstance(lr, Tensor):
+        lr = lr.to(device=t.device, dtype=torch.float64)
+    step_size = lr / (1 - torch.pow(beta1, t))
+    root = torch.sqrt(1 - torch.pow(beta2, t))
+    return list(torch.stack([step_size, root], dim=1).to(dtype))
 
 
 def _sgd_pass(ws: List[Tensor], gs: List[Tensor], bufs: List[Tensor], lr: Tensor, decay: Tensor,
@@ -341,13 +349,13 @@ def _adam_group(optimizer: Any, group: Dict[str, Any], selects: Selects, grad_sc
     for (device, dtype), idx in _by_device_dtype(one, params).items():
         skip = flags[device] > 0 if device in flags else None
         call = _Call(device, dtype, lr, knobs, skip, scales.get(device), stats)
-        f64 = torch.float64
-        extra = (call.lr, call.scalar("lr64", lr, f64), call.scalar("beta1", beta1, f64),
-                 call.scalar("beta2", beta2, f64), call.scalar("eps", group["eps"]),
+        extra = (call.lr, call.scalar("beta1", beta1), call.scalar("beta2", beta2), call.scalar("1-beta1", 1 - beta1),
+                 call.scalar("1-beta2", 1 - beta2), call.scalar("eps", group["eps"]),
                  call.scalar("decay", group["weight_decay"]), *call.ham, *call.accumulators)
         options = (amsgrad, group["decoupled_weight_decay"], group["maximize"], *call.options())
         lists = [_pick(params, idx), _pick(grads, idx), _pick(ms, idx), _pick(vs, idx),
-                 _pick(vmaxs, idx) if amsgrad else [], _pick(steps, idx)]
+                 _pick(vmaxs, idx) if amsgrad else [], _pick(steps, idx),
+                 _adam_coefficients(_pick(steps, idx), lr, beta1, beta2, call.cd)]
         done = set(_run(_adam_pass, call, lists, extra, options))
         call.finish(skip, sum(params[i].numel() for j, i in enumerate(idx) if j in done)
                     if math.isfinite(knobs.bound) else 0)

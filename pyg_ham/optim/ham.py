@@ -21,7 +21,7 @@ from pyg_ham.optim.rules import step_rule
 from pyg_ham.optim.sharding import FSDP1_VIEWS, fsdp1_views, refuse_flat_parameters
 from pyg_ham.optim.stats import ExponentStats
 
-__all__ = ["HAM", "attach_ham", "apply_hyperbolic_step", "track_exponents", "HAM_DEFAULTS"]
+__all__ = ["HAM", "attach_ham", "apply_hyperbolic_step", "track_exponents", "ham_pass", "HAM_DEFAULTS"]
 
 #: The authors' defaults: ``alpha=200``, ``beta=1e-3``, the exponent clamped to ``±5``;
 #: ``ham="auto"`` selects ``ndim >= 2``.
@@ -275,7 +275,8 @@ class _HAMHook:
         self.stepping = False  # HAM.step is running
         self.stats: Optional[ExponentStats] = None  # see track_exponents
         self.done = False  # this step's HAM ran inside the base's pass (pyg_ham.optim.fused_base)
-        self.refusal: Optional[str] = None  # why the last step took two passes (None: one pass)
+        self.asked = False  # this step asked for the one pass (see one_pass)
+        self.refusal: Optional[str] = "no step yet"  # why the last step took two passes (None: one pass)
         self.handles = [
             optimizer.register_step_pre_hook(self.before_step),
             optimizer.register_step_post_hook(self.after_step),
@@ -306,6 +307,7 @@ class _HAMHook:
     def one_pass(self, optimizer: Optimizer) -> Optional[Callable[..., Any]]:
         """The step that runs the base update and HAM's in one pass, or :obj:`None` (the reason
         is in :attr:`refusal`; then the base steps and :meth:`after_step` runs HAM's step)."""
+        self.asked = True
         self.refusal = one_pass_refusal(optimizer, self.implementation, _hooks_before(optimizer, self))
         return None if self.refusal is not None else self._one_pass_step
 
@@ -320,10 +322,14 @@ class _HAMHook:
         return loss
 
     def after_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        asked, self.asked = self.asked, False
         if self.done:  # HAM's step ran inside the base's pass
             self.done = False
             return
         if self.attached or self.stepping:
+            if not asked:  # attached, but the step did not go through _attached_step
+                self.refusal = (one_pass_refusal(optimizer, self.implementation, _hooks_before(optimizer, self))
+                                or "its step() was replaced after attach_ham")
             self.rule.restore_grads()
             found_inf = getattr(optimizer, "found_inf", None)
             stats = self.stats if self.stats is not None and self.stats.sampling() else None
@@ -470,9 +476,11 @@ class HAM(Optimizer):
             authors' wrapper does; it only acts when one step would scale a weight by more than
             :math:`e^{5}`, and keeps a too large :math:`\eta\alpha` from overflowing the weights.
             :obj:`None` (or ``inf``) gives the unclamped update. (default: :obj:`5.0`)
-        implementation (str, optional): ``"for-loop"``, ``"foreach"``, ``"fused"`` or
-            :obj:`None` to choose by size (see :func:`~pyg_ham.optim.hyperbolic_step_`).
-            (default: :obj:`None`)
+        implementation (str, optional): ``"for-loop"``, ``"foreach"``, ``"fused"`` (the
+            separate step on that path, see :func:`~pyg_ham.optim.hyperbolic_step_`) or
+            :obj:`None`: the one pass with the base's where the base is a ``fused=True``
+            AdamW, Adam or SGD (:mod:`pyg_ham.optim.fused_base`), else the separate step on the
+            path chosen by size. (default: :obj:`None`)
 
     Example:
         >>> base = torch.optim.AdamW(ham_param_groups(model, weight_decay=0.01), lr=1e-3)
@@ -707,6 +715,16 @@ def attach_ham(
             "step" not in optimizer.__dict__ or getattr(optimizer.step, "_wrapped_by_lr_sched", False)):
         optimizer.__dict__["step"] = types.MethodType(_attached_step, optimizer)
     return _AttachHandle(optimizer, record)
+
+
+def ham_pass(optimizer: Optimizer) -> Optional[str]:
+    """How the last step ran HAM's step: ``"one"`` (inside the base's pass,
+    :mod:`pyg_ham.optim.fused_base`), ``"separate (why)"``, or :obj:`None` without HAM."""
+    base = optimizer.base if isinstance(optimizer, HAM) else optimizer
+    record = base.__dict__.get(_RECORD)
+    if record is None or not (record.wrapped or record.attached):
+        return None
+    return "one" if record.refusal is None else f"separate ({record.refusal})"
 
 
 def track_exponents(optimizer: Optimizer, every: int = 1) -> Optional[ExponentStats]:

@@ -9,6 +9,7 @@ from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from pyg_ham.optim import HAM, build_optimizer
+from pyg_ham.optim.ham import ham_pass
 from pyg_ham.optim.sam import innermost, takes_closure
 from pyg_ham.train.config import ExperimentConfig
 
@@ -30,13 +31,14 @@ def make_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim
 
 
 def describe_step(optimizer: torch.optim.Optimizer) -> Dict[str, Any]:
-    """How the optimizer steps, for the run record: ``{"fused": the base was built with
-    fused=True, "ham_pass": "one" | "separate (why)"}`` (``ham_pass`` only with HAM)."""
+    """How the optimizer stepped, for the run record: ``{"fused": the base was built with
+    fused=True, "ham_pass": "one" | "separate (why)"}`` (``ham_pass`` only with HAM;
+    :func:`~pyg_ham.optim.ham.ham_pass`)."""
     base = innermost(optimizer.base if isinstance(optimizer, HAM) else optimizer)
     out: Dict[str, Any] = {"fused": all(bool(g.get("fused")) for g in base.param_groups)}
-    if isinstance(optimizer, HAM):
-        reason = optimizer.two_pass_reason
-        out["ham_pass"] = "one" if reason is None else f"separate ({reason})"
+    how = ham_pass(optimizer)
+    if how is not None:
+        out["ham_pass"] = how
     return out
 
 
