@@ -180,8 +180,8 @@ def build_optimizer(
             for g in groups:
                 g.pop("param_names")
     if fused is None:
-        fused = "foreach" not in kwargs and "fused" not in kwargs and fused_base_by_default(
-            cls, [p for g in groups for p in g["params"]])
+        chosen = {"foreach", "fused"} & kwargs.keys() or kwargs.get("differentiable")
+        fused = not chosen and fused_base_by_default(cls, [p for g in groups for p in g["params"]])
     elif not isinstance(fused, bool):
         raise ConfigError(f"fused must be true, false or null (where the base and device allow), got {fused!r}")
     if fused:
