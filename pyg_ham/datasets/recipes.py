@@ -74,7 +74,7 @@ RECIPES: Dict[str, Dict[str, Any]] = {
 
 def register_recipe(name: str, settings: Dict[str, Any], description: str = "") -> None:
     r"""Register (or replace) a recipe: ExperimentConfig settings under :obj:`name`."""
-    from pyg_ham.train.config import ExperimentConfig
+    from pyg_ham.config import ExperimentConfig
 
     ExperimentConfig.from_dict(dict(settings), source=f"recipe {name!r}")  # validates the keys
     RECIPES[name] = {"description": description, "settings": dict(settings)}
