@@ -18,6 +18,7 @@ from pyg_ham.errors import ConfigError
 from pyg_ham.optim.functional import IMPLEMENTATIONS, hyperbolic_step_
 from pyg_ham.optim.fused_base import ONE_PASS_BASES, one_pass_refusal, one_pass_step
 from pyg_ham.optim.rules import step_rule
+from pyg_ham.optim.sam import register_wrapper
 from pyg_ham.optim.sharding import FSDP1_VIEWS, fsdp1_views, refuse_flat_parameters
 from pyg_ham.optim.stats import ExponentStats
 
@@ -746,3 +747,6 @@ def track_exponents(optimizer: Optimizer, every: int = 1) -> Optional[ExponentSt
         record.stats = ExponentStats(every)
     record.stats.every = ExponentStats(every).every  # validated
     return record.stats
+
+
+register_wrapper(HAM)  # innermost / takes_closure look through HAM without importing this module

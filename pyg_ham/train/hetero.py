@@ -69,6 +69,11 @@ class FullBatchHeteroNodeTask(FullBatchNodeTask):
     default_model = "sage"
 
     @classmethod
+    def check_processes(cls, cfg: Any, processes: int) -> None:
+        raise ConfigError(f"{cfg.dataset}: heterogeneous node training runs in one process only so far; "
+                          f"drop --nproc")
+
+    @classmethod
     def create(cls, task: HeteroNodeTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device,
                **options: Any) -> TrainingTask:
         if cfg.eval_mode == "layerwise":

@@ -42,6 +42,13 @@ class FullBatchNodeTask(TrainingTask):
     default_model = "gcn"
 
     @classmethod
+    def check_processes(cls, cfg: Any, processes: int) -> None:
+        if cfg.batch_size is None:
+            raise ConfigError(f"full-batch node training in {processes} processes would compute the same step "
+                              f"{processes} times; set --batch-size to split mini-batches over the processes, "
+                              f"or run in one process")
+
+    @classmethod
     def create(cls, task: NodeTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device,
                **options: Any) -> TrainingTask:
         from pyg_ham.train import distributed
