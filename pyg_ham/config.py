@@ -18,13 +18,16 @@ from pyg_ham.errors import ConfigError
 from pyg_ham.optim.ham import HAM_DEFAULTS
 from pyg_ham.validation import check_choice, check_number
 
-__all__ = ["ExperimentConfig", "SECTIONS", "SCHEDULERS", "load_config", "resolve_device", "set_recipe_lookup"]
+__all__ = ["ExperimentConfig", "SECTIONS", "SCHEDULERS", "DEFAULT_FANOUT", "load_config", "resolve_device",
+           "set_recipe_lookup"]
 
 PROTOCOLS = ("default", "cv", "official", "gin")
 EVAL_MODES = ("full", "layerwise", "sampled")
 #: Learning-rate schedules by name (stepped once per epoch; built by
 #: :func:`pyg_ham.train.engine.build_scheduler`).
 SCHEDULERS = ("none", "cosine", "step", "plateau")
+#: Neighbours sampled per hop and layer when :attr:`ExperimentConfig.fanout` is unset.
+DEFAULT_FANOUT = 10
 
 #: ``dataset -> (recipe name, settings)`` or ``None`` (the dataset has no recipe), for
 #: :meth:`ExperimentConfig.from_recipe`. :mod:`pyg_ham.datasets` sets it when it is imported: the
@@ -247,8 +250,9 @@ class ExperimentConfig:
             if not all(isinstance(k, int) and (k > 0 or k == -1) for k in self.fanout):
                 raise ConfigError(f"fanout must be positive integers or -1 (all neighbours), got {self.fanout}")
             if len(self.fanout) != self.layers:
+                example = ",".join([str(DEFAULT_FANOUT)] * self.layers)
                 raise ConfigError(f"fanout has {len(self.fanout)} hops but the model has {self.layers} layers; "
-                                  f"give one fanout per layer (e.g. --fanout {','.join(['10'] * self.layers)})")
+                                  f"give one fanout per layer (e.g. --fanout {example})")
         if self.fanout is not None and self.batch_size is None:
             raise ConfigError("fanout has no effect in full-batch training (every neighbour is used); "
                               "set batch_size (--batch-size) to sample mini-batches, or drop fanout")

@@ -7,6 +7,7 @@ from typing import Any, Dict, Iterable, List, Tuple
 import torch
 from torch import Tensor
 
+from pyg_ham.config import DEFAULT_FANOUT
 from pyg_ham.datasets import NodeTask
 from pyg_ham.errors import ConfigError
 from pyg_ham.models import build_node_model
@@ -141,7 +142,7 @@ class MiniBatchNodeTask(FullBatchNodeTask):
 
     @property
     def fanout(self) -> List[int]:
-        return list(self.cfg.fanout) if self.cfg.fanout is not None else [10] * self.cfg.layers
+        return list(self.cfg.fanout) if self.cfg.fanout is not None else [DEFAULT_FANOUT] * self.cfg.layers
 
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.epoch_sampler) / (self.cfg.batch_size // self.epoch_sampler.num_replicas))
