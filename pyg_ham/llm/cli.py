@@ -9,6 +9,7 @@ from typing import Optional, Tuple
 import click
 
 from pyg_ham.llm.finetuning import PRECISIONS, LLMConfig
+from pyg_ham.optim.ham import HAM_DEFAULTS
 
 __all__ = ["llm"]
 
@@ -39,8 +40,8 @@ __all__ = ["llm"]
               help="Tokens per example [default: 128, or the model's context if shorter].")
 @click.option("--eval-fraction", default=0.1, show_default=True, type=float)
 @click.option("--ham/--no-ham", default=True, show_default=True, help="HAM on, or the plain base optimizer.")
-@click.option("--alpha", default=200.0, show_default=True, type=float, help="HAM's alpha.")
-@click.option("--beta", default=1e-3, show_default=True, type=float, help="HAM's beta.")
+@click.option("--alpha", default=HAM_DEFAULTS["ham_alpha"], show_default=True, type=float, help="HAM's alpha.")
+@click.option("--beta", default=HAM_DEFAULTS["ham_beta"], show_default=True, type=float, help="HAM's beta.")
 @click.option("--max-exponent", default=5.0, show_default=True, type=float, help="Clamp of HAM's exponent (inf: none).")
 @click.option("--ham-embeddings/--no-ham-embeddings", default=False, show_default=True,
               help="Also step the embedding matrices (full fine-tuning).")

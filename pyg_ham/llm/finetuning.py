@@ -91,8 +91,8 @@ class LLMConfig:
     block_size: Optional[int] = None
     eval_fraction: float = 0.1
     ham: bool = True
-    alpha: float = 200.0
-    beta: float = 1e-3
+    alpha: float = HAM_DEFAULTS["ham_alpha"]
+    beta: float = HAM_DEFAULTS["ham_beta"]
     max_exponent: Optional[float] = HAM_DEFAULTS["ham_max_exponent"]
     ham_embeddings: bool = False
     ham_lm_head: bool = False

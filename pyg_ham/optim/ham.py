@@ -17,7 +17,9 @@ from torch.utils.hooks import RemovableHandle
 from pyg_ham.errors import ConfigError
 from pyg_ham.optim.functional import IMPLEMENTATIONS, hyperbolic_step_
 from pyg_ham.optim.fused_base import ONE_PASS_BASES, one_pass_refusal, one_pass_step
+from pyg_ham.optim.groups import is_weight_matrix
 from pyg_ham.optim.rules import step_rule
+from pyg_ham.optim.sam import register_wrapper
 from pyg_ham.optim.sharding import FSDP1_VIEWS, fsdp1_views, refuse_flat_parameters
 from pyg_ham.optim.stats import ExponentStats
 
@@ -157,7 +159,7 @@ def _refuse_no_op(groups: List[Dict[str, Any]], given: Dict[str, Any], where: st
     for i, group in on:
         if fsdp1_views(group["params"]):
             raise ConfigError(f"{where}: param group {i} {FSDP1_VIEWS}")
-    if any(g["ham"] is True or any(p.ndim >= 2 for p in g["params"]) for _, g in on):
+    if any(g["ham"] is True or any(is_weight_matrix("", p) for p in g["params"]) for _, g in on):
         return
     why = [f"{sum(len(g['params']) for _, g in on)} parameter(s) with ndim < 2 in ham='auto' groups "
            f"(it steps tensors with ndim >= 2: weight matrices)"] if on else []
@@ -746,3 +748,6 @@ def track_exponents(optimizer: Optimizer, every: int = 1) -> Optional[ExponentSt
         record.stats = ExponentStats(every)
     record.stats.every = ExponentStats(every).every  # validated
     return record.stats
+
+
+register_wrapper(HAM)  # innermost / takes_closure look through HAM without importing this module

@@ -174,7 +174,7 @@ def train(config_path: Optional[str], nproc: Optional[int] = None, **flags: Any)
     """
     cfg = config_from_cli(config_path, nproc=nproc, **flags)
     if nproc is not None and nproc != 1:
-        from pyg_ham.train import distributed
+        from pyg_ham.train import distributed, kinds  # noqa: F401 - kinds: check_config asks their rules
 
         if distributed.launched():
             raise click.UsageError("--nproc starts torchrun itself; under torchrun leave it out")
