@@ -104,10 +104,9 @@ def one_pass_refusal(optimizer: Optimizer, implementation: Optional[str],
         return (f"{before_ham} step post-hook(s) registered on the base before HAM see the weights between "
                 f"the base step and HAM's")
     for group in optimizer.param_groups:
-        if any(isinstance(group.get(key), Tensor) for key in ("betas", "momentum", "weight_decay", "eps")):
+        values = [group.get(key) for key in ("momentum", "dampening", "weight_decay", "eps")]
+        if any(isinstance(v, Tensor) for v in values + list(group.get("betas", ()))):
             return "a param group holds a tensor hyper-parameter other than lr"
-        if isinstance(group.get("betas"), (tuple, list)) and any(isinstance(b, Tensor) for b in group["betas"]):
-            return "a param group holds tensor betas"
     return None
 
 

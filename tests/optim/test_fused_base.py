@@ -281,6 +281,8 @@ def test_refusals_say_why_in_one_line():
 
     assert "MyAdamW" in one_pass_refusal(MyAdamW(groups(), lr=1e-3, fused=True), None)
     assert "for-loop" in one_pass_refusal(torch.optim.SGD(groups(), lr=1e-3, fused=True), "for-loop")
+    tensor_betas = torch.optim.Adam(groups(), lr=1e-3, fused=True, betas=(torch.tensor(0.9), torch.tensor(0.99)))
+    assert "tensor hyper-parameter" in one_pass_refusal(tensor_betas, None)
 
 
 def test_tensors_the_pass_cannot_take_get_two_passes_in_the_same_step():
