@@ -5,12 +5,15 @@ rule and learns (its training loss falls and its test score beats a chance level
 from the labels). The 30-epoch, 3-seed check of every family is
 ``benchmarks/recipe_stability.py`` (table: ``results/recipe-stability/README.md``)."""
 import json
+from pathlib import Path
 from typing import Any, Tuple
 
 import pytest
 
 from pyg_ham.datasets import get_info, get_recipe
 from pyg_ham.train.stability import document_stability
+
+REPO = Path(__file__).resolve().parents[2]
 
 
 def case(dataset: str, folder: Tuple[str, ...], flags: str, chance: float, higher: bool = True,
@@ -64,16 +67,35 @@ def test_recipe_ham_arm_trains_unflagged(dataset, folder, flags, chance, higher,
     assert (test > chance) if higher else (test < chance), (doc["metric"], test, chance)
 
 
+def _stability_module() -> Any:
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("recipe_stability", REPO / "benchmarks" / "recipe_stability.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_one_case_per_family_of_the_stability_check():
     """The cases cover the same recipes as ``benchmarks/recipe_stability.py``'s rows (ogbg-molhiv
     is the classification family's reduced recipe there), one case each."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "recipe_stability.py"
-    spec = importlib.util.spec_from_file_location("recipe_stability", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
     recipes = [get_info(p.values[0]).recipe for p in FAST]
     assert len(set(recipes)) == len(recipes)
-    assert set(recipes) == {get_info(d).recipe for _, d, _ in module.ROWS}
+    assert set(recipes) == {get_info(d).recipe for _, d, _ in _stability_module().ROWS}
+
+
+def test_stored_check_flags_no_recipe():
+    """Every row of the stored 30-epoch check (``results/recipe-stability``), read again by the
+    instability rule as it is now: the recipe's HAM arm, 3 seeds (3 folds for TU), none flagged."""
+    module = _stability_module()
+    for family, dataset, _ in module.ROWS:
+        row = module.row(family, dataset)
+        assert row is not None and row["complete"], (family, dataset)
+        doc = json.loads((REPO / row["file"]).read_text())
+        cfg, expected = doc["config"], module.settings(dataset)
+        assert cfg["ham"] is True and cfg.get("recipe", get_info(dataset).recipe) == get_info(dataset).recipe
+        keys = ("model", "hidden", "layers", "optimizer", "lr", "alpha", "beta", "batch_size")
+        assert {k: cfg[k] for k in keys if k in expected} == {k: expected[k] for k in keys if k in expected}
+        epochs = min(30, int(expected["epochs"]))  # the recipe's first 30, or all if fewer
+        assert len(doc["runs"]) == 3 and all(len(r["history"]) == epochs for r in doc["runs"]), (family, dataset)
+        assert document_stability(doc)["details"] == {}, (family, dataset)
