@@ -98,8 +98,12 @@ def row(family: str, dataset: str, alpha: Optional[float] = None) -> Optional[Di
     cmd_list = command(dataset, alpha=alpha)
     file, cmd = cmd_list[cmd_list.index("--out") + 1], shlex.join(cmd_list)
     note = None
-    if not (REPO / file).exists() and alpha is None and dataset in FALLBACK:
+    own = json.loads((REPO / file).read_text()) if (REPO / file).exists() else None
+    if alpha is None and dataset in FALLBACK and not (own or {}).get("complete"):
         file, cmd, note = FALLBACK[dataset]
+        if own is not None:  # its own run, still training: say how far it got
+            note += (f"; its own run (`{shlex.join(cmd_list)}`): {len(own['runs'])} of {RUNS} runs so far, "
+                     f"{len(document_stability(own)['details'])} flagged")
     path = REPO / file
     if not path.exists():
         return None
