@@ -327,6 +327,26 @@ def _pick(lst: Sequence[Any], idx: Sequence[int]) -> List[Any]:
     return [lst[i] for i in idx]
 
 
+def _compiled_calls(source: Callable[..., None], arguments: Callable[..., Tuple[Any, Any, Any]],
+                    params: Sequence[Tensor], one: Sequence[int], lr: Scalar, knobs: _Knobs,
+                    grad_scale: Optional[Tensor], found_inf: Optional[Tensor], stats: Optional[ExponentStats]
+                    ) -> List[int]:
+    """Run :obj:`source` over the tensors :obj:`one` of a group, per device and dtype, with the
+    kernel arguments :obj:`arguments(call, indices)` gives; return the indices it did not step."""
+    flags = found_inf_per_device(found_inf, (params[i].device for i in one))
+    scales = found_inf_per_device(grad_scale, (params[i].device for i in one))
+    left: List[int] = []
+    for (device, dtype), idx in _by_device_dtype(one, params).items():
+        skip = flags[device] > 0 if device in flags else None
+        call = _Call(device, dtype, lr, knobs, skip, scales.get(device), stats)
+        extra, options, lists = arguments(call, idx)
+        done = set(_run(source, call, lists, extra, options))
+        call.finish(skip, sum(params[i].numel() for j, i in enumerate(idx) if j in done)
+                    if math.isfinite(knobs.bound) else 0)
+        left += [i for j, i in enumerate(idx) if j not in done]
+    return left
+
+
 def _adam_group(optimizer: Any, group: Dict[str, Any], selects: Selects, grad_scale: Optional[Tensor],
                 found_inf: Optional[Tensor], stats: Optional[ExponentStats]) -> None:
     params: List[Tensor] = []
@@ -343,11 +363,8 @@ def _adam_group(optimizer: Any, group: Dict[str, Any], selects: Selects, grad_sc
     beta1, beta2 = group["betas"]
     knobs = _Knobs(group)
     lr = group["lr"]
-    flags = found_inf_per_device(found_inf, (params[i].device for i in one))
-    scales = found_inf_per_device(grad_scale, (params[i].device for i in one))
-    for (device, dtype), idx in _by_device_dtype(one, params).items():
-        skip = flags[device] > 0 if device in flags else None
-        call = _Call(device, dtype, lr, knobs, skip, scales.get(device), stats)
+
+    def arguments(call: _Call, idx: List[int]) -> Tuple[Tuple[Any, ...], Tuple[bool, ...], List[List[Tensor]]]:
         extra = (call.lr, call.scalar("beta1", beta1), call.scalar("beta2", beta2), call.scalar("1-beta1", 1 - beta1),
                  call.scalar("1-beta2", 1 - beta2), call.scalar("eps", group["eps"]),
                  call.scalar("decay", group["weight_decay"]), *call.ham, *call.accumulators)
@@ -355,10 +372,9 @@ def _adam_group(optimizer: Any, group: Dict[str, Any], selects: Selects, grad_sc
         lists = [_pick(params, idx), _pick(grads, idx), _pick(ms, idx), _pick(vs, idx),
                  _pick(vmaxs, idx) if amsgrad else [], _pick(steps, idx),
                  _adam_coefficients(_pick(steps, idx), lr, beta1, beta2, call.cd)]
-        done = set(_run(_adam_pass, call, lists, extra, options))
-        call.finish(skip, sum(params[i].numel() for j, i in enumerate(idx) if j in done)
-                    if math.isfinite(knobs.bound) else 0)
-        rest += [i for j, i in enumerate(idx) if j not in done]
+        return extra, options, lists
+
+    rest += _compiled_calls(_adam_pass, arguments, params, one, lr, knobs, grad_scale, found_inf, stats)
     if rest:
         rest.sort()
         torch_adam(
@@ -388,19 +404,15 @@ def _sgd_group(optimizer: Any, group: Dict[str, Any], selects: Selects, grad_sca
     one, rest = ([], list(range(len(params)))) if has_sparse or mixed else _split(group, params, grads, selects)
     knobs = _Knobs(group)
     lr = group["lr"]
-    flags = found_inf_per_device(found_inf, (params[i].device for i in one))
-    scales = found_inf_per_device(grad_scale, (params[i].device for i in one))
-    for (device, dtype), idx in _by_device_dtype(one, params).items():
-        skip = flags[device] > 0 if device in flags else None
-        call = _Call(device, dtype, lr, knobs, skip, scales.get(device), stats)
+
+    def arguments(call: _Call, idx: List[int]) -> Tuple[Tuple[Any, ...], Tuple[bool, ...], List[List[Any]]]:
         extra = (call.lr, call.scalar("decay", group["weight_decay"]), call.scalar("momentum", momentum),
                  call.scalar("dampening", group["dampening"]), *call.ham, *call.accumulators)
         options = (momentum != 0, first, group["nesterov"], group["maximize"], *call.options())
         lists = [_pick(params, idx), _pick(grads, idx), _pick(bufs, idx) if momentum != 0 else []]
-        done = set(_run(_sgd_pass, call, lists, extra, options))
-        call.finish(skip, sum(params[i].numel() for j, i in enumerate(idx) if j in done)
-                    if math.isfinite(knobs.bound) else 0)
-        rest += [i for j, i in enumerate(idx) if j not in done]
+        return extra, options, lists
+
+    rest += _compiled_calls(_sgd_pass, arguments, params, one, lr, knobs, grad_scale, found_inf, stats)
     if rest:
         rest.sort()
         rest_bufs: List[Optional[Tensor]] = _pick(bufs, rest)
