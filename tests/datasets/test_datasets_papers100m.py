@@ -134,3 +134,40 @@ def test_on_disk_synthetic_trains_as_in_memory_with_every_neighbour(tmp_path):
         assert ha["loss"] == pytest.approx(hb["loss"], rel=1e-4)
     assert "served from the on-disk layout" in load_dataset("synthetic", num_nodes=300, on_disk=True).description
     assert np.isclose(mem["summary"]["test_mean"], disk["summary"]["test_mean"], atol=0.02)
+
+
+def _load_in_child(root, out):
+    task = load_dataset("ogbn-papers100M", root=root)
+    Path(out).write_text(str(int(task.stores[1].row.numel())))
+
+
+def test_two_ranks_loading_at_once_build_the_layout_once(fake, tmp_path, monkeypatch):
+    """Two processes (ranks, --jobs workers) loading ogbn-papers100M at once: one builds, the other
+    waits on the lock and maps the finished layout."""
+    import multiprocessing as mp
+    import os
+    import time
+
+    from pyg_ham.datasets import ogbn_raw
+
+    root, _ = fake
+    log, real = tmp_path / "builds.log", ogbn_raw._build
+
+    def logged(*args):
+        with open(log, "a") as f:
+            f.write(f"{os.getpid()}\n")
+        time.sleep(0.3)  # long enough for the other process to reach the lock
+        real(*args)
+
+    monkeypatch.setattr(ogbn_raw, "_build", logged)
+    ctx = mp.get_context("fork")
+    procs = [ctx.Process(target=_load_in_child, args=(root, tmp_path / f"n{i}")) for i in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        if p.is_alive():
+            p.kill()
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert len(log.read_text().split()) == 1
+    assert (tmp_path / "n0").read_text() == (tmp_path / "n1").read_text() != "0"
