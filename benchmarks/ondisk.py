@@ -46,6 +46,7 @@ from typing import Any, Dict
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # this checkout's pyg_ham
 
 
 # ------------------------------------------------------------------ memory monitor
