@@ -206,7 +206,9 @@ def phase(name: str, which: str, work: Path) -> Dict[str, Any]:
 
 def run_phase(name: str, which: str, work: Path, env: Dict[str, str]) -> Dict[str, Any]:
     cmd = [sys.executable, __file__, "_phase", name, which, "--work", str(work)]
-    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"phase {name} failed:\n{out.stderr}")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     print(json.dumps(result), flush=True)
     return result
@@ -254,7 +256,7 @@ def main() -> None:
             for name in a.phases or ["train", "sample"]:
                 run_phase(name, "large", a.work, env)
     finally:
-        if not a.keep:
+        if not a.keep:  # also after a failure: the generated files are large
             shutil.rmtree(a.work, ignore_errors=True)
 
 

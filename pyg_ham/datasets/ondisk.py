@@ -38,6 +38,7 @@ import os
 import shutil
 import sys
 import time
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple, Union
@@ -232,15 +233,19 @@ def ensure_layout(folder: Union[str, Path], source: Dict[str, Any], build: Calla
 def _memmap(path: Path, dtype: np.dtype, shape: Tuple[int, ...], random: bool) -> Tensor:
     if int(np.prod(shape)) == 0:
         return torch.from_numpy(np.zeros(shape, dtype=dtype))
-    # copy-on-write: writable for torch (no warning), never written back
-    arr = np.memmap(path, dtype=dtype, mode="c", shape=shape)
+    # Read-only: a private (copy-on-write) mapping larger than RAM + swap is refused by Linux's
+    # default overcommit heuristic (ENOMEM), a read-only one is not (and commits no memory).
+    arr = np.memmap(path, dtype=dtype, mode="r", shape=shape)
     if random and hasattr(mmap, "MADV_RANDOM"):
         arr._mmap.madvise(mmap.MADV_RANDOM)  # type: ignore[attr-defined]  # rows gathered at random
-    return torch.from_numpy(arr)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(arr)
 
 
 class OnDiskLayout:
-    r"""An on-disk layout opened for reading (every array memory-mapped).
+    r"""An on-disk layout opened for reading (every array memory-mapped
+    read-only: gather from its tensors, never write into them).
 
     Args:
         folder (str or Path): The layout (see the module docstring).
