@@ -5,13 +5,18 @@ six 4096x1024 layers with biases (25.2M, the set of issues 25/26) and a 25M-para
 transformer-like set of 128 tensors — times one optimizer step of:
 
 * the base alone (AdamW ``foreach=True`` and AdamW ``fused=True``),
-* base + HAM on its default path (fused/compiled from 4M selected elements, else foreach),
-* base + HAM forced onto the foreach and the fused (compiled) paths,
+* base + HAM on its default path: with the fused base, the *one pass* that does AdamW's update and
+  HAM's step together (``pyg_ham.optim.fused_base``); with the foreach base, the separate step
+  (compiled from 4M selected elements, else foreach),
+* base + HAM's separate step forced onto the foreach and the fused (compiled) paths,
 * base + HAM (default) with the trainer's exponent diagnostics on every step, and sampled as
   the trainer samples them (one step in ``EXPONENT_SAMPLE_EVERY``),
 * base + a *naive* HAM written in the structure of the authors' reference wrapper (per-tensor
   NaN checks that synchronise, a clone for rollback, a masked write, a per-tensor weight-norm
   clip and a gradient-norm clip after the step) — the peer implementation.
+
+``--limits`` also times what bounds the one pass at the large sets: ``exp`` alone over the
+selected elements, and a stream over the bytes the pass moves (a copy of as many bytes).
 
 Variants run interleaved (one step of each, repeated) and the table reports medians and ratios
 to the base measured in the same run, so machine noise hits all variants alike.
@@ -121,12 +126,15 @@ def make_variants(params: List[torch.nn.Parameter], fused: bool) -> Dict[str, Ca
         kwargs = {"fused": True} if fused else {"foreach": True}
         return torch.optim.AdamW(ham_param_groups(named, 0.01), lr=1e-3, **kwargs)
 
+    default = HAM(base(copy()))
+    one_pass = getattr(default, "two_pass_reason", "n/a") is None  # (newer than some commits timed)
     variants = {
         "base": base(copy()).step,
-        "base + HAM (default)": HAM(base(copy())).step,
+        "base + HAM (default: one pass)" if one_pass else "base + HAM (default)": default.step,
         "base + HAM (foreach)": HAM(base(copy()), implementation="foreach").step,
         "base + HAM (fused, compiled)": HAM(base(copy()), implementation="fused").step,
     }
+
     try:  # the trainer's diagnostics (sampling is newer than some commits this script may time)
         from pyg_ham.optim import track_exponents
         from pyg_ham.train.engine import EXPONENT_SAMPLE_EVERY
@@ -139,6 +147,17 @@ def make_variants(params: List[torch.nn.Parameter], fused: bool) -> Dict[str, Ca
         pass
     variants["base + naive HAM (authors' structure)"] = NaiveHAM(base(copy())).step
     return variants
+
+
+def limits(params: List[torch.nn.Parameter]) -> Dict[str, Callable[[], None]]:
+    """What bounds a pass over the selected elements: ``exp`` alone, and a copy that moves as many
+    bytes as the one pass of fused AdamW + HAM (reads w, g, m, v; writes w, m, v: 28 bytes per
+    float32 element) — memory traffic at this machine's copy bandwidth."""
+    n = sum(p.numel() for p in params if p.ndim >= 2)
+    x, y = torch.randn(n), torch.empty(n)
+    src, dst = torch.randn(n * 28 // 8), torch.empty(n * 28 // 8)  # a copy moves 8 bytes per element
+    return {"exp alone (selected elements)": lambda: torch.exp(x, out=y),
+            "copy of the one pass's 28 bytes/element": lambda: dst.copy_(src)}
 
 
 def measure(variants: Dict[str, Callable[[], None]], reps: int, warmup: int) -> Dict[str, float]:
@@ -159,6 +178,7 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="fewer repetitions")
     parser.add_argument("--sets", default=",".join(SETS), help=f"comma-separated: {','.join(SETS)}")
     parser.add_argument("--bases", default="foreach,fused", help="comma-separated: foreach,fused")
+    parser.add_argument("--limits", action="store_true", help="also time exp alone and the pass's bytes (big sets)")
     args = parser.parse_args()
     print(provenance())
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, load average {os.getloadavg()[0]:.2f}")
@@ -171,7 +191,10 @@ def main() -> None:
         big = numel > 5_000_000
         reps = (7 if args.quick else 15) if big else (50 if args.quick else 300)
         for fused in [b == "fused" for b in args.bases.split(",")]:
-            result = measure(make_variants(params, fused), reps, warmup=2)
+            variants = make_variants(params, fused)
+            if args.limits and big and fused:
+                variants.update(limits(params))
+            result = measure(variants, reps, warmup=2)
             base_name = "AdamW fused" if fused else "AdamW foreach"
             for name, t in result.items():
                 print(f"| {label} | {numel:,} | {base_name} | {name} | {t * 1e3:.3f} | {t / result['base']:.2f} |",

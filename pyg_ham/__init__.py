@@ -5,7 +5,7 @@ stay fast; ``from pyg_ham import HAM`` works as usual.
 """
 from typing import Any
 
-__version__ = "0.1.0"
+from pyg_ham._version import __version__
 
 _OPTIM_EXPORTS = ("HAM", "attach_ham", "build_optimizer", "hyperbolic_step_")
 __all__ = [*_OPTIM_EXPORTS, "__version__"]

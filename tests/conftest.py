@@ -65,6 +65,21 @@ def _no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", no_connection)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _room_for_compiled_kernels():
+    """Each test module starts with room in the compiled-kernel cache of HAM's step.
+
+    A process compiles at most ``FUSED_CACHE_SIZE`` signatures; further tensors take the separate
+    foreach step (by design, tested in tests/optim). The suite compiles far more than that across
+    its modules, so a module that compares two runs bit for bit (``--jobs 2`` against ``--jobs 1``)
+    would otherwise compare a worker's one pass with the in-process fallback."""
+    from pyg_ham.optim import functional
+
+    if len(functional._kernels.kernels) >= functional.FUSED_CACHE_SIZE // 2:
+        functional._kernels = functional._FusedKernels()
+    yield
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     """The read-only offline dataset folder ``../shared/data`` (skips if absent)."""

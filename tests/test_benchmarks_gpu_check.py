@@ -19,7 +19,10 @@ def test_gpu_check_cpu_quick_runs_every_check(capsys):
     assert [r[2] for r in rows if r[0].startswith("sync-free scheduled steps")] == ["ran"] * 3
     assert [r[2] for r in rows if r[0].startswith("CUDA graph")] == ["skipped"]
     ratios = [float(r[2].rstrip("x")) for r in rows if r[0].startswith("step ratio")]
-    assert len(ratios) == 2 and all(math.isfinite(x) and x > 0 for x in ratios)
+    assert len(ratios) == 3 and all(math.isfinite(x) and x > 0 for x in ratios)
+    assert "one pass /" in next(r[0] for r in rows if r[0].startswith("step ratio"))
+    assert [r[2] for r in rows if r[0].startswith("one pass = base then HAM")] == ["ok", "ok"]
+    assert [r[2] for r in rows if r[0].startswith("sync-free one pass")] == ["ran"]
     assert "CUDA plan: 1 chunk(s)" in by_check["kernel plan (foreach)"][2]
     assert by_check["found_inf per device"][1] == "ok"
     sampler = by_check["sampler"]

@@ -3,7 +3,7 @@ place their names, folders, metrics, families and recipes are written."""
 from __future__ import annotations
 
 from pyg_ham.datasets import graph, hetero, node, ogbn_raw
-from pyg_ham.datasets.registry import DatasetInfo, add_dataset
+from pyg_ham.datasets.info import DatasetInfo, add_dataset
 
 #: Heterophilous graphs with one binary target, scored by ROC-AUC (Platonov et al., ICLR 2023).
 HETEROPHILOUS_BINARY = ("Minesweeper", "Tolokers", "Questions")

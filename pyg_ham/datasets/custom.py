@@ -11,7 +11,7 @@ from pyg_ham.datasets.tasks import GraphTask, NodeTask
 from pyg_ham.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pyg_ham.datasets.registry import DatasetInfo
+    from pyg_ham.datasets.info import DatasetInfo
 
 __all__ = ["check_metric", "to_task"]
 

@@ -37,7 +37,7 @@ from pyg_ham.datasets.tasks import GraphTask
 from pyg_ham.errors import ConfigError, DatasetError
 
 if TYPE_CHECKING:
-    from pyg_ham.datasets.registry import DatasetInfo
+    from pyg_ham.datasets.info import DatasetInfo
 
 TU_NAMES = (
     "MUTAG", "PTC_MR", "PTC_FM", "PTC_FR", "PTC_MM", "NCI1", "NCI109", "PROTEINS", "PROTEINS_full",

@@ -39,7 +39,7 @@ from pyg_ham.datasets.synthetic import csbm
 from pyg_ham.datasets.tasks import NodeTask
 
 if TYPE_CHECKING:
-    from pyg_ham.datasets.registry import DatasetInfo
+    from pyg_ham.datasets.info import DatasetInfo
 from pyg_ham.errors import ConfigError
 
 Builder = Callable[..., NodeTask]

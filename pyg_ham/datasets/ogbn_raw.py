@@ -33,7 +33,7 @@ from pyg_ham.errors import DatasetError
 if TYPE_CHECKING:
     import pandas as pd
 
-    from pyg_ham.datasets.registry import DatasetInfo
+    from pyg_ham.datasets.info import DatasetInfo
 
 __all__ = ["ogbn_from_raw", "SPLITS"]
 

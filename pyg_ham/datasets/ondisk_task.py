@@ -27,7 +27,7 @@ from pyg_ham.datasets.tasks import NodeTask
 from pyg_ham.errors import ConfigError
 
 if TYPE_CHECKING:
-    from pyg_ham.datasets.registry import DatasetInfo
+    from pyg_ham.datasets.info import DatasetInfo
 
 __all__ = ["layout_folder", "layout_task", "to_on_disk"]
 

@@ -10,10 +10,11 @@ from __future__ import annotations
 from typing import Any, Dict
 
 from pyg_ham.errors import ConfigError
+from pyg_ham.optim.ham import HAM_DEFAULTS
 
 __all__ = ["RECIPES", "register_recipe", "get_recipe"]
 
-_HAM = {"ham": True, "alpha": 200.0, "beta": 0.001}
+_HAM = {"ham": True, "alpha": HAM_DEFAULTS["ham_alpha"], "beta": HAM_DEFAULTS["ham_beta"]}
 
 #: Recipe name -> ``{"description", "settings"}`` (settings are ExperimentConfig fields).
 RECIPES: Dict[str, Dict[str, Any]] = {
@@ -81,7 +82,7 @@ RECIPES: Dict[str, Dict[str, Any]] = {
 
 def register_recipe(name: str, settings: Dict[str, Any], description: str = "") -> None:
     r"""Register (or replace) a recipe: ExperimentConfig settings under :obj:`name`."""
-    from pyg_ham.train.config import ExperimentConfig
+    from pyg_ham.config import ExperimentConfig
 
     ExperimentConfig.from_dict(dict(settings), source=f"recipe {name!r}")  # validates the keys
     RECIPES[name] = {"description": description, "settings": dict(settings)}

@@ -22,81 +22,19 @@ after which ``run_experiment(ExperimentConfig(dataset="my-graph", ...))``, ``com
 from __future__ import annotations
 
 import difflib
-import inspect
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
-from pyg_ham.datasets._locate import dataset_dir
-from pyg_ham.datasets.paths import PathLike, data_root, has_files, staging_dir
+from pyg_ham.config import set_recipe_lookup
+from pyg_ham.datasets.info import _REGISTRY, DatasetInfo, add_dataset
+from pyg_ham.datasets.paths import PathLike, data_root
 from pyg_ham.errors import ConfigError, DatasetError
 from pyg_ham.validation import coerce_option
 
 __all__ = ["DatasetInfo", "register_dataset", "add_dataset", "registry", "get_info", "load_dataset",
-           "list_datasets"]
+           "list_datasets", "recipe_of"]
 
 
-@dataclass(frozen=True)
-class DatasetInfo:
-    r"""A registry entry.
-
-    Attributes:
-        name (str): Canonical name.
-        task (str): The task kind that trains it: ``"node"``, ``"graph"``, or an adapter's
-            (``"vision"``).
-        metric (str): The evaluation metric (``"acc"``, ``"rocauc"``, ``"rmse"``, ...).
-        builder (callable): ``builder(info, root, download, **options)`` returning the task.
-        group (str): Loader folder under the data root (``""``: generated locally).
-        folder (str): Dataset folder inside :obj:`group`.
-        raw (str): Raw-file folder inside the dataset folder.
-        family (str): The family (``"planetoid"``, ``"tu"``, ``"ogbg-mol"``, ...).
-        recipe (str, optional): The name of the default recipe (:data:`~pyg_ham.datasets.recipes.RECIPES`).
-        options_from (callable or dict, optional): The function whose keyword parameters with
-            defaults are the dataset's options, or the options and their defaults.
-            (default: :obj:`builder`)
-    """
-
-    name: str
-    task: str
-    metric: str
-    builder: Callable[..., Any]
-    group: str = ""
-    folder: str = ""
-    raw: str = "raw"
-    family: str = ""
-    recipe: Optional[str] = None
-    options_from: Union[None, Callable[..., Any], Dict[str, Any]] = None
-
-    def path(self, root: Path) -> Path:
-        r"""The dataset folder under :obj:`root`; for OGB a ``<folder>_pyg`` copy when that exists."""
-        where = dataset_dir(root, self.group, self.folder)
-        if self.group == "ogb" and not where.exists() and where.with_name(where.name + "_pyg").exists():
-            return where.with_name(where.name + "_pyg")
-        return where
-
-    def options(self) -> Dict[str, Any]:
-        r"""The dataset's options and their defaults."""
-        if isinstance(self.options_from, dict):
-            return dict(self.options_from)
-        fn = self.options_from or self.builder
-        params = list(inspect.signature(fn).parameters.values())
-        return {p.name: p.default for p in params
-                if p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD and p.default is not p.empty)}
-
-    def present(self, root: Path) -> bool:
-        r"""Whether the raw files are under :obj:`root` (or its staging cache); generated data always is."""
-        if not self.group:
-            return True
-        return has_files(self.path(root) / self.raw) or has_files(self.path(staging_dir(root)) / self.raw)
-
-
-_REGISTRY: Dict[str, DatasetInfo] = {}
-
-
-def add_dataset(info: DatasetInfo) -> DatasetInfo:
-    r"""Register :obj:`info` (a later entry of the same name replaces an earlier one)."""
-    _REGISTRY[info.name.lower()] = info
-    return info
 
 
 def register_dataset(name: str, *, task: str, metric: str = "acc", family: str = "custom",
@@ -233,3 +171,15 @@ def list_datasets(root: Optional[PathLike] = None) -> List[Dict[str, Any]]:
              "recipe": info.recipe, "present": bool(info.present(base)),
              "path": str(info.path(base)) if info.group else ""}
             for info in registry().values()]
+
+
+def recipe_of(dataset: str) -> Optional[Tuple[str, Dict[str, Any]]]:
+    r"""The name and settings of :obj:`dataset`'s default recipe, ``None`` if it has none (what
+    :meth:`~pyg_ham.config.ExperimentConfig.from_recipe` starts from)."""
+    from pyg_ham.datasets.recipes import get_recipe
+
+    recipe = get_info(dataset).recipe
+    return None if recipe is None else (recipe, get_recipe(recipe)["settings"])
+
+
+set_recipe_lookup(recipe_of)

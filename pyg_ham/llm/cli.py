@@ -9,6 +9,7 @@ from typing import Optional, Tuple
 import click
 
 from pyg_ham.llm.finetuning import PRECISIONS, LLMConfig
+from pyg_ham.optim.ham import HAM_DEFAULTS
 
 __all__ = ["llm"]
 
@@ -31,14 +32,16 @@ __all__ = ["llm"]
 @click.option("--lr-scheduler", default="linear", show_default=True, help="TrainingArguments.lr_scheduler_type.")
 @click.option("--warmup-steps", default=0, show_default=True, type=int)
 @click.option("--optim", default="adamw_torch", show_default=True, help="TrainingArguments.optim (the base optimizer).")
+@click.option("--fused/--no-fused", default=None,
+              help="adamw_torch as adamw_torch_fused, HAM's step inside its pass [default: on for adamw_torch].")
 @click.option("--precision", default="fp32", show_default=True, type=click.Choice(PRECISIONS),
               help="Mixed precision (fp16 needs a CUDA GPU).")
 @click.option("--block-size", default=None, type=int,
               help="Tokens per example [default: 128, or the model's context if shorter].")
 @click.option("--eval-fraction", default=0.1, show_default=True, type=float)
 @click.option("--ham/--no-ham", default=True, show_default=True, help="HAM on, or the plain base optimizer.")
-@click.option("--alpha", default=200.0, show_default=True, type=float, help="HAM's alpha.")
-@click.option("--beta", default=1e-3, show_default=True, type=float, help="HAM's beta.")
+@click.option("--alpha", default=HAM_DEFAULTS["ham_alpha"], show_default=True, type=float, help="HAM's alpha.")
+@click.option("--beta", default=HAM_DEFAULTS["ham_beta"], show_default=True, type=float, help="HAM's beta.")
 @click.option("--max-exponent", default=5.0, show_default=True, type=float, help="Clamp of HAM's exponent (inf: none).")
 @click.option("--ham-embeddings/--no-ham-embeddings", default=False, show_default=True,
               help="Also step the embedding matrices (full fine-tuning).")

@@ -23,15 +23,19 @@ import torch
 from pyg_ham.errors import ConfigError
 from pyg_ham.llm._deps import require
 from pyg_ham.llm.data import BlockDataset, read_text, split_blocks, tokenize_blocks
-from pyg_ham.llm.trainer import HAMArguments, get_ham_trainer_class
+from pyg_ham.llm.trainer import HAMArguments, get_ham_trainer_class, unwrap_optimizer
 from pyg_ham.optim.ham import HAM_DEFAULTS
 from pyg_ham.results import RunResult, mean_std, result_document
 from pyg_ham.train import distributed
+from pyg_ham.train.common import describe_step
 
 __all__ = ["LLMConfig", "load_model_and_tokenizer", "apply_lora", "finetune", "PRECISIONS"]
 
 PRECISIONS = ("fp32", "bf16", "fp16")
 
+
+#: ``TrainingArguments.optim`` names with a fused variant (``fused`` chooses it).
+FUSED_OPTIM: Dict[str, str] = {"adamw_torch": "adamw_torch_fused"}
 
 @dataclass
 class LLMConfig:
@@ -50,6 +54,9 @@ class LLMConfig:
         lr, weight_decay, batch_size, grad_accum, max_grad_norm, lr_scheduler, warmup_steps,
         optim: as in ``TrainingArguments`` (``optim`` is its optimizer name, e.g.
             ``"adamw_torch"``, ``"adamw_torch_fused"``, ``"sgd"``).
+        fused (bool, optional): ``"adamw_torch"`` as ``"adamw_torch_fused"`` (torch's fused
+            AdamW, and HAM's step inside its pass: :mod:`pyg_ham.optim.fused_base`); :obj:`None`
+            does so for ``"adamw_torch"``, :obj:`False` never. (default: :obj:`None`)
         precision (str): ``"fp32"``, ``"bf16"`` or ``"fp16"`` (``fp16`` needs a CUDA GPU).
         block_size (int, optional): tokens per example (default: 128, or the model's context
             if shorter).
@@ -79,12 +86,13 @@ class LLMConfig:
     lr_scheduler: str = "linear"
     warmup_steps: int = 0
     optim: str = "adamw_torch"
+    fused: Optional[bool] = None
     precision: str = "fp32"
     block_size: Optional[int] = None
     eval_fraction: float = 0.1
     ham: bool = True
-    alpha: float = 200.0
-    beta: float = 1e-3
+    alpha: float = HAM_DEFAULTS["ham_alpha"]
+    beta: float = HAM_DEFAULTS["ham_beta"]
     max_exponent: Optional[float] = HAM_DEFAULTS["ham_max_exponent"]
     ham_embeddings: bool = False
     ham_lm_head: bool = False
@@ -111,11 +119,19 @@ class LLMConfig:
              "fp32 on the CPU"),
             (0.0 < self.eval_fraction < 1.0, f"--eval-fraction must be in (0, 1), got {self.eval_fraction}"),
             (len(self.seeds) > 0, "give at least one seed"),
+            (self.fused is not True or self.optim in FUSED_OPTIM.values() or self.optim in FUSED_OPTIM,
+             f"--fused needs --optim {' or '.join(FUSED_OPTIM)} (torch's fused AdamW), got {self.optim!r}"),
             (self.log_every >= 1, f"--log-every must be >= 1, got {self.log_every}"),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+    def trainer_optim(self) -> str:
+        """``TrainingArguments.optim``: :obj:`optim`, its fused variant unless :obj:`fused` is false."""
+        if self.fused is False:
+            return {fused: plain for plain, fused in FUSED_OPTIM.items()}.get(self.optim, self.optim)
+        return FUSED_OPTIM.get(self.optim, self.optim)
 
     def use_cpu(self) -> bool:
         """Whether training runs on the CPU (:obj:`cpu` set, or no CUDA GPU)."""
@@ -217,7 +233,7 @@ def _training_arguments(config: LLMConfig, output_dir: str, seed: int) -> Any:
             learning_rate=config.lr, weight_decay=config.weight_decay,
             per_device_train_batch_size=config.batch_size, per_device_eval_batch_size=config.batch_size,
             gradient_accumulation_steps=config.grad_accum, max_grad_norm=config.max_grad_norm,
-            lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_steps, optim=config.optim,
+            lr_scheduler_type=config.lr_scheduler, warmup_steps=config.warmup_steps, optim=config.trainer_optim(),
             fp16=config.precision == "fp16", bf16=config.precision == "bf16",
             eval_strategy="no", save_strategy="no", logging_steps=config.log_every, report_to="none",
             disable_tqdm=True, dataloader_num_workers=0,
@@ -285,6 +301,7 @@ def finetune(config: LLMConfig) -> Dict[str, Any]:
             history = [_jsonable(r) for r in trainer.state.log_history]
             selected = list(trainer.ham_selected)
             steps = trainer.state.global_step
+            step_record = describe_step(unwrap_optimizer(trainer.optimizer))
             epoch = float(trainer.state.epoch or 0.0)
         if config.save_dir is not None and distributed.is_main():
             target = Path(config.save_dir) if len(config.seeds) == 1 else Path(config.save_dir) / f"seed{seed}"
@@ -296,7 +313,8 @@ def finetune(config: LLMConfig) -> Dict[str, Any]:
             extra={"perplexity": _perplexity(final), "eval_loss_initial": float(initial),
                    "perplexity_initial": _perplexity(initial), "train_loss_running": float(output.training_loss),
                    "steps": steps, "epochs": epoch, "train_blocks": len(train_blocks),
-                   "eval_blocks": len(eval_blocks), "block_size": block_size, "ham_tensors": len(selected)},
+                   "eval_blocks": len(eval_blocks), "block_size": block_size, "ham_tensors": len(selected),
+                   "optimizer_step": step_record},
         ))
     doc = result_document(Path(config.data).name, "llm", "eval_loss", _config_dict(config), runs,
                           num_params=num_params, device=device, model=config.model,

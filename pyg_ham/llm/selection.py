@@ -19,7 +19,7 @@ import torch
 from torch import Tensor
 from torch.optim import Optimizer
 
-from pyg_ham.optim.groups import Selector, as_predicate
+from pyg_ham.optim.groups import Selector, as_predicate, is_weight_matrix
 
 __all__ = ["llm_ham_selector", "embedding_tensors", "split_param_groups"]
 
@@ -82,7 +82,7 @@ def llm_ham_selector(
     excluded = as_predicate(exclude, default=lambda name, param: False)
 
     def default(name: str, param: Tensor) -> bool:
-        if param.ndim < 2:
+        if not is_weight_matrix(name, param):
             return False
         if id(param) in embed and not include_embeddings:
             return False

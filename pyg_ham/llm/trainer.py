@@ -29,7 +29,7 @@ from torch.optim import Optimizer
 from pyg_ham.errors import ConfigError
 from pyg_ham.llm._deps import require
 from pyg_ham.llm.selection import llm_ham_selector, split_param_groups
-from pyg_ham.optim.groups import Selector
+from pyg_ham.optim.groups import Selector, ham_selects
 from pyg_ham.optim.ham import HAM, HAM_DEFAULTS, attach_ham
 
 __all__ = ["HAMArguments", "HAMTrainerMixin", "HAMTrainer", "get_ham_trainer_class", "unwrap_optimizer"]
@@ -120,7 +120,7 @@ class HAMTrainerMixin:
         else:
             names = {id(p): n for n, p in opt_model.named_parameters()}
             self.ham_selected = [names.get(id(p), "") for g in inner.param_groups for p in g["params"]
-                                 if g.get("ham", "auto") is True or (g.get("ham", "auto") == "auto" and p.ndim >= 2)]
+                                 if ham_selects(g.get("ham", "auto"), p)]
         try:
             handle = attach_ham(inner, args.alpha, args.beta, max_exponent=args.max_exponent,
                                 implementation=args.implementation)

@@ -10,6 +10,7 @@ from torch import Tensor
 from torch.optim import Optimizer
 
 from pyg_ham.errors import ConfigError
+from pyg_ham.optim.fused_base import fused_base_by_default
 from pyg_ham.optim.groups import Selector, ham_param_groups
 from pyg_ham.optim.ham import HAM, HAM_DEFAULTS, _validate_ham_options
 from pyg_ham.optim.sam import build_sam
@@ -109,6 +110,7 @@ def build_optimizer(
     sam: bool = False,
     rho: float = 0.05,
     adaptive: bool = False,
+    fused: Optional[bool] = None,
     **kwargs: Any,
 ) -> Optimizer:
     r"""Build a base optimizer, inside SAM when :obj:`sam` is set, wrapped in
@@ -142,6 +144,10 @@ def build_optimizer(
             its ``step`` needs a closure, see :mod:`pyg_ham.optim.sam`). (default: :obj:`False`)
         rho (float): SAM's radius :math:`\rho > 0`. (default: :obj:`0.05`)
         adaptive (bool): ASAM's scale-invariant perturbation. (default: :obj:`False`)
+        fused (bool, optional): build the base with ``fused=True``; :obj:`None` does so where
+            the base and the device allow (AdamW, Adam, SGD on CPU or CUDA, see
+            :func:`~pyg_ham.optim.fused_base.fused_base_by_default`), and then HAM's step runs
+            inside the base's pass (:mod:`pyg_ham.optim.fused_base`). (default: :obj:`None`)
         **kwargs: passed to the base optimizer (e.g. ``momentum=0.9``, ``nesterov=True``,
             ``betas=(0.9, 0.999)``, ``foreach=True``, ``fused=True``).
     """
@@ -173,6 +179,13 @@ def build_optimizer(
                                       select=select, exclude=exclude, decay=decay)
             for g in groups:
                 g.pop("param_names")
+    if fused is None:
+        chosen = {"foreach", "fused"} & kwargs.keys() or kwargs.get("differentiable")
+        fused = not chosen and fused_base_by_default(cls, [p for g in groups for p in g["params"]])
+    elif not isinstance(fused, bool):
+        raise ConfigError(f"fused must be true, false or null (where the base and device allow), got {fused!r}")
+    if fused:
+        kwargs["fused"] = True
     try:
         base = (build_sam(groups, cls, rho=rho, adaptive=adaptive, lr=lr, **kwargs) if sam
                 else cls(groups, lr=lr, **kwargs))  # type: ignore[call-arg]

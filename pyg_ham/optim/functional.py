@@ -298,10 +298,12 @@ class _FusedKernels:
         self.kernels: Dict[Tuple[object, ...], Callable[..., None]] = {}
         self.unavailable = False
 
-    def get(self, signature: Tuple[object, ...], with_stats: bool) -> Optional[Callable[..., None]]:
+    def get(self, signature: Tuple[object, ...], source: Callable[..., None]) -> Optional[Callable[..., None]]:
+        """The kernel compiled from :obj:`source` for :obj:`signature` (compiled now if new);
+        :obj:`None` once :data:`FUSED_CACHE_SIZE` kernels exist."""
+        signature = (source.__name__,) + signature
         kernel = self.kernels.get(signature)
         if kernel is None and len(self.kernels) < FUSED_CACHE_SIZE:
-            source = _fused_kernel_with_stats if with_stats else _fused_kernel
             name = f"{source.__name__}_{len(self.kernels)}"
             names: Dict[str, str] = {"co_name": name}
             if sys.version_info >= (3, 11):
@@ -387,8 +389,8 @@ def _fused_step_(params: Sequence[Tensor], grads: Sequence[Tensor], lr: Scalar, 
     stepped: List[int] = []
     for start in range(0, len(eligible), FUSED_GROUP_SIZE):
         call = eligible[start:start + FUSED_GROUP_SIZE]
-        kernel = _kernels.get((device, dtype, stats is not None, tuple(params[i].numel() for i in call)),
-                              stats is not None)
+        kernel = _kernels.get((device, dtype, tuple(params[i].numel() for i in call)),
+                              _fused_kernel if stats is None else _fused_kernel_with_stats)
         if kernel is None:  # the cache is full: this signature takes the foreach path
             continue
         # flat aliases that are not views (no ``_base`` for the compiled graph to guard on)

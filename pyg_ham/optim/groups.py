@@ -25,6 +25,12 @@ def is_weight_matrix(name: str, param: Tensor) -> bool:
     return param.ndim >= 2
 
 
+def ham_selects(mode: Any, param: Tensor) -> bool:
+    """Whether a param group's ``ham`` key selects :obj:`param`: every tensor with ``True``, none
+    with ``False``, the weight matrices (:func:`is_weight_matrix`) with ``"auto"``."""
+    return mode is True or (mode == "auto" and is_weight_matrix("", param))
+
+
 def as_predicate(selector: Selector, default: Callable[[str, Tensor], bool] = is_weight_matrix
                  ) -> Callable[[str, Tensor], bool]:
     """Turn a :data:`Selector` into a predicate ``f(name, param) -> bool``.

@@ -4,6 +4,7 @@ from __future__ import annotations
 import copyreg
 import inspect
 import math
+import types
 import weakref
 from collections import OrderedDict
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple, Type, Union
@@ -15,11 +16,14 @@ from torch.utils.hooks import RemovableHandle
 
 from pyg_ham.errors import ConfigError
 from pyg_ham.optim.functional import IMPLEMENTATIONS, hyperbolic_step_
+from pyg_ham.optim.fused_base import ONE_PASS_BASES, one_pass_refusal, one_pass_step
+from pyg_ham.optim.groups import is_weight_matrix
 from pyg_ham.optim.rules import step_rule
+from pyg_ham.optim.sam import register_wrapper
 from pyg_ham.optim.sharding import FSDP1_VIEWS, fsdp1_views, refuse_flat_parameters
 from pyg_ham.optim.stats import ExponentStats
 
-__all__ = ["HAM", "attach_ham", "apply_hyperbolic_step", "track_exponents", "HAM_DEFAULTS"]
+__all__ = ["HAM", "attach_ham", "apply_hyperbolic_step", "track_exponents", "ham_pass", "HAM_DEFAULTS"]
 
 #: The authors' defaults: ``alpha=200``, ``beta=1e-3``, the exponent clamped to ``±5``;
 #: ``ham="auto"`` selects ``ndim >= 2``.
@@ -155,7 +159,7 @@ def _refuse_no_op(groups: List[Dict[str, Any]], given: Dict[str, Any], where: st
     for i, group in on:
         if fsdp1_views(group["params"]):
             raise ConfigError(f"{where}: param group {i} {FSDP1_VIEWS}")
-    if any(g["ham"] is True or any(p.ndim >= 2 for p in g["params"]) for _, g in on):
+    if any(g["ham"] is True or any(is_weight_matrix("", p) for p in g["params"]) for _, g in on):
         return
     why = [f"{sum(len(g['params']) for _, g in on)} parameter(s) with ndim < 2 in ham='auto' groups "
            f"(it steps tensors with ndim >= 2: weight matrices)"] if on else []
@@ -168,6 +172,15 @@ def _refuse_no_op(groups: List[Dict[str, Any]], given: Dict[str, Any], where: st
 
 def _same(a: Any, b: Any) -> bool:
     return a is b or (type(a) is type(b) and a == b)
+
+
+def _selects(group: Dict[str, Any], p: Tensor) -> bool:
+    """Whether HAM steps :obj:`p` of :obj:`group` (the group's ``ham`` mode and knobs)."""
+    mode = group.get("ham", HAM_DEFAULTS["ham"])
+    if mode is False or (group.get("ham_alpha", HAM_DEFAULTS["ham_alpha"]) == 0
+                         and group.get("ham_beta", HAM_DEFAULTS["ham_beta"]) == 0):
+        return False
+    return mode is True or p.ndim >= 2
 
 
 def _selected(param_groups: Iterable[Dict[str, Any]], defaults: Dict[str, Any]
@@ -263,6 +276,9 @@ class _HAMHook:
         self.wrapped = False   # by a HAM wrapper: only inside HAM.step
         self.stepping = False  # HAM.step is running
         self.stats: Optional[ExponentStats] = None  # see track_exponents
+        self.done = False  # this step's HAM ran inside the base's pass (pyg_ham.optim.fused_base)
+        self.asked = False  # this step asked for the one pass (see one_pass)
+        self.refusal: Optional[str] = "no step yet"  # why the last step took two passes (None: one pass)
         self.handles = [
             optimizer.register_step_pre_hook(self.before_step),
             optimizer.register_step_post_hook(self.after_step),
@@ -290,8 +306,32 @@ class _HAMHook:
         if self.attached and not self.stepping:  # HAM.step has checked already
             _check_step(optimizer)
 
+    def one_pass(self, optimizer: Optimizer) -> Optional[Callable[..., Any]]:
+        """The step that runs the base update and HAM's in one pass, or :obj:`None` (the reason
+        is in :attr:`refusal`; then the base steps and :meth:`after_step` runs HAM's step)."""
+        self.asked = True
+        self.refusal = one_pass_refusal(optimizer, self.implementation, _hooks_before(optimizer, self))
+        return None if self.refusal is not None else self._one_pass_step
+
+    def _one_pass_step(self, optimizer: Optimizer, closure: Optional[Callable[[], float]] = None) -> Any:
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        stats = self.stats if self.stats is not None and self.stats.sampling() else None
+        one_pass_step(optimizer, _selects, stats)
+        self.done = True
+        return loss
+
     def after_step(self, optimizer: Optimizer, args: Any, kwargs: Any) -> None:
+        asked, self.asked = self.asked, False
+        if self.done:  # HAM's step ran inside the base's pass
+            self.done = False
+            return
         if self.attached or self.stepping:
+            if not asked:  # attached, but the step did not go through _attached_step
+                self.refusal = (one_pass_refusal(optimizer, self.implementation, _hooks_before(optimizer, self))
+                                or "its step() was replaced after attach_ham")
             self.rule.restore_grads()
             found_inf = getattr(optimizer, "found_inf", None)
             stats = self.stats if self.stats is not None and self.stats.sampling() else None
@@ -311,6 +351,30 @@ class _HAMHook:
         for group in optimizer.param_groups:
             for key in HAM_DEFAULTS:
                 group.setdefault(key, optimizer.defaults.get(key, HAM_DEFAULTS[key]))
+
+
+def _hooks_before(optimizer: Optimizer, record: _HAMHook) -> int:
+    """How many step post-hooks were registered on :obj:`optimizer` before HAM's."""
+    hooks = list(optimizer._optimizer_step_post_hooks)
+    return hooks.index(record.step_id) if record.step_id in hooks else 0
+
+
+@Optimizer.profile_hook_step
+def _attached_step(optimizer: Optimizer, closure: Optional[Callable[[], float]] = None) -> Any:
+    """The ``step`` of an :func:`attach_ham` optimizer whose class can take the one pass
+    (:mod:`pyg_ham.optim.fused_base`): torch's hooks as always, and the one pass in place of
+    the class's step where it applies (else the class's step, and HAM's post-hook)."""
+    optimizer.__dict__["_opt_called"] = True  # what an LR scheduler built before attach_ham checks
+    record = optimizer.__dict__.get(_RECORD)
+    one_pass = record.one_pass(optimizer) if record is not None and record.attached else None
+    if one_pass is not None:
+        return one_pass(optimizer, closure)
+    raw = type(optimizer).step.__wrapped__  # type: ignore[attr-defined]
+    return raw(optimizer) if closure is None else raw(optimizer, closure)
+
+
+# It sets ``_opt_called`` itself, as the tracker torch's LR schedulers wrap around ``step`` does.
+_attached_step._wrapped_by_lr_sched = True  # type: ignore[attr-defined]
 
 
 class _Reducer:
@@ -358,6 +422,9 @@ class _AttachHandle(RemovableHandle):
             return
         self._record.attached = False
         optimizer.__dict__.pop("__reduce_ex__", None)
+        step = optimizer.__dict__.get("step")
+        if getattr(step, "__func__", None) is _attached_step:
+            del optimizer.__dict__["step"]
         if not self._record.wrapped:
             self._record.detach(optimizer)
 
@@ -411,9 +478,11 @@ class HAM(Optimizer):
             authors' wrapper does; it only acts when one step would scale a weight by more than
             :math:`e^{5}`, and keeps a too large :math:`\eta\alpha` from overflowing the weights.
             :obj:`None` (or ``inf``) gives the unclamped update. (default: :obj:`5.0`)
-        implementation (str, optional): ``"for-loop"``, ``"foreach"``, ``"fused"`` or
-            :obj:`None` to choose by size (see :func:`~pyg_ham.optim.hyperbolic_step_`).
-            (default: :obj:`None`)
+        implementation (str, optional): ``"for-loop"``, ``"foreach"``, ``"fused"`` (the
+            separate step on that path, see :func:`~pyg_ham.optim.hyperbolic_step_`) or
+            :obj:`None`: the one pass with the base's where the base is a ``fused=True``
+            AdamW, Adam or SGD (:mod:`pyg_ham.optim.fused_base`), else the separate step on the
+            path chosen by size. (default: :obj:`None`)
 
     Example:
         >>> base = torch.optim.AdamW(ham_param_groups(model, weight_decay=0.01), lr=1e-3)
@@ -444,6 +513,12 @@ class HAM(Optimizer):
     @property
     def implementation(self) -> Optional[str]:
         return self._hook.implementation
+
+    @property
+    def two_pass_reason(self) -> Optional[str]:
+        """:obj:`None` when the base update and HAM's step run in one pass (a ``fused=True``
+        AdamW, Adam or SGD; :mod:`pyg_ham.optim.fused_base`), else why they run as two."""
+        return one_pass_refusal(self.base, self.implementation, _hooks_before(self.base, self._hook))
 
     # Shared with the base: reading or replacing these acts on the base optimizer.
     @property  # type: ignore[override]
@@ -507,7 +582,7 @@ class HAM(Optimizer):
             self.base.grad_scale, self.base.found_inf = grad_scale, found_inf  # type: ignore[attr-defined]
         self._hook.stepping = True
         try:
-            return _base_step(self.base, closure)
+            return _base_step(self.base, closure, self._hook.one_pass(self.base))
         finally:
             self._hook.stepping = False
             if forwarded:
@@ -571,13 +646,15 @@ def _own_hooks(optimizer: HAM) -> None:
         optimizer.__dict__[name] = OrderedDict()
 
 
-def _base_step(base: Optimizer, closure: Optional[Callable[[], float]]) -> Optional[float]:
+def _base_step(base: Optimizer, closure: Optional[Callable[[], float]],
+               one_pass: Optional[Callable[..., Any]] = None) -> Optional[float]:
     """The base's step with the base's own step hooks (HAM's hyperbolic step is one of them) but
     not torch's global ones, which :meth:`HAM.step` has run already: they fire once per step.
 
-    Runs the unpatched ``step`` that torch's ``profile_hook_step`` wraps (``__wrapped__``) and
-    the base's own hook registries, as that wrapper does (torch 2.x's private names; a test pins them)."""
-    raw = getattr(type(base).step, "__wrapped__", None)
+    Runs the unpatched ``step`` that torch's ``profile_hook_step`` wraps (``__wrapped__``), or
+    :obj:`one_pass` in its place, and the base's own hook registries, as that wrapper does
+    (torch 2.x's private names; a test pins them)."""
+    raw = one_pass or getattr(type(base).step, "__wrapped__", None)
     if raw is None:  # a base whose step torch did not wrap: it runs no hooks of its own
         return base.step(closure) if closure is not None else base.step()
     args: Tuple[Any, ...] = (base,) if closure is None else (base, closure)
@@ -636,7 +713,20 @@ def attach_ham(
     if implementation is not _UNSET:
         record.implementation = implementation
     optimizer.__dict__["__reduce_ex__"] = _Reducer(optimizer)
+    if type(optimizer) in ONE_PASS_BASES and (  # not over another override, except an LR scheduler's tracker
+            "step" not in optimizer.__dict__ or getattr(optimizer.step, "_wrapped_by_lr_sched", False)):
+        optimizer.__dict__["step"] = types.MethodType(_attached_step, optimizer)
     return _AttachHandle(optimizer, record)
+
+
+def ham_pass(optimizer: Optimizer) -> Optional[str]:
+    """How the last step ran HAM's step: ``"one"`` (inside the base's pass,
+    :mod:`pyg_ham.optim.fused_base`), ``"separate (why)"``, or :obj:`None` without HAM."""
+    base = optimizer.base if isinstance(optimizer, HAM) else optimizer
+    record = base.__dict__.get(_RECORD)
+    if record is None or not (record.wrapped or record.attached):
+        return None
+    return "one" if record.refusal is None else f"separate ({record.refusal})"
 
 
 def track_exponents(optimizer: Optimizer, every: int = 1) -> Optional[ExponentStats]:
@@ -658,3 +748,6 @@ def track_exponents(optimizer: Optimizer, every: int = 1) -> Optional[ExponentSt
         record.stats = ExponentStats(every)
     record.stats.every = ExponentStats(every).every  # validated
     return record.stats
+
+
+register_wrapper(HAM)  # innermost / takes_closure look through HAM without importing this module

@@ -58,13 +58,27 @@ def is_sam(optimizer: Any) -> bool:
     return isinstance(optimizer, SAM)
 
 
+#: Optimizer classes that wrap a base optimizer as ``.base``: :class:`~pyg_ham.optim.HAM` registers
+#: itself when its module is imported (no HAM exists before), so this module need not import it.
+_WRAPPERS: List[Type[Any]] = []
+
+
+def register_wrapper(cls: Type[Any]) -> Type[Any]:
+    r"""Let :func:`innermost` and :func:`takes_closure` look through :obj:`cls`'s ``.base``."""
+    if cls not in _WRAPPERS:
+        _WRAPPERS.append(cls)
+    return cls
+
+
+def _wrapper(optimizer: Any) -> bool:
+    return any(isinstance(optimizer, cls) for cls in _WRAPPERS)
+
+
 def innermost(optimizer: Any) -> Any:
     r"""The optimizer that holds the update rule: through a :class:`~pyg_ham.optim.HAM` wrapper
     (``.base``) and SAM (``.base_optimizer``)."""
-    from pyg_ham.optim.ham import HAM
-
     while True:
-        if isinstance(optimizer, HAM):
+        if _wrapper(optimizer):
             optimizer = optimizer.base
         elif is_sam(optimizer):
             optimizer = optimizer.base_optimizer
@@ -76,6 +90,4 @@ def takes_closure(optimizer: Any) -> bool:
     r"""Whether ``optimizer.step`` needs a closure that recomputes the loss and gradients
     (SAM, also inside a :class:`~pyg_ham.optim.HAM` wrapper); other optimizers step on the
     gradients already computed."""
-    from pyg_ham.optim.ham import HAM
-
-    return is_sam(optimizer.base if isinstance(optimizer, HAM) else optimizer)
+    return is_sam(optimizer.base if _wrapper(optimizer) else optimizer)

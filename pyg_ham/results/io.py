@@ -154,7 +154,7 @@ def _cpu_name() -> str:
 
 def provenance(device: Union[str, torch.device, None] = None) -> Dict[str, Any]:
     """Versions, git commit, device and machine, date: what a result needs to be rerun."""
-    import pyg_ham
+    from pyg_ham._version import __version__
 
     def version(module: str) -> Optional[str]:
         try:
@@ -164,7 +164,7 @@ def provenance(device: Union[str, torch.device, None] = None) -> Dict[str, Any]:
 
     device = torch.device(device) if device is not None else torch.device("cpu")
     info: Dict[str, Any] = {
-        "pyg_ham": pyg_ham.__version__,
+        "pyg_ham": __version__,
         "torch": torch.__version__,
         "torch_geometric": version("torch_geometric"),
         "ogb": version("ogb"),

@@ -109,6 +109,7 @@ class RunRecord(_RunRequired, total=False):
     fold: int
     split: Any  # the task's split description
     num_params: int
+    optimizer_step: Dict[str, Any]  # {"fused": bool, "ham_pass": "one" | "separate (why)"} (train.common)
     sparsity: Dict[str, Any]
     diverged: bool  # a non-finite training loss ended the run
     unstable: Instability  # a loss spike or clamp saturation (not diverged)

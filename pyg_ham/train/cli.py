@@ -72,6 +72,9 @@ def experiment_options(func: Callable) -> Callable:
                                                           "(two forward/backward passes per step; default: off)."),
         click.option("--rho", type=float, help="SAM's radius (default 0.05)."),
         click.option("--adaptive/--no-adaptive", default=None, help="ASAM: SAM's scale-invariant perturbation."),
+        click.option("--fused/--no-fused", default=None,
+                     help="The base optimizer with fused=True and HAM's step inside its pass (default: where the "
+                          "base, AdamW/Adam/SGD, and the device, CPU/CUDA, allow)."),
         click.option("--scheduler", help="none, cosine, step, plateau."),
         click.option("--epochs", type=int, help="Training epochs."),
         click.option("--runs", type=int, help="Seeds 0..R-1 (node tasks and OGB graph tasks)."),
@@ -171,7 +174,7 @@ def train(config_path: Optional[str], nproc: Optional[int] = None, **flags: Any)
     """
     cfg = config_from_cli(config_path, nproc=nproc, **flags)
     if nproc is not None and nproc != 1:
-        from pyg_ham.train import distributed
+        from pyg_ham.train import distributed, kinds  # noqa: F401 - kinds: check_config asks their rules
 
         if distributed.launched():
             raise click.UsageError("--nproc starts torchrun itself; under torchrun leave it out")

@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor
 from torch.nn.modules.batchnorm import _BatchNorm
 
-from pyg_ham.optim import build_optimizer
+from pyg_ham.optim import HAM, build_optimizer
+from pyg_ham.optim.ham import ham_pass
 from pyg_ham.optim.sam import innermost, takes_closure
 from pyg_ham.train.config import ExperimentConfig
 
-__all__ = ["make_optimizer", "make_sparsifier", "update", "training_step", "frozen_running_stats",
+__all__ = ["make_optimizer", "describe_step", "make_sparsifier", "update", "training_step", "frozen_running_stats",
            "set_optimizer_mode"]
 
 
@@ -26,7 +27,19 @@ def make_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim
     exclude = getattr(model, "ham_exclude", None) or None
     return build_optimizer(model, cfg.optimizer, lr=cfg.lr, weight_decay=cfg.weight_decay, ham=cfg.ham,
                            alpha=cfg.alpha, beta=cfg.beta, max_exponent=cfg.max_exponent, exclude=exclude,
-                           sam=cfg.sam, rho=cfg.rho, adaptive=cfg.adaptive, **kwargs)
+                           sam=cfg.sam, rho=cfg.rho, adaptive=cfg.adaptive, fused=cfg.fused, **kwargs)
+
+
+def describe_step(optimizer: torch.optim.Optimizer) -> Dict[str, Any]:
+    """How the optimizer stepped, for the run record: ``{"fused": the base was built with
+    fused=True, "ham_pass": "one" | "separate (why)"}`` (``ham_pass`` only with HAM;
+    :func:`~pyg_ham.optim.ham.ham_pass`)."""
+    base = innermost(optimizer.base if isinstance(optimizer, HAM) else optimizer)
+    out: Dict[str, Any] = {"fused": all(bool(g.get("fused")) for g in base.param_groups)}
+    how = ham_pass(optimizer)
+    if how is not None:
+        out["ham_pass"] = how
+    return out
 
 
 def make_sparsifier(model: torch.nn.Module, optimizer: torch.optim.Optimizer, cfg: ExperimentConfig,

@@ -16,6 +16,8 @@ from typing import Any, Dict, List, Optional
 import torch
 from torch import Tensor
 
+from pyg_ham.optim.groups import ham_selects, is_weight_matrix
+
 __all__ = ["WeightDiagnostics", "selected_weights"]
 
 
@@ -29,9 +31,9 @@ def selected_weights(model: torch.nn.Module, optimizer: Optional[torch.optim.Opt
             mode = group.get("ham", "auto")
             if mode is False:
                 continue
-            chosen.extend(p for p in group["params"] if mode is True or p.ndim >= 2)
+            chosen.extend(p for p in group["params"] if ham_selects(mode, p))
         return chosen
-    return [p for p in model.parameters() if p.requires_grad and p.ndim >= 2]
+    return [p for p in model.parameters() if p.requires_grad and is_weight_matrix("", p)]
 
 
 class WeightDiagnostics:

@@ -21,6 +21,7 @@ What is split how (data parallelism, the way PyG's ``examples/multi_gpu`` do it)
 from __future__ import annotations
 
 import os
+import signal
 import sys
 import tempfile
 import uuid
@@ -36,7 +37,7 @@ from pyg_ham.errors import ConfigError
 __all__ = ["world_size", "rank", "local_rank", "is_main", "is_distributed", "session", "describe", "barrier",
            "broadcast_object", "gather_objects", "all_gather_cat", "all_reduce_sum", "on_main", "wrap_model",
            "CPUSyncBatchNorm", "convert_sync_batchnorm", "share_memory", "launched", "launch", "check_config",
-           "error_line", "release_memory", "launched_world_size"]
+           "check_global_batch", "death_reason", "error_line", "release_memory", "launched_world_size"]
 
 T = TypeVar("T")
 _STATE: Dict[str, Any] = {"devices": None, "shared": set()}
@@ -344,13 +345,15 @@ def release_memory() -> None:
 
 def check_config(cfg: Any, processes: int) -> None:
     r"""Refuse, with one line and before any process starts, settings that cannot train in
-    :obj:`processes` processes: ``--jobs`` worker processes, full-batch node training (every
-    rank would compute the same step), heterogeneous node training and a global batch that does
-    not split evenly over the ranks; and more processes on this machine than CUDA devices for
-    them (two ranks on one GPU fail in NCCL's first collective)."""
+    :obj:`processes` processes: ``--jobs`` worker processes, what the dataset's task kind refuses
+    (:meth:`~pyg_ham.train.TrainingTask.check_processes`, found in the registry: e.g. full-batch
+    node training, where every rank would compute the same step), a global batch that does not
+    split evenly over the ranks; and more processes on this machine than CUDA devices for them
+    (two ranks on one GPU fail in NCCL's first collective)."""
     if processes <= 1:
         return
     from pyg_ham.datasets import get_info
+    from pyg_ham.train.task import TASK_KINDS
 
     _check_devices(cfg, int(os.environ.get("LOCAL_WORLD_SIZE", processes)))
 
@@ -358,16 +361,18 @@ def check_config(cfg: Any, processes: int) -> None:
         raise ConfigError("--jobs runs independent runs in worker processes of one process; in several "
                           "processes every run already uses all of them: drop --jobs")
 
-    kind = get_info(cfg.dataset).task
-    if kind == "hetero-node":
-        raise ConfigError(f"{cfg.dataset}: heterogeneous node training runs in one process only so far; "
-                          f"drop --nproc")
-    if kind == "node" and cfg.batch_size is None:
-        raise ConfigError(f"full-batch node training in {processes} processes would compute the same step "
-                          f"{processes} times; set --batch-size to split mini-batches over the processes, "
-                          f"or run in one process")
-    if cfg.batch_size is not None and cfg.batch_size % processes:
-        raise ConfigError(f"batch_size {cfg.batch_size} is the global batch and must split evenly over "
+    # the kind's own rules (pyg_ham.train.kinds registers the built-in kinds; an unregistered kind has none)
+    kind = TASK_KINDS.get(get_info(cfg.dataset).task)
+    if kind is not None:
+        kind.check_processes(cfg, processes)
+    if cfg.batch_size is not None:
+        check_global_batch(cfg.batch_size, processes)
+
+
+def check_global_batch(batch_size: int, processes: int) -> None:
+    """The global batch :obj:`batch_size` splits evenly over :obj:`processes` (one-line error otherwise)."""
+    if batch_size % processes:
+        raise ConfigError(f"batch_size {batch_size} is the global batch and must split evenly over "
                           f"{processes} processes; use a multiple of {processes}")
 
 
@@ -395,6 +400,21 @@ def _check_devices(cfg: Any, local: int) -> None:
         raise ConfigError(f"{local} processes on this machine need one CUDA device each, but {count} "
                           f"{'is' if count == 1 else 'are'} visible{shown}; start at most {count} (--nproc {count}), "
                           f"or train on the CPU (--device cpu)")
+
+
+def death_reason(exitcode: Optional[int]) -> str:
+    """Why a worker process ended, from its exit code (``-9``: ``"killed by SIGKILL (out of memory?)"``)."""
+    if exitcode is None:
+        return "it closed its pipe"
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        hint = {"SIGKILL": " (out of memory, or killed)", "SIGSEGV": " (a crash in native code)",
+                "SIGBUS": " (a crash in native code)", "SIGABRT": " (aborted)"}.get(name, "")
+        return f"killed by {name}{hint}"
+    return f"it exited with status {exitcode}"
 
 
 #: Errors a rank raises because another rank died (its peer closed the connection): that rank's
@@ -446,8 +466,6 @@ def launch(nproc: int, argv: List[str], module: str = "pyg_ham", kept: Optional[
         killed = sorted((f.timestamp, f.signal_name() == "SIGTERM", r, f) for r, f in exc.failures.items()
                         if f.exitcode < 0)
         if killed:
-            from pyg_ham.train.jobs import death_reason
-
             _, _, dead, failure = min(killed, key=lambda k: k[1])  # SIGTERM: the launcher stopping the others
             note = f"; {kept()}" if kept is not None else ""
             print(f"Error: rank {dead} of {nproc} was {death_reason(failure.exitcode)}; the other ranks were "

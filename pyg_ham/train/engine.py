@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from pyg_ham.config import SCHEDULERS
 from pyg_ham.optim import track_exponents
 from pyg_ham.results import RunResult, schema
 from pyg_ham.results.io import atomic_write
@@ -25,14 +26,12 @@ from pyg_ham.train.diagnostics import WeightDiagnostics
 from pyg_ham.train.stability import run_stability
 
 if TYPE_CHECKING:
-    from pyg_ham.train.config import ExperimentConfig
+    from pyg_ham.config import ExperimentConfig
     from pyg_ham.train.task import TrainingTask
 
 __all__ = ["seed_everything", "is_better", "best_epoch", "fit", "build_scheduler", "SCHEDULERS", "rerun_hint"]
 
 Scores = Dict[str, float]
-#: Learning-rate schedules by name (stepped once per epoch).
-SCHEDULERS = ("none", "cosine", "step", "plateau")
 #: HAM's exponent diagnostics observe one optimizer step in this many, and always the first of an
 #: epoch (one-step epochs: every step): the in-pass statistics cost about one more step each.
 EXPONENT_SAMPLE_EVERY = 50
@@ -152,7 +151,7 @@ def fit(
     """
     from pyg_ham.models import count_parameters
     from pyg_ham.train import distributed
-    from pyg_ham.train.common import make_sparsifier, set_optimizer_mode, training_step
+    from pyg_ham.train.common import describe_step, make_sparsifier, set_optimizer_mode, training_step
 
     epochs, seed = cfg.epochs, task.seed
     higher_is_better = task.task.higher_is_better
@@ -282,6 +281,7 @@ def fit(
             out_extra["unstable"] = flag
         out_extra["instability"] = flag
     out_extra["num_params"] = count_parameters(model)
+    out_extra["optimizer_step"] = describe_step(optimizer)
     if sparsifier is not None:
         out_extra["sparsity"] = sparsifier.report()
     return RunResult(seed=seed, best_epoch=chosen, train=schema.score(best, "train"),

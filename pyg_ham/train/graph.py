@@ -10,7 +10,7 @@ from torch_geometric.loader import DataLoader
 from pyg_ham.datasets import GraphTask
 from pyg_ham.models import build_graph_model
 from pyg_ham.train.config import ExperimentConfig
-from pyg_ham.train.distributed import all_gather_cat
+from pyg_ham.train.distributed import all_gather_cat, check_global_batch
 from pyg_ham.train.task import RunSpec, TrainingTask, register_task_kind
 
 __all__ = ["build_graph_model_for", "GraphLevelTask", "DEFAULT_GRAPH_BATCH_SIZE"]
@@ -41,20 +41,22 @@ class GraphLevelTask(TrainingTask):
 
     default_model = "gin"
 
+    @classmethod
+    def check_processes(cls, cfg: Any, processes: int) -> None:
+        if cfg.batch_size is None:  # the default global batch splits over the ranks too
+            check_global_batch(DEFAULT_GRAPH_BATCH_SIZE, processes)
+
     def __init__(self, task: GraphTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device) -> None:
         super().__init__(task, cfg, spec, device)
         from torch.utils.data.distributed import DistributedSampler
 
-        from pyg_ham.errors import ConfigError
         from pyg_ham.train import distributed
         from pyg_ham.train.node import EpochCounter
 
         world, rank = distributed.world_size(), distributed.rank()
         split = spec["split"]
         batch_size = cfg.batch_size or DEFAULT_GRAPH_BATCH_SIZE
-        if batch_size % world:
-            raise ConfigError(f"batch_size {batch_size} is the global batch and must split evenly over {world} "
-                              f"processes; use a multiple of {world}")
+        check_global_batch(batch_size, world)
         train = task.dataset[split["train"]]
         self.sampler = DistributedSampler(train, num_replicas=world, rank=rank, shuffle=True, seed=self.seed)
         self.epochs_started = EpochCounter(self.sampler)

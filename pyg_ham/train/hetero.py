@@ -31,6 +31,7 @@ from typing import Any, Dict, Iterable, List, Tuple
 import torch
 from torch import Tensor
 
+from pyg_ham.config import DEFAULT_FANOUT
 from pyg_ham.datasets.hetero import HeteroNodeTask
 from pyg_ham.errors import ConfigError
 from pyg_ham.train.config import ExperimentConfig
@@ -67,6 +68,11 @@ class FullBatchHeteroNodeTask(FullBatchNodeTask):
     """
 
     default_model = "sage"
+
+    @classmethod
+    def check_processes(cls, cfg: Any, processes: int) -> None:
+        raise ConfigError(f"{cfg.dataset}: heterogeneous node training runs in one process only so far; "
+                          f"drop --nproc")
 
     @classmethod
     def create(cls, task: HeteroNodeTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device,
@@ -128,7 +134,7 @@ class MiniBatchHeteroNodeTask(FullBatchHeteroNodeTask):
 
     @property
     def fanout(self) -> List[int]:
-        return list(self.cfg.fanout) if self.cfg.fanout is not None else [10] * self.cfg.layers
+        return list(self.cfg.fanout) if self.cfg.fanout is not None else [DEFAULT_FANOUT] * self.cfg.layers
 
     @property
     def eval_fanout(self) -> List[int]:

@@ -1,7 +1,7 @@
 r"""Independent runs in parallel: ``--jobs N`` persistent worker processes, one run at a time each.
 
 An experiment's runs (seeds, folds) and a comparison's or sweep's (variant, run) pairs are
-independent: each seeds itself and trains from scratch (:func:`~pyg_ham.train.runner.train_run`),
+independent: each seeds itself and trains from scratch (:func:`~pyg_ham.train.single.train_run`),
 so they may run in any order and in any process. :func:`run_parallel` starts :obj:`jobs`
 worker processes once (forked from a ``forkserver`` that imports torch once, or spawned where
 that is unavailable; start-up costs seconds), hands each a run when it is free and yields
@@ -52,6 +52,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Tupl
 import torch
 
 from pyg_ham.errors import ConfigError, PygHamError
+from pyg_ham.train.distributed import death_reason
 
 __all__ = ["Unit", "Outcome", "RunsFailed", "run_parallel", "run_experiments_parallel", "raise_failures",
            "threads_per_job", "progress_postfix", "death_reason"]
@@ -137,17 +138,17 @@ def _worker_main(conn: Connection, threads: int, payload: Optional[bytes], sys_p
 
 
 def _work(cfg: Any, spec: Dict[str, Any], checkpoint: Optional[Path], resume: bool) -> Outcome:
-    from pyg_ham.train import runner
-    from pyg_ham.train.config import resolve_device
+    from pyg_ham.config import resolve_device
+    from pyg_ham.train import single
 
     if "setup_error" in _WORKER:
         return Outcome(error=_WORKER["setup_error"])
     try:
         task = _WORKER.get("task")
         if task is None:
-            task = _WORKER["task"] = runner.load_task(cfg)
+            task = _WORKER["task"] = single.load_task(cfg)
         device = _WORKER.get("device") or resolve_device(cfg.device)
-        result = runner.train_run(task, replace(cfg, quiet=True), spec, device, checkpoint=checkpoint,
+        result = single.train_run(task, replace(cfg, quiet=True), spec, device, checkpoint=checkpoint,
                                   resume=resume)
         return Outcome(record=result.to_dict())
     except PygHamError as exc:  # bad input: the parent stops every run and says what to fix
@@ -165,24 +166,9 @@ def _context(devices: Optional[Sequence[int]] = None) -> multiprocessing.context
     Not ``fork``: a parent that has initialised CUDA or started threads cannot be forked safely."""
     if "forkserver" in multiprocessing.get_all_start_methods():
         ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(["torch", "pyg_ham.train.runner"])
+        ctx.set_forkserver_preload(["torch", "pyg_ham.train.single"])
         return ctx
     return multiprocessing.get_context("spawn")
-
-
-def death_reason(exitcode: Optional[int]) -> str:
-    """Why a worker process ended, from its exit code (``-9``: ``"killed by SIGKILL (out of memory?)"``)."""
-    if exitcode is None:
-        return "it closed its pipe"
-    if exitcode < 0:
-        try:
-            name = signal.Signals(-exitcode).name
-        except ValueError:
-            name = f"signal {-exitcode}"
-        hint = {"SIGKILL": " (out of memory, or killed)", "SIGSEGV": " (a crash in native code)",
-                "SIGBUS": " (a crash in native code)", "SIGABRT": " (aborted)"}.get(name, "")
-        return f"killed by {name}{hint}"
-    return f"it exited with status {exitcode}"
 
 
 @dataclass
@@ -281,7 +267,7 @@ def run_parallel(units: Sequence[Unit], *, jobs: int, task: Any = None, devices:
         units (sequence of Unit): the runs, in the order they are handed out.
         jobs (int): the number of worker processes (at most one per unit is started).
         task (optional): the loaded dataset task, sent to each worker once (default: each worker
-            loads its first unit's ``cfg.dataset`` with :func:`~pyg_ham.train.runner.load_task`,
+            loads its first unit's ``cfg.dataset`` with :func:`~pyg_ham.train.single.load_task`,
             as it must when the task cannot be pickled).
         devices (sequence of int, optional): CUDA device indices, one per worker (round robin).
         quiet (bool): no progress bar. (default: :obj:`False`)

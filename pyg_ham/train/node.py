@@ -7,6 +7,7 @@ from typing import Any, Dict, Iterable, List, Tuple
 import torch
 from torch import Tensor
 
+from pyg_ham.config import DEFAULT_FANOUT
 from pyg_ham.datasets import NodeTask
 from pyg_ham.errors import ConfigError
 from pyg_ham.models import build_node_model
@@ -40,6 +41,13 @@ class FullBatchNodeTask(TrainingTask):
     :meth:`create` picks :class:`MiniBatchNodeTask` when ``cfg.batch_size`` is set."""
 
     default_model = "gcn"
+
+    @classmethod
+    def check_processes(cls, cfg: Any, processes: int) -> None:
+        if cfg.batch_size is None:
+            raise ConfigError(f"full-batch node training in {processes} processes would compute the same step "
+                              f"{processes} times; set --batch-size to split mini-batches over the processes, "
+                              f"or run in one process")
 
     @classmethod
     def create(cls, task: NodeTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device,
@@ -146,7 +154,7 @@ class MiniBatchNodeTask(FullBatchNodeTask):
 
     @property
     def fanout(self) -> List[int]:
-        return list(self.cfg.fanout) if self.cfg.fanout is not None else [10] * self.cfg.layers
+        return list(self.cfg.fanout) if self.cfg.fanout is not None else [DEFAULT_FANOUT] * self.cfg.layers
 
     def steps_per_epoch(self) -> int:
         return math.ceil(len(self.epoch_sampler) / (self.cfg.batch_size // self.epoch_sampler.num_replicas))

@@ -8,15 +8,15 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import torch
 
-from pyg_ham.datasets import GraphTask, load_dataset
+from pyg_ham.datasets import GraphTask
 from pyg_ham.errors import ConfigError
-from pyg_ham.results import RunResult, format_mean_std, read_json, result_document, schema, write_json
+from pyg_ham.results import format_mean_std, read_json, result_document, schema, write_json
 from pyg_ham.train import distributed, graph, hetero, node  # noqa: F401 - registers the "node", "graph", "hetero-node" kinds
-from pyg_ham.train.common import make_optimizer
 from pyg_ham.train.config import ExperimentConfig, resolve_device
-from pyg_ham.train.engine import fit, rerun_hint, seed_everything
+from pyg_ham.train.engine import rerun_hint
+from pyg_ham.train.single import load_task, train_run
 from pyg_ham.train.stability import document_stability
-from pyg_ham.train.task import RunSpec, task_kind
+from pyg_ham.train.task import task_kind
 
 __all__ = ["run_experiment", "Experiment", "run_specs", "train_run", "load_task", "comparable_config",
            "checkpoint_dir", "summary_line", "resume_note", "GIN_PROTOCOL_NOTE"]
@@ -26,33 +26,6 @@ GIN_PROTOCOL_NOTE = ("gin (optimistic): one epoch chosen by the mean accuracy on
 #: Settings that do not change results (ignored when checking that --resume continues the same experiment).
 _NON_RESULT_KEYS = {"out", "checkpoint_dir", "resume", "overwrite", "quiet", "device", "root", "recipe",
                     "jobs", "devices"}
-
-
-def load_task(cfg: ExperimentConfig) -> Any:
-    """The task named by ``cfg.dataset``, from the dataset registry (adapters register theirs)."""
-    return load_dataset(cfg.dataset, cfg.root, on_disk=cfg.on_disk, **cfg.dataset_options)
-
-
-def train_run(task: Any, cfg: ExperimentConfig, spec: RunSpec, device: torch.device, *,
-              checkpoint: Optional[Path] = None, resume: bool = False, **options: Any) -> RunResult:
-    r"""Train one run: seed, build the task kind's run, its model and optimizer, and :func:`fit`.
-
-    Args:
-        task: the loaded dataset task (its ``kind`` picks the registered :class:`TrainingTask`).
-        cfg (ExperimentConfig): the settings.
-        spec (dict): the run (``key``, ``seed``, ``fields``, ``split``), see :func:`run_specs`.
-        device (torch.device): where to train.
-        checkpoint (Path, optional): per-epoch checkpoint file.
-        resume (bool): continue from :obj:`checkpoint` if it exists. (default: :obj:`False`)
-        **options: passed to the task kind (e.g. ``model=`` for the vision adapter).
-    """
-    seed_everything(spec["seed"])
-    run = task_kind(task).create(task, cfg, spec, device, **options)
-    model = run.build_model().to(device)
-    optimizer = make_optimizer(model, cfg)
-    result = fit(run, model, optimizer, cfg, checkpoint=checkpoint, resume=resume)
-    result.extra["key"] = spec["key"]
-    return result
 
 
 def _protocol(task: Any, cfg: ExperimentConfig) -> str:

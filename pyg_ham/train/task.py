@@ -98,6 +98,14 @@ class TrainingTask(ABC):
         r"""One run of this kind (a kind with variants, e.g. full- and mini-batch, picks one here)."""
         return cls(task, cfg, spec, device, **options)
 
+    @classmethod
+    def check_processes(cls, cfg: Any, processes: int) -> None:
+        r"""Refuse, with one line, settings this kind cannot train in :obj:`processes` (> 1)
+        processes. :func:`~pyg_ham.train.distributed.check_config` finds the kind of the config's
+        dataset in the registry and calls this before the dataset loads and before any process
+        group starts. (default: every setting trains)"""
+        return None
+
     @property
     def seed(self) -> int:
         return int(self.spec["seed"])

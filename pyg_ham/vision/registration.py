@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from pyg_ham.datasets import register_recipe
-from pyg_ham.datasets.registry import DatasetInfo, add_dataset
+from pyg_ham.datasets.info import DatasetInfo, add_dataset
 from pyg_ham.vision.data import _OPTIONS, TORCHVISION_DATASETS, VISION_DATASETS, load_vision_task
 from pyg_ham.vision.trainer import VISION_DEFAULTS
 

@@ -16,7 +16,6 @@ import torch
 from torch import Tensor, nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, RandomSampler, SequentialSampler, TensorDataset
 
-from pyg_ham.errors import ConfigError
 from pyg_ham.results import RunResult
 from pyg_ham.train import distributed
 from pyg_ham.train.config import ExperimentConfig, resolve_device
@@ -112,9 +111,7 @@ class ImageClassificationTask(TrainingTask):
             return
         # torchrun: each rank every R-th image of the same epoch permutation, batch_size / R per step;
         # each rank evaluates every R-th image, the predictions gathered
-        if batch_size % world:
-            raise ConfigError(f"batch_size {batch_size} is the global batch and must split evenly over {world} "
-                              f"processes; use a multiple of {world}")
+        distributed.check_global_batch(batch_size, world)
         from torch.utils.data import Subset
         from torch.utils.data.distributed import DistributedSampler
 

@@ -45,6 +45,8 @@ def test_cli_lora_finetuning_writes_results_and_adapter(tiny_llama, text_file, t
     # LoRA rank 4 on q_proj (32 -> 32) and v_proj (32 -> 16) in 2 layers: r * (in + out) each
     assert doc["summary"]["num_params"] == 2 * 4 * ((32 + 32) + (32 + 16))
     assert run["ham_tensors"] == 8 and doc["config"]["ham"] is True
+    # adamw_torch ran as torch's fused AdamW, HAM's step inside its pass (pyg_ham.optim.fused_base)
+    assert run["optimizer_step"] == {"fused": True, "ham_pass": "one"}
     assert any("loss" in h for h in run["history"])
 
     # the saved adapter reproduces the eval loss on the held-out tail

@@ -98,3 +98,29 @@ def test_the_counter_sees_a_transfer_from_pyg_ham(transfers):
     code = compile("torch.tensor(1.0).item()", F.__file__, "exec")
     exec(code, {"torch": torch, "F": stats})
     assert [name for name, _ in transfers] == ["tensor", "item"]
+
+
+@pytest.mark.parametrize("name,kw", [("SGD", {"momentum": 0.9, "nesterov": True}), ("Adam", {"amsgrad": True}),
+                                     ("AdamW", {"weight_decay": 0.01})])
+def test_no_transfer_in_the_one_pass_under_a_grad_scaler(transfers, name, kw):
+    """The one pass of a fused base and HAM (pyg_ham.optim.fused_base), scheduled lr, GradScaler."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(), torch.nn.Linear(32, 4))
+    opt = HAM(getattr(torch.optim, name)(model.parameters(), lr=0.01, fused=True, **kw), alpha=50.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: 1.0 / (1 + step))
+    scaler = torch.amp.GradScaler("cpu", init_scale=256.0)
+    x = torch.randn(8, 16)
+
+    def steps(n):
+        for _ in range(n):
+            opt.zero_grad()
+            scaler.scale(model(x).pow(2).mean()).backward()
+            scaler.step(opt)
+            scaler.update()
+            sched.step()
+
+    steps(2)  # warm-up: compilation (first step and later steps of SGD's momentum), device scalars
+    transfers.clear()
+    steps(10)
+    assert opt.two_pass_reason is None
+    assert transfers == []

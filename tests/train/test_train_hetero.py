@@ -8,7 +8,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import pyg_ham.train.runner as runner
+import pyg_ham.train.single as single
 from pyg_ham.cli import main
 from pyg_ham.datasets import load_dataset
 from pyg_ham.errors import ConfigError
@@ -162,13 +162,13 @@ def test_sparsifier_and_diagnostics_on_the_heterogeneous_model(monkeypatch):
     """Random pruning at 50 % through the trainer: every weight matrix, the embedding tables
     included, keeps exactly its pruned entries at zero; diagnostics are recorded each epoch."""
     built = []
-    real = runner.make_optimizer
+    real = single.make_optimizer
 
     def capture(model, cfg):
         built.append(model)
         return real(model, cfg)
 
-    monkeypatch.setattr(runner, "make_optimizer", capture)
+    monkeypatch.setattr(single, "make_optimizer", capture)
     doc = run_experiment(small(batch_size=128, fanout=[5, 5], sparsity=0.5, sparsifier="random"))
     run, model = doc["runs"][0], built[0]
     layers = run["sparsity"]["layers"]
