@@ -2,7 +2,7 @@ r"""The built-in datasets: one :class:`~pyg_ham.datasets.registry.DatasetInfo` e
 place their names, folders, metrics, families and recipes are written."""
 from __future__ import annotations
 
-from pyg_ham.datasets import graph, hetero, node
+from pyg_ham.datasets import graph, hetero, node, ogbn_raw
 from pyg_ham.datasets.info import DatasetInfo, add_dataset
 
 #: Heterophilous graphs with one binary target, scored by ROC-AUC (Platonov et al., ICLR 2023).
@@ -29,10 +29,12 @@ def _register() -> None:
         add_dataset(DatasetInfo(n, "node", "acc", node.airports, "Airports", n.lower(), family="airports",
                                 recipe="airports-sage"))
     for n, metric, recipe in (("ogbn-arxiv", "acc", "ogbn-arxiv-sage"), ("ogbn-products", "acc", "ogbn-products-sage"),
-                              ("ogbn-proteins", "rocauc", "ogbn-arxiv-sage"),
-                              ("ogbn-papers100M", "acc", "ogbn-products-sage")):
+                              ("ogbn-proteins", "rocauc", "ogbn-arxiv-sage")):
         add_dataset(DatasetInfo(n, "node", metric, node.ogbn, "ogb", n.replace("-", "_"), family="ogbn",
                                 recipe=recipe))
+    # OGB's raw binary layout, read into the on-disk layout (never OGB's in-memory loader)
+    add_dataset(DatasetInfo("ogbn-papers100M", "node", "acc", ogbn_raw.ogbn_from_raw, "ogb", "ogbn_papers100M",
+                            family="ogbn", recipe="ogbn-papers100m-sage"))
     add_dataset(DatasetInfo("synthetic", "node", "acc", node.synthetic, family="synthetic"))
     add_dataset(DatasetInfo("ogbn-mag", "hetero-node", "acc", hetero.mag_dataset, "ogb", "ogbn_mag", family="ogbn",
                             recipe="ogbn-mag-sage"))

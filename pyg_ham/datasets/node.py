@@ -7,7 +7,8 @@ Protocols (documented per dataset in :attr:`NodeTask.description`):
   ogbn-arxiv is made undirected (``to_undirected``) as in OGB's examples;
   ogbn-proteins gets node features as the mean of its incident edges' 8 features
   (as OGB's example does) and is evaluated by ROC-AUC over 112 binary tasks;
-  ogbn-papers100M's unlabelled nodes get label ``-1``.
+  ogbn-papers100M is read from OGB's raw binary files into its on-disk layout
+  (:mod:`pyg_ham.datasets.ogbn_raw`; unlabelled nodes get label ``-1``).
 * **Planetoid** (Cora, CiteSeer, PubMed): ``split="public"`` (20 per class / 500 /
   1000), ``"full"`` or ``"geom-gcn"`` (10 fixed 60/20/20 splits).
 * **WebKB, Actor, heterophilous graphs**: the 10 fixed splits shipped with the data.
@@ -156,6 +157,21 @@ def airports(info: DatasetInfo, root: Path, download: bool, split_seed: int = 0,
                         torch.arange(data.num_nodes), "all nodes")
 
 
+def ogbn_eval_fn(name: str, metric: str) -> Callable[[Tensor, Tensor], float]:
+    r"""Scores predictions with OGB's ``Evaluator(name)``: ROC-AUC over the task columns, or
+    accuracy of the arg-max (1-D predicted labels also work)."""
+    evaluator = import_ogb("ogb.nodeproppred").Evaluator(name)
+
+    if metric == "rocauc":
+        def eval_fn(pred: Tensor, y: Tensor) -> float:
+            return ogb_eval(evaluator, metric, y.view(y.size(0), -1), pred.view(y.size(0), -1))
+    else:
+        def eval_fn(pred: Tensor, y: Tensor) -> float:
+            labels = pred.argmax(dim=-1) if pred.dim() == 2 else pred.view(-1)
+            return ogb_eval(evaluator, metric, y.view(-1, 1), labels.view(-1, 1))
+    return eval_fn
+
+
 def ogbn(info: DatasetInfo, root: Path, download: bool, undirected: bool = True) -> NodeTask:
     nodeprop = import_ogb("ogb.nodeproppred")
     name = info.name
@@ -172,7 +188,7 @@ def ogbn(info: DatasetInfo, root: Path, download: bool, undirected: bool = True)
         notes.append("node features = mean of incident edge features")
     elif data.y.dim() == 2 and data.y.size(1) == 1:
         y = data.y.view(-1)
-        if y.is_floating_point():  # papers100M: NaN = unlabelled
+        if y.is_floating_point():  # NaN = unlabelled
             y = torch.nan_to_num(y, nan=-1.0)
             notes.append("unlabelled nodes have y = -1")
         data.y = y.long()
@@ -181,20 +197,8 @@ def ogbn(info: DatasetInfo, root: Path, download: bool, undirected: bool = True)
 
         data.edge_index = to_undirected(data.edge_index, num_nodes=data.num_nodes)
         notes.append("edges made undirected (to_undirected), as in OGB's examples")
-    evaluator = nodeprop.Evaluator(name)
-
-    if metric == "rocauc":
-        num_classes = int(ds.num_tasks)
-
-        def eval_fn(pred: Tensor, y: Tensor) -> float:
-            return ogb_eval(evaluator, metric, y.view(y.size(0), -1), pred.view(y.size(0), -1))
-    else:
-        num_classes = int(ds.num_classes)
-
-        def eval_fn(pred: Tensor, y: Tensor) -> float:
-            labels = pred.argmax(dim=-1) if pred.dim() == 2 else pred.view(-1)
-            return ogb_eval(evaluator, metric, y.view(-1, 1), labels.view(-1, 1))
-
+    num_classes = int(ds.num_tasks) if metric == "rocauc" else int(ds.num_classes)
+    eval_fn = ogbn_eval_fn(name, metric)
     return _task(name, data, metric, num_classes, lambda run: {k: v.clone() for k, v in split_idx.items()}, 1,
                  "; ".join(notes),
                  eval_fn=eval_fn, loss_fn="bce" if metric == "rocauc" else "cross_entropy")

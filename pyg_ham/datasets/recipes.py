@@ -65,6 +65,13 @@ RECIPES: Dict[str, Dict[str, Any]] = {
         "settings": {"model": "sage", "hidden": 256, "layers": 3, "dropout": 0.5, "norm": None, "optimizer": "adam",
                      "lr": 0.003, "batch_size": 1024, "fanout": [15, 10, 5], "eval_mode": "layerwise", "epochs": 20,
                      "runs": 10, **_HAM}},
+    "ogbn-papers100m-sage": {
+        "description": "mini-batch GraphSAGE on ogbn-papers100M from its on-disk layout: 2 x 256, fanout 30,30, "
+                       "1024 seeds per batch, Adam 0.01 with weight decay 5e-4 as PyG's "
+                       "examples/multi_gpu/papers100m_gcn.py, sampled evaluation (configs/ogbn-papers100m-sage.yaml)",
+        "settings": {"model": "sage", "hidden": 256, "layers": 2, "dropout": 0.5, "norm": None, "optimizer": "adam",
+                     "lr": 0.01, "weight_decay": 0.0005, "batch_size": 1024, "fanout": [30, 30],
+                     "eval_mode": "sampled", "eval_train": False, "epochs": 20, "runs": 10, **_HAM}},
     "ogbn-mag-sage": {
         "description": "mini-batch heterogeneous GraphSAGE via to_hetero, fanout 25,20 (configs/ogbn-mag-sage.yaml; "
                        "HAM settings untested on the real ogbn-mag)",

@@ -117,7 +117,8 @@ def get_info(name: str) -> DatasetInfo:
     raise DatasetError(f"unknown dataset {name!r}{hint}; known datasets: {', '.join(e.name for e in reg.values())}")
 
 
-def load_dataset(name: str, root: Optional[PathLike] = None, download: bool = True, **options: Any) -> Any:
+def load_dataset(name: str, root: Optional[PathLike] = None, download: bool = True, *, on_disk: bool = False,
+                 **options: Any) -> Any:
     r"""Loads a dataset by name and returns its task object.
 
     Node datasets return a :class:`NodeTask`, graph datasets a :class:`GraphTask` (adapters
@@ -131,11 +132,16 @@ def load_dataset(name: str, root: Optional[PathLike] = None, download: bool = Tr
         root (str or Path, optional): Data root. (default: :obj:`None`)
         download (bool, optional): Whether missing data may be downloaded (also
             disabled by ``PYG_HAM_OFFLINE=1``). (default: :obj:`True`)
+        on_disk (bool, optional): Node datasets: serve the graph from its on-disk layout
+            (memory-mapped CSC and features, written once; see
+            :mod:`pyg_ham.datasets.ondisk`); ogbn-papers100M always is. (default: :obj:`False`)
         **options: Dataset options (e.g. ``split="geom-gcn"`` for Planetoid,
             ``homophily=0.2`` for ``synthetic``); :obj:`None` values mean "default".
             Unknown options raise a :class:`ConfigError` listing the valid ones.
     """
     info = get_info(name)
+    if on_disk and info.task != "node":
+        raise ConfigError(f"{info.name}: on_disk is for node datasets; {info.name} is a {info.task} dataset")
     allowed = info.options()
     given = {k: v for k, v in options.items() if v is not None}
     unknown = sorted(set(given) - set(allowed))
@@ -143,7 +149,12 @@ def load_dataset(name: str, root: Optional[PathLike] = None, download: bool = Tr
         valid = ", ".join(f"{k}={v!r}" for k, v in allowed.items()) or "none"
         raise ConfigError(f"{info.name}: unknown option(s) {', '.join(unknown)}; valid options: {valid}")
     given = {k: coerce_option(info.name, k, v, allowed[k]) for k, v in given.items()}
-    return info.builder(info, data_root(root), bool(download), **given)
+    task = info.builder(info, data_root(root), bool(download), **given)
+    if on_disk:
+        from pyg_ham.datasets.ondisk_task import to_on_disk
+
+        task = to_on_disk(task, info, data_root(root), given)
+    return task
 
 
 def list_datasets(root: Optional[PathLike] = None) -> List[Dict[str, Any]]:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Dict, List, Optional
+from typing import Any, Callable, ClassVar, Dict, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -45,6 +45,9 @@ class NodeTask:
             ``"bce"`` (binary cross-entropy with logits, unlabelled entries
             ignored); :meth:`loss` applies it.
         description (str): How the split and features were made.
+        stores (Tuple[FeatureStore, GraphStore], optional): The graph served from its on-disk
+            layout (:mod:`pyg_ham.datasets.ondisk`): :obj:`data` then holds only :obj:`y` and
+            the node count, and the task trains mini-batch from these stores.
     """
 
     #: The task kind whose trainer runs it (:func:`pyg_ham.train.task.register_task_kind`).
@@ -61,6 +64,7 @@ class NodeTask:
     description: str = ""
     split_fn: Callable[[int], Split] = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
     eval_fn: EvalFn = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+    stores: Optional[Tuple[Any, Any]] = field(default=None, repr=False, compare=False)
 
     @property
     def num_nodes(self) -> int:

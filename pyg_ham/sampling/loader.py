@@ -196,7 +196,7 @@ def choose_backend(data: Data, device: Optional[Union[str, torch.device]] = None
 
 
 def neighbor_loader(
-    data: Union[Data, HeteroData],
+    data: Union[Data, HeteroData, Tuple[FeatureStore, GraphStore]],
     num_neighbors: Union[List[int], Dict[Any, List[int]]],
     *,
     batch_size: int,

@@ -58,6 +58,10 @@ class FullBatchNodeTask(TrainingTask):
             raise ConfigError(f"eval_mode 'layerwise' runs PyG's layer-by-layer inference, which has no jumping "
                               f"knowledge {cfg.jk!r}; use eval_mode full, or --jk last")
         distributed.check_config(cfg, distributed.world_size())  # full batch, uneven batch, ...
+        if task.stores is not None and (cfg.batch_size is None or cfg.eval_mode != "sampled"):
+            raise ConfigError(f"{task.name} is served from its on-disk layout, whose graph is never in memory: "
+                              f"train it mini-batch with sampled evaluation (--batch-size, --fanout, "
+                              f"--eval-mode sampled)")
         kind = FullBatchNodeTask if cfg.batch_size is None else MiniBatchNodeTask
         return kind(task, cfg, spec, device, **options)
 
@@ -119,25 +123,33 @@ class MiniBatchNodeTask(FullBatchNodeTask):
     batches of ``batch_size / R`` seeds with its own generator (seed ``seed + rank``), so that
     step :math:`k` of the :math:`R` ranks together trains on the nodes one process would train on
     at step :math:`k` with that permutation. The graph's CPU tensors are memory-mapped from one
-    file per machine (:func:`~pyg_ham.train.distributed.share_memory`)."""
+    file per machine (:func:`~pyg_ham.train.distributed.share_memory`).
+
+    A task served from its on-disk layout (:attr:`~pyg_ham.datasets.NodeTask.stores`, e.g.
+    ogbn-papers100M or ``on_disk``) is sampled from that :obj:`(FeatureStore, GraphStore)` pair on
+    the CPU, where its memory-mapped CSC is (already shared by the page cache), every batch's
+    features gathered from the mapped file and moved to :attr:`device`."""
 
     def __init__(self, task: NodeTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device) -> None:
         from pyg_ham.sampling import neighbor_loader
         from pyg_ham.train import distributed
 
         world, rank = distributed.world_size(), distributed.rank()
-        if world > 1:
+        if world > 1 and task.stores is None:
             distributed.share_memory(task.data)
         super().__init__(task, cfg, spec, device)
         from torch.utils.data.distributed import DistributedSampler
 
-        self.generator = torch.Generator(device=self.data.x.device).manual_seed(self.seed + rank)
+        #: what is sampled: the graph, or the on-disk layout's (FeatureStore, GraphStore) pair
+        self.graph = task.stores if task.stores is not None else self.data
+        sample_device = torch.device("cpu") if task.stores is not None else self.data.x.device
+        self.generator = torch.Generator(device=sample_device).manual_seed(self.seed + rank)
         # one process is the case R = 1 (the same permutation, all of it)
         self.epoch_sampler = DistributedSampler(range(self.split["train"].numel()), num_replicas=world,
                                                 rank=rank, shuffle=True, seed=self.seed)
-        self.loader = neighbor_loader(self.data, self.fanout, batch_size=cfg.batch_size // world,
+        self.loader = neighbor_loader(self.graph, self.fanout, batch_size=cfg.batch_size // world,
                                       input_nodes=self.split["train"], sampler=self.epoch_sampler,
-                                      generator=self.generator)
+                                      generator=self.generator, force="pyg_ham" if task.stores is not None else "auto")
         self.epochs_started = EpochCounter(self.epoch_sampler)
 
     @property
@@ -202,7 +214,7 @@ class MiniBatchNodeTask(FullBatchNodeTask):
         splits = self.eval_splits
         idx = torch.cat([self.split[k] for k in splits])
         gen = torch.Generator(device=self.generator.device).manual_seed(self.seed + EVAL_SEED_OFFSET)
-        loader = neighbor_loader(self.data, self.eval_fanout, batch_size=self.cfg.batch_size, input_nodes=idx,
+        loader = neighbor_loader(self.graph, self.eval_fanout, batch_size=self.cfg.batch_size, input_nodes=idx,
                                  generator=gen, force="pyg_ham")
         out = torch.cat([self._forward(model, batch.to(self.device))[:batch.batch_size] for batch in loader])
         pieces = out.split([self.split[k].numel() for k in splits])

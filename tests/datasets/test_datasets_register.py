@@ -83,6 +83,7 @@ def test_register_dataset_refuses_bad_declarations():
                                          ("ogbn-arxiv-sage", "ogbn-arxiv-sage.yaml"),
                                          ("ogbn-products-sage", "ogbn-products-sage.yaml"),
                                          ("ogbn-mag-sage", "ogbn-mag-sage.yaml"),
+                                         ("ogbn-papers100m-sage", "ogbn-papers100m-sage.yaml"),
                                          ("ogbg-mol-gin-regression", "ogbg-mol-regression-gin.yaml"),
                                          ("linkx-sage", "linkx-sage.yaml"), ("airports-sage", "airports-sage.yaml"),
                                          ("webkb-sage", "webkb-sage.yaml")])
