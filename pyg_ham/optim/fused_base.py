@@ -60,12 +60,17 @@ from pyg_ham.optim.functional import (
 )
 from pyg_ham.optim.stats import ExponentStats
 
-__all__ = ["one_pass_refusal", "one_pass_step", "fused_base_by_default", "ONE_PASS_BASES"]
+__all__ = ["one_pass_refusal", "one_pass_step", "fused_base_by_default", "ONE_PASS_BASES", "ONE_PASS_MIN_NUMEL"]
 
 #: The base optimizers that get the one pass (exactly these classes: a subclass may change the step).
 ONE_PASS_BASES: Tuple[type, ...] = (torch.optim.Adam, torch.optim.AdamW, torch.optim.SGD)
 #: Device types the compiled pass runs on (C++ on the CPU, Triton on CUDA).
 ONE_PASS_DEVICE_TYPES = ("cpu", "cuda")
+#: The one pass runs from this many elements HAM selects (the separate step's threshold for its
+#: compiled path, :data:`~pyg_ham.optim.functional.FUSED_MIN_NUMEL`): below it the Python around a
+#: compiled call costs more than the pass saves (measured: ogbn-arxiv's GraphSAGE, 218,664
+#: parameters, 2.3x fused AdamW in one pass against 2.0-2.2x in two; README "Speed and memory").
+ONE_PASS_MIN_NUMEL = functional.FUSED_MIN_NUMEL
 
 #: ``selects(group, param)``: whether HAM steps :obj:`param` of :obj:`group` (HAM's own rule).
 Selects = Callable[[Dict[str, Any], Tensor], bool]
@@ -81,7 +86,7 @@ def fused_base_by_default(cls: type, params: Sequence[Tensor]) -> bool:
 
 
 def one_pass_refusal(optimizer: Optimizer, implementation: Optional[str],
-                     before_ham: int = 0) -> Optional[str]:
+                     before_ham: int = 0, selected: Optional[int] = None) -> Optional[str]:
     r"""Why :obj:`optimizer` cannot take the one pass (:obj:`None`: it can).
 
     Args:
@@ -90,6 +95,8 @@ def one_pass_refusal(optimizer: Optimizer, implementation: Optional[str],
             separate step with that implementation; :obj:`None` takes the one pass where it can.
         before_ham (int): the number of step post-hooks registered on the base before HAM's
             (they must see the weights between the two steps).
+        selected (int, optional): the number of elements HAM selects (fewer than
+            :data:`ONE_PASS_MIN_NUMEL`: two passes); :obj:`None` does not check it.
     """
     name = type(optimizer).__name__
     if type(optimizer) not in ONE_PASS_BASES:
@@ -100,6 +107,9 @@ def one_pass_refusal(optimizer: Optimizer, implementation: Optional[str],
         return f"implementation={implementation!r} asks for the separate step"
     if functional._kernels.unavailable:
         return "torch.compile is unavailable here"
+    if selected is not None and selected < ONE_PASS_MIN_NUMEL:
+        return (f"HAM selects {selected:,} elements, fewer than ONE_PASS_MIN_NUMEL = {ONE_PASS_MIN_NUMEL:,} "
+                f"(the separate step costs less there)")
     if before_ham:
         return (f"{before_ham} step post-hook(s) registered on the base before HAM see the weights between "
                 f"the base step and HAM's")

@@ -279,6 +279,8 @@ class _HAMHook:
         self.done = False  # this step's HAM ran inside the base's pass (pyg_ham.optim.fused_base)
         self.asked = False  # this step asked for the one pass (see one_pass)
         self.refusal: Optional[str] = "no step yet"  # why the last step took two passes (None: one pass)
+        self._numel_key: Any = None  # (see selected_numel)
+        self._numel = 0
         self.handles = [
             optimizer.register_step_pre_hook(self.before_step),
             optimizer.register_step_post_hook(self.after_step),
@@ -310,8 +312,18 @@ class _HAMHook:
         """The step that runs the base update and HAM's in one pass, or :obj:`None` (the reason
         is in :attr:`refusal`; then the base steps and :meth:`after_step` runs HAM's step)."""
         self.asked = True
-        self.refusal = one_pass_refusal(optimizer, self.implementation, _hooks_before(optimizer, self))
+        self.refusal = one_pass_refusal(optimizer, self.implementation, _hooks_before(optimizer, self),
+                                        self.selected_numel(optimizer))
         return None if self.refusal is not None else self._one_pass_step
+
+    def selected_numel(self, optimizer: Optimizer) -> int:
+        """How many elements HAM selects, recounted only when the groups or their knobs change."""
+        key = tuple((id(g["params"]), len(g["params"]), g.get("ham"), g.get("ham_alpha"), g.get("ham_beta"))
+                    for g in optimizer.param_groups)
+        if key != self._numel_key:
+            self._numel_key = key
+            self._numel = sum(p.numel() for g in optimizer.param_groups for p in g["params"] if _selects(g, p))
+        return self._numel
 
     def _one_pass_step(self, optimizer: Optimizer, closure: Optional[Callable[[], float]] = None) -> Any:
         loss = None
@@ -330,7 +342,8 @@ class _HAMHook:
             return
         if self.attached or self.stepping:
             if not asked:  # attached, but the step did not go through _attached_step
-                self.refusal = (one_pass_refusal(optimizer, self.implementation, _hooks_before(optimizer, self))
+                self.refusal = (one_pass_refusal(optimizer, self.implementation, _hooks_before(optimizer, self),
+                                        self.selected_numel(optimizer))
                                 or "its step() was replaced after attach_ham")
             self.rule.restore_grads()
             found_inf = getattr(optimizer, "found_inf", None)
@@ -518,7 +531,8 @@ class HAM(Optimizer):
     def two_pass_reason(self) -> Optional[str]:
         """:obj:`None` when the base update and HAM's step run in one pass (a ``fused=True``
         AdamW, Adam or SGD; :mod:`pyg_ham.optim.fused_base`), else why they run as two."""
-        return one_pass_refusal(self.base, self.implementation, _hooks_before(self.base, self._hook))
+        return one_pass_refusal(self.base, self.implementation, _hooks_before(self.base, self._hook),
+                                self._hook.selected_numel(self.base))
 
     # Shared with the base: reading or replacing these acts on the base optimizer.
     @property  # type: ignore[override]

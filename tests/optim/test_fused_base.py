@@ -14,11 +14,17 @@ import warnings
 import pytest
 import torch
 
-from pyg_ham.optim import HAM, attach_ham, track_exponents
+from pyg_ham.optim import HAM, attach_ham, fused_base, track_exponents
 from pyg_ham.optim import functional as F
 from pyg_ham.optim.fused_base import one_pass_refusal
 
 ALPHA, BETA, BOUND = 200.0, 1e-3, 5.0
+
+
+@pytest.fixture(autouse=True)
+def one_pass_for_small_tensors(monkeypatch):
+    """The one pass on these small test tensors (by default it starts at ONE_PASS_MIN_NUMEL)."""
+    monkeypatch.setattr(fused_base, "ONE_PASS_MIN_NUMEL", 0)
 
 # Options that change the compiled pass (one signature each) in the fast suite; the single options
 # one at a time in the slow one.
@@ -346,3 +352,19 @@ def test_diagnostics_in_the_one_pass_equal_the_separate_steps():
     assert a["max_step"] == pytest.approx(b["max_step"], rel=1e-5)
     assert a["clamp_fraction"] == pytest.approx(b["clamp_fraction"], abs=1e-6)
     assert_same_state(one, two)
+
+
+def test_the_one_pass_starts_at_its_size_threshold(monkeypatch):
+    """Below ONE_PASS_MIN_NUMEL selected elements two passes (the separate step costs less there)."""
+    monkeypatch.setattr(fused_base, "ONE_PASS_MIN_NUMEL", 2048 * 2048)
+    small = build("AdamW", {}, groups())
+    assert "fewer than ONE_PASS_MIN_NUMEL" in small.two_pass_reason
+    big = build("AdamW", {}, [{"params": [torch.nn.Parameter(torch.randn(2048, 2048) * 0.02)]}])
+    assert big.two_pass_reason is None
+    reference = build("AdamW", {}, [{"params": [torch.nn.Parameter(params_of(big)[0].detach().clone())]}],
+                      implementation="foreach")
+    give_grads([big, reference], 0)
+    big.step()
+    reference.step()
+    assert big._hook.refusal is None
+    assert_same_state(big, reference)

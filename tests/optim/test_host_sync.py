@@ -102,8 +102,11 @@ def test_the_counter_sees_a_transfer_from_pyg_ham(transfers):
 
 @pytest.mark.parametrize("name,kw", [("SGD", {"momentum": 0.9, "nesterov": True}), ("Adam", {"amsgrad": True}),
                                      ("AdamW", {"weight_decay": 0.01})])
-def test_no_transfer_in_the_one_pass_under_a_grad_scaler(transfers, name, kw):
+def test_no_transfer_in_the_one_pass_under_a_grad_scaler(transfers, monkeypatch, name, kw):
     """The one pass of a fused base and HAM (pyg_ham.optim.fused_base), scheduled lr, GradScaler."""
+    from pyg_ham.optim import fused_base
+
+    monkeypatch.setattr(fused_base, "ONE_PASS_MIN_NUMEL", 0)  # on this small model too
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(16, 32), torch.nn.Tanh(), torch.nn.Linear(32, 4))
     opt = HAM(getattr(torch.optim, name)(model.parameters(), lr=0.01, fused=True, **kw), alpha=50.0)

@@ -12,7 +12,13 @@ def small(**kw):
     return ExperimentConfig(**{**base, **kw})
 
 
-def test_default_takes_the_one_pass_and_records_it_and_trains_as_two_passes_do():
+def test_default_takes_the_one_pass_and_records_it_and_trains_as_two_passes_do(monkeypatch):
+    from pyg_ham.optim import fused_base
+
+    tiny = run_experiment(small(epochs=1))["runs"][0]  # below the one pass's size threshold
+    assert tiny["optimizer_step"]["fused"] is True
+    assert "fewer than ONE_PASS_MIN_NUMEL" in tiny["optimizer_step"]["ham_pass"]
+    monkeypatch.setattr(fused_base, "ONE_PASS_MIN_NUMEL", 0)  # as a model of 4M+ weights would
     one = run_experiment(small())["runs"][0]
     two = run_experiment(small(fused=False))["runs"][0]
     assert one["optimizer_step"] == {"fused": True, "ham_pass": "one"}
@@ -23,7 +29,10 @@ def test_default_takes_the_one_pass_and_records_it_and_trains_as_two_passes_do()
     assert losses[0][-1] < losses[0][0]
 
 
-def test_a_base_without_a_fused_kernel_says_why_and_no_ham_records_no_pass():
+def test_a_base_without_a_fused_kernel_says_why_and_no_ham_records_no_pass(monkeypatch):
+    from pyg_ham.optim import fused_base
+
+    monkeypatch.setattr(fused_base, "ONE_PASS_MIN_NUMEL", 0)
     rms = run_experiment(small(optimizer="rmsprop", epochs=2))["runs"][0]
     assert rms["optimizer_step"] == {"fused": False,
                                      "ham_pass": "separate (RMSprop is not torch.optim.AdamW, Adam or SGD)"}
