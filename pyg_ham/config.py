@@ -56,7 +56,7 @@ SECTIONS: Dict[str, tuple] = {
     "ham": ("ham", "alpha", "beta", "max_exponent", "ham_embeddings"),
     "train": ("epochs", "runs", "seed", "eval_mode", "eval_every", "eval_train", "patience", "device",
               "protocol", "folds", "repeats", "sparsity", "sparsifier", "sync_bn", "jobs", "devices"),
-    "sampling": ("batch_size", "fanout", "eval_fanout"),
+    "sampling": ("batch_size", "fanout", "eval_fanout", "prefetch"),
     "output": ("out", "checkpoint_dir", "resume", "overwrite", "quiet"),
 }
 
@@ -113,6 +113,9 @@ class ExperimentConfig:
     batch_size: Optional[int] = None
     fanout: Optional[List[int]] = None
     eval_fanout: Optional[List[int]] = None
+    #: mini-batch training: gather the next batch and start moving it to the device while the
+    #: current step runs (pyg_ham.sampling.Prefetcher; the same batches and results either way)
+    prefetch: bool = True
     eval_mode: str = "full"
     eval_every: int = 1
     eval_train: bool = True
@@ -266,6 +269,8 @@ class ExperimentConfig:
             if self.eval_mode != "sampled":
                 raise ConfigError("eval_fanout is the fanout of sampled evaluation; set eval_mode sampled "
                                   "(--eval-mode sampled) or drop eval_fanout")
+        if not isinstance(self.prefetch, bool):
+            raise ConfigError(f"prefetch must be true or false, got {self.prefetch!r}")
         if not isinstance(self.on_disk, bool):
             raise ConfigError(f"on_disk must be true or false, got {self.on_disk!r}")
         if self.eval_mode == "sampled" and self.batch_size is None:

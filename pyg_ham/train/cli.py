@@ -86,6 +86,9 @@ def experiment_options(func: Callable) -> Callable:
                                          "scored nodes only, with the training fanout or --eval-fanout)."),
         click.option("--eval-fanout", callback=comma_separated(int, "-1,-1"),
                      help="Neighbours per layer in sampled evaluation (default: --fanout; -1 = all)."),
+        click.option("--prefetch/--no-prefetch", default=None,
+                     help="Mini-batch training: gather the next batch and start its copy to the device while the "
+                          "current step runs (default: on; the same batches and results either way)."),
         click.option("--on-disk/--in-memory", default=None,
                      help="Node datasets: train from the on-disk layout (memory-mapped CSC and features, built "
                           "once under the dataset root); ogbn-papers100M always does."),

@@ -160,8 +160,15 @@ class MiniBatchNodeTask(FullBatchNodeTask):
         return math.ceil(len(self.epoch_sampler) / (self.cfg.batch_size // self.epoch_sampler.num_replicas))
 
     def train_batches(self) -> Iterable[Any]:
+        from pyg_ham.train.common import batches_ahead
+
         self.epochs_started.next()
-        return self.loader
+        return batches_ahead(self.loader, self.device, self.cfg)
+
+    def record(self) -> Dict[str, Any]:
+        from pyg_ham.train.common import prefetches
+
+        return {**super().record(), "prefetch": prefetches(self.loader, self.cfg)}
 
     def _forward(self, model: torch.nn.Module, batch: Any) -> Tensor:
         if self.cfg.jk in (None, "last"):  # trim each layer to the hops it still reaches
