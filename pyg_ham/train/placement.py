@@ -4,7 +4,7 @@ disk (the on-disk layout, :mod:`pyg_ham.datasets.ondisk`).
 
 :func:`decide` is the decision, a pure function of the sizes, the device's free memory and the
 config's ``graph_placement`` / ``feature_placement`` (``auto``, ``device``, ``host``, ``disk``);
-:func:`place` applies it to a loaded task, once per experiment, says it on stderr and keeps it
+:func:`place` applies it to a loaded task, once per experiment, says it on stderr (mini-batch training) and keeps it
 on the task so that every run records it (``placement`` in the run's JSON).
 
 ``auto``: a task served from its on-disk layout stays on disk; otherwise, on a GPU, the graph
@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Dict, Optional
 
 import torch
+from torch_geometric.data import HeteroData
 
 from pyg_ham.config import PLACEMENTS
 from pyg_ham.errors import ConfigError
@@ -106,7 +107,7 @@ def decide(graph_bytes: int, feature_bytes: int, device: torch.device, free_byte
                           "sampler and copied back; put the graph on the device too, or the features on the host")
     if cpu:
         return Placement("device", "device", str(device), True, graph_bytes, feature_bytes, None,
-                         "a CPU-only run: the device is the host")
+                         "a CPU-only run")
     asked = {"graph": graph, "features": features}
     if "auto" not in asked.values():
         return Placement(graph, features, str(device), False, graph_bytes, feature_bytes, free_bytes, "as set")
@@ -131,9 +132,10 @@ def decide(graph_bytes: int, feature_bytes: int, device: torch.device, free_byte
 def place(task: Any, cfg: Any, device: torch.device, full_batch: bool) -> Placement:
     r"""Decides the placement of a loaded node :obj:`task` (:func:`decide`) and moves its
     :obj:`data` there: the :obj:`edge_index` to the device or host, :obj:`x` and :obj:`y` with the
-    features (pinned on the host when training on CUDA). Done once per experiment (the decision
-    is kept on the task as :obj:`task.placement`, and reused while the config asks the same);
-    said on stderr by the main process."""
+    features (pinned on the host when training on CUDA). Said on stderr for mini-batch training
+    (full-batch training has everything on the device). Done once per experiment (the decision
+    is kept on the task as :obj:`task.placement`, and reused while the config asks the same;
+    the main process says it)."""
     from pyg_ham.train import distributed
 
     device = torch.device(device)
@@ -143,8 +145,19 @@ def place(task: Any, cfg: Any, device: torch.device, full_batch: bool) -> Placem
     if done is not None and getattr(task, "placement_asked", None) == asked:
         return done
     data = task.data
-    on_disk = task.stores is not None
     free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+    if isinstance(data, HeteroData):  # not decided (yet) for heterogeneous graphs: all of it on the device
+        if asked[:2] != ("auto", "auto"):
+            raise ConfigError("graph_placement / feature_placement are for homogeneous node tasks; a heterogeneous "
+                              "graph trains with all of it on the device (drop the placement flags)")
+        task.data = data.to(device)
+        graph_bytes = sum(tensor_bytes(store.get("edge_index")) for store in data.edge_stores)
+        feature_bytes = sum(tensor_bytes(store.get("x"), store.get("y")) for store in data.node_stores)
+        decision = Placement("device", "device", str(device), device.type == "cpu", graph_bytes, feature_bytes,
+                             free, "a heterogeneous graph: all of it on the device")
+        task.placement, task.placement_asked = decision, asked
+        return decision
+    on_disk = getattr(task, "stores", None) is not None
     decision = decide(tensor_bytes(data.get("edge_index")), tensor_bytes(data.get("x"), data.get("y")), device,
                       free, asked[0], asked[1], on_disk=on_disk, full_batch=full_batch)
     if not on_disk:
@@ -158,6 +171,6 @@ def place(task: Any, cfg: Any, device: torch.device, full_batch: bool) -> Placem
             elif device.type == "cuda":
                 data[key] = value.cpu().pin_memory()
     task.placement, task.placement_asked = decision, asked
-    if distributed.is_main():
+    if distributed.is_main() and not full_batch:  # full batch: everything on the device, nothing decided
         print(decision.line(), file=sys.stderr, flush=True)
     return decision
