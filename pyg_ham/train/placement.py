@@ -4,7 +4,7 @@ disk (the on-disk layout, :mod:`pyg_ham.datasets.ondisk`).
 
 :func:`decide` is the decision, a pure function of the sizes, the device's free memory and the
 config's ``graph_placement`` / ``feature_placement`` (``auto``, ``device``, ``host``, ``disk``);
-:func:`place` applies it to a loaded task, once per experiment, says it on stderr (mini-batch training) and keeps it
+:func:`place` applies it to a loaded task, once per experiment, says it on stderr (mini-batch, not --quiet) and keeps it
 on the task so that every run records it (``placement`` in the run's JSON).
 
 ``auto``: a task served from its on-disk layout stays on disk; otherwise, on a GPU, the graph
@@ -133,7 +133,7 @@ def place(task: Any, cfg: Any, device: torch.device, full_batch: bool) -> Placem
     r"""Decides the placement of a loaded node :obj:`task` (:func:`decide`) and moves its
     :obj:`data` there: the :obj:`edge_index` to the device or host, :obj:`x` and :obj:`y` with the
     features (pinned on the host when training on CUDA). Said on stderr for mini-batch training
-    (full-batch training has everything on the device). Done once per experiment (the decision
+    (full-batch training has everything on the device) unless ``cfg.quiet``. Done once per experiment (the decision
     is kept on the task as :obj:`task.placement`, and reused while the config asks the same;
     the main process says it)."""
     from pyg_ham.train import distributed
@@ -171,6 +171,7 @@ def place(task: Any, cfg: Any, device: torch.device, full_batch: bool) -> Placem
             elif device.type == "cuda":
                 data[key] = value.cpu().pin_memory()
     task.placement, task.placement_asked = decision, asked
-    if distributed.is_main() and not full_batch:  # full batch: everything on the device, nothing decided
+    # full batch: everything on the device, nothing decided; --quiet: as the runner's lines, not said
+    if distributed.is_main() and not full_batch and not getattr(cfg, "quiet", False):
         print(decision.line(), file=sys.stderr, flush=True)
     return decision

@@ -1,5 +1,7 @@
 """Placement as a decision (pyg_ham.train.placement): the graph and the features each on the device,
 the host or disk, by size against the device's free memory or as set; stated once, recorded per run."""
+import dataclasses
+
 import pytest
 import torch
 
@@ -46,11 +48,13 @@ def test_flags_cpu_disk_and_the_refused_choices():
 
 def test_node_run_states_its_placement_once_and_records_it(capfd):
     cfg = ExperimentConfig(dataset="synthetic", dataset_options={"num_nodes": 150}, hidden=8, batch_size=50,
-                           fanout=[3, 3], epochs=1, runs=2, quiet=True, device="cpu", graph_placement="host")
-    doc = run_experiment(cfg)
+                           fanout=[3, 3], epochs=1, runs=2, device="cpu", graph_placement="host")
+    doc = run_experiment(cfg, log=lambda msg: None)
     err = capfd.readouterr().err
     assert err.count("placement: graph on device, features on device, device cpu (the device is the host)") == 1
     for run in doc["runs"]:
         placement = run["placement"]
         assert (placement["graph"], placement["features"], placement["device_is_host"]) == ("device", "device", True)
         assert placement["graph_bytes"] > 0 and placement["feature_bytes"] > 0
+    run_experiment(dataclasses.replace(cfg, runs=1, quiet=True))
+    assert "placement:" not in capfd.readouterr().err  # --quiet: not said
