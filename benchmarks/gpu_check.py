@@ -25,6 +25,8 @@ Prints one table with a row per check:
   ogbn-arxiv-sized synthetic graph (``benchmarks/sampler.py``'s builder: 169,343 nodes,
   2.33M directed edges, 128 features), sampled edges/s over one epoch of the 90,941 seeds, and
   every tensor of every GPU batch checked to live on that one device;
+* **sync-free prefetch**: batches one step ahead (:class:`~pyg_ham.sampling.Prefetcher`) from
+  the graph kept on the host, four batches under sync debug mode ``"error"`` after two warm-up;
 * **kernel plan**: :func:`~pyg_ham.optim.functional.foreach_chunk_plan` for the device (chunks
   of at most ``DEVICE_CHUNK_NUMEL`` elements on CUDA) and the implementation chosen by size; **found_inf**:
   :func:`~pyg_ham.optim.functional.found_inf_per_device` gives one flag per parameter device;
@@ -63,7 +65,7 @@ from torch_geometric.data import Data  # noqa: E402
 from pyg_ham.models import build_node_model  # noqa: E402
 from pyg_ham.optim import HAM  # noqa: E402
 from pyg_ham.optim import functional as F  # noqa: E402
-from pyg_ham.sampling import TorchNeighborLoader  # noqa: E402
+from pyg_ham.sampling import Prefetcher, TorchNeighborLoader  # noqa: E402
 
 Row = Tuple[str, str, str, str]  # check, device, result, note
 
@@ -282,6 +284,37 @@ def check_sampler(data: Data, devices: Sequence[torch.device]) -> List[Row]:
     return rows
 
 
+def check_prefetch_sync_free(data: Data, device: torch.device) -> List[Row]:
+    """Batches one step ahead from a graph kept on the host (the sampler and the feature gather on
+    the CPU, each batch pinned and moved non_blocking on a side stream, the training stream waiting
+    on it): after two warm-up batches, the next ones are consumed under sync debug mode "error"
+    (each used by a device reduction), so "ok" means the prefetch path made no host sync."""
+    loader = TorchNeighborLoader(data, [15, 10, 5], input_nodes=data.train_idx, batch_size=256, shuffle=True,
+                                 seed=0)
+    total, batches, on_device = torch.zeros((), device=device), 0, True
+    result = "ok" if device.type == "cuda" else "ran"
+    try:
+        for batch in Prefetcher(loader, device):
+            batches += 1
+            if batches > 2 and device.type == "cuda":
+                torch.cuda.set_sync_debug_mode("error")
+            batch = batch.to(device)  # what the trainer does: a no-op for a prefetched batch
+            total += batch.x.sum() + batch.edge_index.sum()
+            on_device &= _one_device(batch, device)
+            if batches == 6:
+                break
+    except RuntimeError as exc:
+        result = f"SYNC: {str(exc).splitlines()[0]}"
+    finally:
+        if device.type == "cuda":
+            torch.cuda.set_sync_debug_mode("default")
+    note = (f"{batches - 2} prefetched batches after 2 warm-up, host graph -> {device}; "
+            f"one-device batches: {'yes' if on_device else 'NO'}")
+    if device.type != "cuda":
+        note += "; CPU: nothing to synchronise"
+    return [("sync-free prefetch: batches one step ahead", str(device), result, note)]
+
+
 def check_kernel_plan(device: torch.device, quick: bool) -> List[Row]:
     params = _params(device, quick)
     numels = [p.numel() for p in params]
@@ -435,6 +468,7 @@ def main(argv: Sequence[str] = ()) -> List[Row]:
     rows += check_kernel_plan(device, quick)
     data = arxiv_like(quick)
     rows += check_sampler(data, [device] if device.type == "cpu" else [device, torch.device("cpu")])
+    rows += check_prefetch_sync_free(data, device)
     rows += check_sage_epoch(data, device, 2 if quick else args.cpu_batches)
     print(table(rows))
     print(f"total {time.perf_counter() - t0:.0f} s")

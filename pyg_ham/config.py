@@ -23,6 +23,8 @@ __all__ = ["ExperimentConfig", "SECTIONS", "SCHEDULERS", "DEFAULT_FANOUT", "load
 
 PROTOCOLS = ("default", "cv", "official", "gin")
 EVAL_MODES = ("full", "layerwise", "sampled")
+#: Where graph_placement / feature_placement put the graph and the features (pyg_ham.train.placement).
+PLACEMENTS = ("auto", "device", "host", "disk")
 #: Learning-rate schedules by name (stepped once per epoch; built by
 #: :func:`pyg_ham.train.engine.build_scheduler`).
 SCHEDULERS = ("none", "cosine", "step", "plateau")
@@ -50,13 +52,13 @@ def no_clamp_as_none(max_exponent: Any) -> Any:
 #: The fields of :class:`ExperimentConfig` by section, as GraphGym groups them. The config, its YAML
 #: files and result JSONs stay flat (every config and result written so far loads unchanged).
 SECTIONS: Dict[str, tuple] = {
-    "data": ("dataset", "root", "dataset_options", "recipe", "on_disk"),
+    "data": ("dataset", "root", "dataset_options", "recipe", "on_disk", "graph_placement", "feature_placement"),
     "model": ("model", "hidden", "layers", "dropout", "norm", "jk", "heads", "pool", "virtual_node"),
     "optim": ("optimizer", "lr", "weight_decay", "momentum", "scheduler", "sam", "rho", "adaptive", "fused"),
     "ham": ("ham", "alpha", "beta", "max_exponent", "ham_embeddings"),
     "train": ("epochs", "runs", "seed", "eval_mode", "eval_every", "eval_train", "patience", "device",
               "protocol", "folds", "repeats", "sparsity", "sparsifier", "sync_bn", "jobs", "devices"),
-    "sampling": ("batch_size", "fanout", "eval_fanout"),
+    "sampling": ("batch_size", "fanout", "eval_fanout", "prefetch"),
     "output": ("out", "checkpoint_dir", "resume", "overwrite", "quiet"),
 }
 
@@ -77,6 +79,11 @@ class ExperimentConfig:
     #: node datasets: train from the dataset's on-disk layout (memory-mapped CSC and features,
     #: pyg_ham.datasets.ondisk) instead of the graph in memory; ogbn-papers100M always does
     on_disk: bool = False
+    #: node datasets: where the graph and the features (with the labels) live while training:
+    #: auto (by size against the device's free memory), device, host (pinned on CUDA) or disk
+    #: (the on-disk layout); see pyg_ham.train.placement
+    graph_placement: str = "auto"
+    feature_placement: str = "auto"
     # model
     model: Optional[str] = None
     hidden: int = 64
@@ -113,6 +120,9 @@ class ExperimentConfig:
     batch_size: Optional[int] = None
     fanout: Optional[List[int]] = None
     eval_fanout: Optional[List[int]] = None
+    #: mini-batch training: gather the next batch and start moving it to the device while the
+    #: current step runs (pyg_ham.sampling.Prefetcher; the same batches and results either way)
+    prefetch: bool = True
     eval_mode: str = "full"
     eval_every: int = 1
     eval_train: bool = True
@@ -232,6 +242,8 @@ class ExperimentConfig:
                                   f"drop --devices or use --device auto")
         check_choice("protocol", self.protocol, PROTOCOLS)
         check_choice("eval_mode", self.eval_mode, EVAL_MODES)
+        check_choice("graph_placement", self.graph_placement, PLACEMENTS)
+        check_choice("feature_placement", self.feature_placement, PLACEMENTS)
         number("rho", 0, low_open=True)
         for name in ("sam", "adaptive"):
             if not isinstance(getattr(self, name), bool):
@@ -266,6 +278,8 @@ class ExperimentConfig:
             if self.eval_mode != "sampled":
                 raise ConfigError("eval_fanout is the fanout of sampled evaluation; set eval_mode sampled "
                                   "(--eval-mode sampled) or drop eval_fanout")
+        if not isinstance(self.prefetch, bool):
+            raise ConfigError(f"prefetch must be true or false, got {self.prefetch!r}")
         if not isinstance(self.on_disk, bool):
             raise ConfigError(f"on_disk must be true or false, got {self.on_disk!r}")
         if self.eval_mode == "sampled" and self.batch_size is None:

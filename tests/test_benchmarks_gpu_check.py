@@ -30,5 +30,7 @@ def test_gpu_check_cpu_quick_runs_every_check(capsys):
     assert sampler[1].endswith("M edges/s") and float(sampler[1].split("M")[0]) > 0
     assert "one-device batches: yes" in sampler[2]
     assert by_check["GraphSAGE 3x256 + HAM(Adam)"][2] == "2 of 2 batches"
+    prefetch = by_check["sync-free prefetch"]
+    assert prefetch[1] == "ran" and prefetch[2].startswith("4 prefetched batches") and "batches: yes" in prefetch[2]
     for check, device, result, note in rows:  # one table holding every row
         assert f"| {check} | {device} | {result} | {note} |" in printed

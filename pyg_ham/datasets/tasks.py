@@ -105,7 +105,7 @@ class NodeTask:
         :obj:`idx` or for all nodes, as in :meth:`evaluate`) against their labels."""
         idx = _as_index(idx, self.num_nodes)
         out = self._select(out, idx)
-        target = self.data.y[idx.to(self.data.y.device)]
+        target = self.data.y[idx.to(self.data.y.device)].to(out.device)  # labels on the host: this batch's
         if self.loss_fn == "bce" and target.dim() == 1:
             out = out.view(-1)
         return loss_function(self.loss_fn)(out, target)

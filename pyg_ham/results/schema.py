@@ -111,6 +111,8 @@ class RunRecord(_RunRequired, total=False):
     num_params: int
     optimizer_step: Dict[str, Any]  # {"fused": bool, "ham_pass": "one" | "separate (why)"} (train.common)
     sparsity: Dict[str, Any]
+    placement: Dict[str, Any]  # node runs: where the graph and features lived (pyg_ham.train.placement)
+    prefetch: bool  # mini-batch node runs: batches read one step ahead (pyg_ham.sampling.prefetch)
     diverged: bool  # a non-finite training loss ended the run
     unstable: Instability  # a loss spike or clamp saturation (not diverged)
     instability: Instability  # either flag

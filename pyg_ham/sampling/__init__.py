@@ -42,12 +42,14 @@ from pyg_ham.sampling.loader import (
     has_pyg_neighbor_sampling,
     neighbor_loader,
 )
+from pyg_ham.sampling.prefetch import Prefetcher, prefetch_is_exact
 from pyg_ham.sampling.sampler import TorchHeteroNeighborSampler, TorchNeighborSampler
 from pyg_ham.sampling.validate import check_hetero_num_neighbors
 
 __all__ = [
     "CSCGraph",
     "HeteroCSC",
+    "Prefetcher",
     "TorchHeteroNeighborSampler",
     "TorchNeighborLoader",
     "TorchNeighborSampler",
@@ -58,6 +60,7 @@ __all__ = [
     "floyd_sample",
     "get_csc",
     "get_hetero_csc",
+    "prefetch_is_exact",
     "has_pyg_neighbor_sampling",
     "neighbor_loader",
     "sample_one_hop",

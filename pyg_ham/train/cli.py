@@ -86,9 +86,17 @@ def experiment_options(func: Callable) -> Callable:
                                          "scored nodes only, with the training fanout or --eval-fanout)."),
         click.option("--eval-fanout", callback=comma_separated(int, "-1,-1"),
                      help="Neighbours per layer in sampled evaluation (default: --fanout; -1 = all)."),
+        click.option("--prefetch/--no-prefetch", default=None,
+                     help="Mini-batch training: gather the next batch and start its copy to the device while the "
+                          "current step runs (default: on; the same batches and results either way)."),
         click.option("--on-disk/--in-memory", default=None,
                      help="Node datasets: train from the on-disk layout (memory-mapped CSC and features, built "
                           "once under the dataset root); ogbn-papers100M always does."),
+        click.option("--graph-placement", help="Node datasets: the graph on the device, the host (pinned on CUDA) or "
+                                               "disk (the on-disk layout); default auto: by size against the "
+                                               "device's free memory."),
+        click.option("--feature-placement", help="Node datasets: the features (and labels) on the device, the host "
+                                                 "or disk; default auto (as --graph-placement)."),
         click.option("--eval-every", type=int, help="Evaluate every N epochs."),
         click.option("--patience", type=int, help="Early stopping after N evaluations without gain."),
         click.option("--device", help="auto, cpu, cuda, cuda:N."),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from contextlib import contextmanager
-from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -14,7 +14,7 @@ from pyg_ham.optim.sam import innermost, takes_closure
 from pyg_ham.train.config import ExperimentConfig
 
 __all__ = ["make_optimizer", "describe_step", "make_sparsifier", "update", "training_step", "frozen_running_stats",
-           "set_optimizer_mode"]
+           "set_optimizer_mode", "batches_ahead", "prefetches"]
 
 
 def make_optimizer(model: torch.nn.Module, cfg: ExperimentConfig) -> torch.optim.Optimizer:
@@ -131,3 +131,21 @@ def set_optimizer_mode(optimizer: torch.optim.Optimizer, training: bool) -> None
     switch = getattr(innermost(optimizer), "train" if training else "eval", None)
     if callable(switch):
         switch()
+
+
+def prefetches(loader: Any, cfg: ExperimentConfig) -> bool:
+    r"""Whether the training batches of :obj:`loader` are read one step ahead: ``cfg.prefetch``
+    and a loader for which that changes nothing
+    (:func:`~pyg_ham.sampling.prefetch.prefetch_is_exact`)."""
+    from pyg_ham.sampling.prefetch import prefetch_is_exact
+
+    return bool(getattr(cfg, "prefetch", True)) and prefetch_is_exact(loader)
+
+
+def batches_ahead(loader: Any, device: torch.device, cfg: ExperimentConfig) -> Iterable[Any]:
+    r"""A trainer's batches of one epoch: :obj:`loader` itself, or a
+    :class:`~pyg_ham.sampling.Prefetcher` over it moving each next batch to :obj:`device`
+    while the current step runs, as :func:`prefetches` says."""
+    from pyg_ham.sampling.prefetch import Prefetcher
+
+    return Prefetcher(loader, device) if prefetches(loader, cfg) else loader

@@ -71,8 +71,10 @@ class GraphLevelTask(TrainingTask):
         return len(self.train_loader)
 
     def train_batches(self) -> Iterable[Any]:
+        from pyg_ham.train.common import batches_ahead
+
         self.epochs_started.next()
-        return self.train_loader
+        return batches_ahead(self.train_loader, self.device, self.cfg)
 
     def stateful(self) -> Dict[str, Any]:
         return {"epoch_sampler": self.epochs_started}

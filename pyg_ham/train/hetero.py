@@ -151,7 +151,9 @@ class MiniBatchHeteroNodeTask(FullBatchHeteroNodeTask):
         return math.ceil(self.split["train"].numel() / self.cfg.batch_size)
 
     def train_batches(self) -> Iterable[Any]:
-        return self.loader
+        from pyg_ham.train.common import batches_ahead
+
+        return batches_ahead(self.loader, self.device, self.cfg)
 
     def batch_loss(self, model: torch.nn.Module, batch: Any) -> Tuple[Tensor, int]:
         batch = batch.to(self.device)

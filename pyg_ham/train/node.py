@@ -69,7 +69,11 @@ class FullBatchNodeTask(TrainingTask):
         super().__init__(task, cfg, spec, device)
         self.run = int(spec["fields"]["run"])
         self.split = task.split(self.run)
-        task.data = task.data.to(device)  # a no-op once there: the graph moves once per experiment
+        from pyg_ham.train.placement import place
+
+        #: where the graph and the features live (pyg_ham.train.placement): decided and applied once
+        #: per experiment (the tensors move once), recorded by every run
+        self.placement = place(task, cfg, device, full_batch=cfg.batch_size is None)
         self.data = task.data
         self.train_idx = self.split["train"].to(device)
 
@@ -89,8 +93,8 @@ class FullBatchNodeTask(TrainingTask):
 
             loader = neighbor_loader(self.data, [-1], batch_size=self.cfg.batch_size or 4096)
             out = model.inference(loader, device=self.device)
-        else:
-            out = model(self.data.x, self.data.edge_index)
+        else:  # (mini-batch training with the graph or features on the host: moved for this forward)
+            out = model(self.data.x.to(self.device), self.data.edge_index.to(self.device))
         return {k: (out, self.split[k]) for k in self.eval_splits}
 
     @property
@@ -101,7 +105,8 @@ class FullBatchNodeTask(TrainingTask):
         return "full neighbourhood (whole graph)"
 
     def record(self) -> Dict[str, Any]:
-        return {"run": self.run, "split": self.run % self.task.num_splits, "evaluation": self.evaluation}
+        return {"run": self.run, "split": self.run % self.task.num_splits, "evaluation": self.evaluation,
+                "placement": self.placement.record()}
 
 
 class MiniBatchNodeTask(FullBatchNodeTask):
@@ -125,6 +130,10 @@ class MiniBatchNodeTask(FullBatchNodeTask):
     at step :math:`k` with that permutation. The graph's CPU tensors are memory-mapped from one
     file per machine (:func:`~pyg_ham.train.distributed.share_memory`).
 
+    The graph and the features are where :mod:`pyg_ham.train.placement` puts them (the device,
+    pinned host memory or disk): the sampler runs where the graph is, and every batch is moved
+    to :attr:`device` one step ahead (:class:`~pyg_ham.sampling.Prefetcher`).
+
     A task served from its on-disk layout (:attr:`~pyg_ham.datasets.NodeTask.stores`, e.g.
     ogbn-papers100M or ``on_disk``) is sampled from that :obj:`(FeatureStore, GraphStore)` pair on
     the CPU, where its memory-mapped CSC is (already shared by the page cache), every batch's
@@ -142,7 +151,9 @@ class MiniBatchNodeTask(FullBatchNodeTask):
 
         #: what is sampled: the graph, or the on-disk layout's (FeatureStore, GraphStore) pair
         self.graph = task.stores if task.stores is not None else self.data
-        sample_device = torch.device("cpu") if task.stores is not None else self.data.x.device
+        from pyg_ham.sampling.layout import graph_device
+
+        sample_device = graph_device(self.graph)  # the sampler runs where the graph is (the CPU for a layout)
         self.generator = torch.Generator(device=sample_device).manual_seed(self.seed + rank)
         # one process is the case R = 1 (the same permutation, all of it)
         self.epoch_sampler = DistributedSampler(range(self.split["train"].numel()), num_replicas=world,
@@ -160,8 +171,15 @@ class MiniBatchNodeTask(FullBatchNodeTask):
         return math.ceil(len(self.epoch_sampler) / (self.cfg.batch_size // self.epoch_sampler.num_replicas))
 
     def train_batches(self) -> Iterable[Any]:
+        from pyg_ham.train.common import batches_ahead
+
         self.epochs_started.next()
-        return self.loader
+        return batches_ahead(self.loader, self.device, self.cfg)
+
+    def record(self) -> Dict[str, Any]:
+        from pyg_ham.train.common import prefetches
+
+        return {**super().record(), "prefetch": prefetches(self.loader, self.cfg)}
 
     def _forward(self, model: torch.nn.Module, batch: Any) -> Tensor:
         if self.cfg.jk in (None, "last"):  # trim each layer to the hops it still reaches
@@ -228,7 +246,7 @@ class MiniBatchNodeTask(FullBatchNodeTask):
         loader = neighbor_loader(self.data, [-1], batch_size=self.cfg.batch_size, input_nodes=share)
         x_all = self.data.x
         for layer in range(model.num_layers):
-            xs = [model.inference_per_layer(layer, x_all[batch.n_id].to(self.device),
+            xs = [model.inference_per_layer(layer, x_all[batch.n_id.to(x_all.device)].to(self.device),
                                             batch.edge_index.to(self.device), batch.batch_size) for batch in loader]
             x_all = distributed.all_gather_cat(torch.cat(xs))  # rank order is node order
         return x_all

@@ -21,7 +21,8 @@ __all__ = ["load_task", "train_run"]
 
 def load_task(cfg: ExperimentConfig) -> Any:
     """The task named by ``cfg.dataset``, from the dataset registry (adapters register theirs)."""
-    return load_dataset(cfg.dataset, cfg.root, on_disk=cfg.on_disk, **cfg.dataset_options)
+    on_disk = cfg.on_disk or "disk" in (cfg.graph_placement, cfg.feature_placement)  # disk: the on-disk layout
+    return load_dataset(cfg.dataset, cfg.root, on_disk=on_disk, **cfg.dataset_options)
 
 
 def train_run(task: Any, cfg: ExperimentConfig, spec: RunSpec, device: torch.device, *,

@@ -272,3 +272,15 @@ def test_sampled_evaluation_trains_end_to_end():
                                eval_fanout=[10, 10]))
     assert doc["complete"] and 0 <= doc["summary"]["test_mean"] <= 1
     assert doc["runs"][0]["evaluation"] == "sampled: fanout 10,10, 64 scored nodes per batch"
+
+
+def test_node_run_is_the_same_with_and_without_prefetch():
+    """Through the real trainer path (run_experiment, mini-batch GraphSAGE with dropout): every
+    epoch's loss and score is identical, and the record says which way it ran."""
+    cfg = small(dataset_options={"num_nodes": 200}, model="sage", hidden=8, batch_size=32, fanout=[3, 3], epochs=2,
+                device="cpu", prefetch=True)
+    on = run_experiment(cfg)["runs"][0]
+    off = run_experiment(dataclasses.replace(cfg, prefetch=False))["runs"][0]
+    assert on["prefetch"] is True and off["prefetch"] is False
+    assert [h["loss"] for h in on["history"]] == [h["loss"] for h in off["history"]]
+    assert (on["valid"], on["test"]) == (off["valid"], off["test"])
