@@ -157,6 +157,17 @@ def _ham_tail(u: Tensor, grad: Tensor, lr: Tensor, alpha: Tensor, beta: Tensor, 
     return new, largest, count
 
 
+def _raw_gradient(g: Tensor, dtype: torch.dtype, skip: Tensor, scale: Tensor, unscale: bool,
+                  masked: bool) -> Tensor:
+    """The raw gradient in the compute dtype: GradScaler's scale divided out and written back
+    (not on a skipped step), as torch's fused kernels do."""
+    grad = g.to(dtype)
+    if unscale:
+        grad = grad / scale
+        g.copy_(torch.where(skip, g, grad.to(g.dtype)) if masked else grad.to(g.dtype))
+    return grad
+
+
 def _adam_pass(ws: List[Tensor], gs: List[Tensor], ms: List[Tensor], vs: List[Tensor], vmaxs: List[Tensor],
                steps: List[Tensor], coefs: List[Tensor], lr: Tensor, beta1: Tensor, beta2: Tensor, keep1: Tensor,
                keep2: Tensor, eps: Tensor, decay: Tensor, alpha: Tensor, beta: Tensor, bound: Tensor, skip: Tensor,
@@ -168,10 +179,7 @@ def _adam_pass(ws: List[Tensor], gs: List[Tensor], ms: List[Tensor], vs: List[Te
     for i in range(len(ws)):
         w, g, m, v = ws[i], gs[i], ms[i], vs[i]
         step_size, root = coefs[i][0], coefs[i][1]
-        grad = g.to(lr.dtype)
-        if unscale:
-            grad = grad / scale
-            g.copy_(torch.where(skip, g, grad.to(g.dtype)) if masked else grad.to(g.dtype))
+        grad = _raw_gradient(g, lr.dtype, skip, scale, unscale, masked)
         d = -grad if maximize else grad
         p = w.to(lr.dtype)
         if decoupled:
@@ -219,10 +227,7 @@ def _sgd_pass(ws: List[Tensor], gs: List[Tensor], bufs: List[Tensor], lr: Tensor
     largest, count = top, hits
     for i in range(len(ws)):
         w, g = ws[i], gs[i]
-        grad = g.to(lr.dtype)
-        if unscale:
-            grad = grad / scale
-            g.copy_(torch.where(skip, g, grad.to(g.dtype)) if masked else grad.to(g.dtype))
+        grad = _raw_gradient(g, lr.dtype, skip, scale, unscale, masked)
         d = -grad if maximize else grad
         p = w.to(lr.dtype)
         d = d + decay * p
