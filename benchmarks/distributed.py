@@ -53,7 +53,7 @@ def ddp_worker(args: argparse.Namespace) -> None:
     torch.set_num_threads(1)
     import torch_geometric  # noqa: F401 - counted in the baseline
 
-    from pyg_ham.train import distributed
+    from pyg_ham.train import distributed, machine
     from pyg_ham.train.config import ExperimentConfig
     from pyg_ham.train.runner import load_task, run_experiment
     from pyg_ham.train.task import task_kind
@@ -81,7 +81,7 @@ def ddp_worker(args: argparse.Namespace) -> None:
             if torch.is_tensor(value):
                 float(value.sum())
         del run
-        distributed.release_memory()
+        machine.release_memory()
         graph_pss = _pss()
         thread = threading.Thread(target=sample, daemon=True)
         thread.start()

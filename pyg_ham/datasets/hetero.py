@@ -124,12 +124,16 @@ class HeteroNodeTask:
         pred = self._select(pred.detach(), idx).cpu()
         return self.eval_fn(pred, self.data[self.target_type].y[idx.cpu()])
 
-    def loss(self, out: Tensor, idx: Any) -> Tensor:
-        r"""Cross-entropy of :obj:`out` (as in :meth:`evaluate`) against the labels."""
+    def loss(self, out: Tensor, idx: Any, target: Optional[Tensor] = None) -> Tensor:
+        r"""Cross-entropy of :obj:`out` (as in :meth:`evaluate`) against the labels
+        :obj:`target` (a mini-batch's own), or those of :obj:`idx` (see
+        :meth:`~pyg_ham.datasets.NodeTask.loss`)."""
         idx = _as_index(idx)
         out = self._select(out, idx)
-        y = self.data[self.target_type].y
-        return loss_function(self.loss_fn)(out, y[idx.to(y.device)])
+        if target is None:
+            y = self.data[self.target_type].y
+            target = y[idx.to(y.device)]
+        return loss_function(self.loss_fn)(out, target.to(out.device))
 
 
 def _as_index(idx: Any) -> Tensor:

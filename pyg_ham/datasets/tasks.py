@@ -100,12 +100,17 @@ class NodeTask:
         pred = self._select(pred.detach(), idx).cpu()
         return self.eval_fn(pred, self.data.y[idx.cpu()])
 
-    def loss(self, out: Tensor, idx: Any) -> Tensor:
+    def loss(self, out: Tensor, idx: Any, target: Optional[Tensor] = None) -> Tensor:
         r"""The training loss :attr:`loss_fn` of outputs :obj:`out` (for the nodes
-        :obj:`idx` or for all nodes, as in :meth:`evaluate`) against their labels."""
+        :obj:`idx` or for all nodes, as in :meth:`evaluate`) against their labels:
+        :obj:`target` when given (a mini-batch's own :obj:`y`, gathered and moved with its
+        features), else looked up in :obj:`data.y` (labels on the host are indexed there, which
+        on a GPU waits for :obj:`idx` to come back: mini-batches pass :obj:`target`)."""
         idx = _as_index(idx, self.num_nodes)
         out = self._select(out, idx)
-        target = self.data.y[idx.to(self.data.y.device)].to(out.device)  # labels on the host: this batch's
+        if target is None:
+            target = self.data.y[idx.to(self.data.y.device)]
+        target = target.to(out.device)
         if self.loss_fn == "bce" and target.dim() == 1:
             out = out.view(-1)
         return loss_function(self.loss_fn)(out, target)

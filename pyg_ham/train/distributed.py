@@ -23,7 +23,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import tempfile
 import uuid
 from contextlib import contextmanager
 from typing import Any, Callable, Dict, Iterator, List, Optional, TypeVar
@@ -36,11 +35,11 @@ from pyg_ham.errors import ConfigError
 
 __all__ = ["world_size", "rank", "local_rank", "is_main", "is_distributed", "session", "describe", "barrier",
            "broadcast_object", "gather_objects", "all_gather_cat", "all_reduce_sum", "on_main", "wrap_model",
-           "CPUSyncBatchNorm", "convert_sync_batchnorm", "share_memory", "launched", "launch", "check_config",
-           "check_global_batch", "death_reason", "error_line", "release_memory", "launched_world_size"]
+           "CPUSyncBatchNorm", "convert_sync_batchnorm", "launched", "launch", "check_config",
+           "check_global_batch", "death_reason", "error_line", "launched_world_size"]
 
 T = TypeVar("T")
-_STATE: Dict[str, Any] = {"devices": None, "shared": set()}
+_STATE: Dict[str, Any] = {"devices": None}
 
 
 def launched() -> bool:
@@ -285,62 +284,6 @@ def wrap_model(model: torch.nn.Module, device: torch.device, sync_bn: bool = Tru
 
     ids = [device] if device.type == "cuda" else None
     return DistributedDataParallel(model, device_ids=ids)
-
-
-def share_memory(data: Any) -> Any:
-    r"""Tensors of :obj:`data` (a PyG ``Data``) memory-mapped from one file per machine, so the
-    ranks on one machine share one copy of the graph in the page cache instead of each holding
-    its own. The machine's first rank writes the file (in ``/dev/shm`` when it exists and has room,
-    else the temp folder), every
-    rank maps it, and the file is unlinked once all have (the mappings keep it alive).
-    CPU tensors only; identity in one process or when :obj:`data` is on a GPU.
-    """
-    if not is_distributed() or id(data) in _STATE["shared"]:
-        return data
-    tensors = {k: v for k, v in data.to_dict().items() if isinstance(v, Tensor) and v.device.type == "cpu"}
-    if not tensors:
-        return data
-    job = os.environ.get("TORCHELASTIC_RUN_ID", "") + os.environ.get("MASTER_PORT", "")
-    name = f"pyg_ham_graph_{job}_{os.getppid()}_{len(_STATE['shared'])}.pt"
-    # /dev/shm first (RAM); a container's small /dev/shm (often 64 MB) falls back to the temp folder
-    paths = [os.path.join(folder, name) for folder in ("/dev/shm", tempfile.gettempdir()) if os.path.isdir(folder)]
-    if local_rank() == 0:
-        for candidate in paths:
-            try:
-                torch.save(tensors, candidate + ".tmp")
-                os.replace(candidate + ".tmp", candidate)
-                break
-            except (OSError, RuntimeError):  # torch.save reports a full disk as RuntimeError
-                if os.path.exists(candidate + ".tmp"):
-                    os.unlink(candidate + ".tmp")
-        else:
-            raise ConfigError(f"cannot write the shared graph to {' or '.join(paths)} (no space?); free space there")
-    barrier()
-    path = next((p for p in paths if os.path.exists(p)), None)
-    shared = torch.load(path, mmap=True, weights_only=True) if path is not None else {}  # none: keep our copy
-    barrier()
-    if local_rank() == 0 and path is not None:
-        os.unlink(path)
-    for key, value in shared.items():
-        data[key] = value
-    _STATE["shared"].add(id(data))
-    del tensors
-    release_memory()
-    return data
-
-
-def release_memory() -> None:
-    """Collect garbage and hand freed heap pages back to the OS (glibc's ``malloc_trim``), so that
-    the private copy a rank loaded before :func:`share_memory` stops counting."""
-    import gc
-
-    gc.collect()
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
 
 
 def check_config(cfg: Any, processes: int) -> None:

@@ -126,8 +126,10 @@ class MiniBatchHeteroNodeTask(FullBatchHeteroNodeTask):
     def __init__(self, task: HeteroNodeTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device) -> None:
         super().__init__(task, cfg, spec, device)
         from pyg_ham.sampling import neighbor_loader
+        from pyg_ham.sampling.layout import graph_device
 
-        self.generator = torch.Generator(device=self.device).manual_seed(self.seed)
+        # the sampler runs where the graph is (pyg_ham.train.placement: the device, or the host)
+        self.generator = torch.Generator(device=graph_device(self.data)).manual_seed(self.seed)
         self.loader = neighbor_loader(self.data, self.fanout, batch_size=cfg.batch_size,
                                       input_nodes=(self.target, self.split["train"]), shuffle=True,
                                       generator=self.generator)
@@ -159,7 +161,9 @@ class MiniBatchHeteroNodeTask(FullBatchHeteroNodeTask):
         batch = batch.to(self.device)
         size = int(batch[self.target].batch_size)
         out = model.forward_batch(batch)[:size]
-        return self.task.loss(out, batch[self.target].n_id[:size]), size
+        store = batch[self.target]
+        labels = store.y[:size] if isinstance(store.get("y"), Tensor) else None  # its own: no lookup on the host
+        return self.task.loss(out, store.n_id[:size], target=labels), size
 
     def predict(self, model: torch.nn.Module) -> Dict[str, Tuple[Tensor, Any]]:
         if self.cfg.eval_mode != "sampled":
@@ -168,7 +172,7 @@ class MiniBatchHeteroNodeTask(FullBatchHeteroNodeTask):
 
         splits = self.eval_splits
         idx = torch.cat([self.split[k] for k in splits])
-        gen = torch.Generator(device=self.device).manual_seed(self.seed + _EVAL_SEED_OFFSET)
+        gen = torch.Generator(device=self.generator.device).manual_seed(self.seed + _EVAL_SEED_OFFSET)
         loader = neighbor_loader(self.data, self.eval_fanout, batch_size=self.cfg.batch_size,
                                  input_nodes=(self.target, idx),
                                  generator=gen, force="pyg_ham")

@@ -93,8 +93,8 @@ class FullBatchNodeTask(TrainingTask):
 
             loader = neighbor_loader(self.data, [-1], batch_size=self.cfg.batch_size or 4096)
             out = model.inference(loader, device=self.device)
-        else:  # (mini-batch training with the graph or features on the host: moved for this forward)
-            out = model(self.data.x.to(self.device), self.data.edge_index.to(self.device))
+        else:  # (the whole graph is on the device: pyg_ham.train.placement refuses "full" otherwise)
+            out = model(self.data.x, self.data.edge_index)
         return {k: (out, self.split[k]) for k in self.eval_splits}
 
     @property
@@ -128,7 +128,7 @@ class MiniBatchNodeTask(FullBatchNodeTask):
     batches of ``batch_size / R`` seeds with its own generator (seed ``seed + rank``), so that
     step :math:`k` of the :math:`R` ranks together trains on the nodes one process would train on
     at step :math:`k` with that permutation. The graph's CPU tensors are memory-mapped from one
-    file per machine (:func:`~pyg_ham.train.distributed.share_memory`).
+    file per machine (:func:`~pyg_ham.train.machine.share_memory`).
 
     The graph and the features are where :mod:`pyg_ham.train.placement` puts them (the device,
     pinned host memory or disk): the sampler runs where the graph is, and every batch is moved
@@ -141,11 +141,11 @@ class MiniBatchNodeTask(FullBatchNodeTask):
 
     def __init__(self, task: NodeTask, cfg: ExperimentConfig, spec: RunSpec, device: torch.device) -> None:
         from pyg_ham.sampling import neighbor_loader
-        from pyg_ham.train import distributed
+        from pyg_ham.train import distributed, machine
 
         world, rank = distributed.world_size(), distributed.rank()
         if world > 1 and task.stores is None:
-            distributed.share_memory(task.data)
+            machine.share_memory(task.data)
         super().__init__(task, cfg, spec, device)
         from torch.utils.data.distributed import DistributedSampler
 
@@ -190,15 +190,19 @@ class MiniBatchNodeTask(FullBatchNodeTask):
     def batch_loss(self, model: torch.nn.Module, batch: Any) -> Tuple[Tensor, int]:
         batch = batch.to(self.device)
         out = self._forward(model, batch)
-        seeds = batch.n_id[:batch.batch_size]
-        return self.task.loss(out[:batch.batch_size], seeds), seeds.numel()
+        size = batch.batch_size
+        seeds = batch.n_id[:size]
+        labels = batch.y[:size] if isinstance(batch.get("y"), Tensor) else None  # its own: no lookup on the host
+        return self.task.loss(out[:size], seeds, target=labels), size
 
     def predict(self, model: torch.nn.Module) -> Dict[str, Tuple[Tensor, Any]]:
         r"""In one process, the full-graph forward (or layer-wise inference) on every node. In
         :math:`R` processes, layer-wise inference (``eval_mode="layerwise"``) is split: per
         layer every rank computes its contiguous share of the nodes with PyG's
-        ``BasicGNN.inference_per_layer`` over their one-hop neighbourhoods, and the shares are
-        all-gathered before the next layer. The full-graph forward is not split (an exact split
+        ``BasicGNN.inference_per_layer`` over their one-hop neighbourhoods, into one buffer the
+        ranks of its machine share (memory-mapped on the host, :func:`~pyg_ham.train.machine.shared_empty`;
+        other machines' rows broadcast into it in bounded pieces), which the next layer reads.
+        The full-graph forward is not split (an exact split
         needs the model's layers): rank 0 alone computes it, as PyG's ``examples/multi_gpu`` do.
         Either way rank 0 alone scores, so the evaluator sees every prediction once, and the
         engine broadcasts its scores."""
@@ -239,16 +243,30 @@ class MiniBatchNodeTask(FullBatchNodeTask):
         return {k: (pred, self.split[k]) for k, pred in zip(splits, pieces)}
 
     def _split_layerwise_inference(self, model: Any) -> Tensor:
+        # Rank r computes the rows of its contiguous share of the nodes, layer by layer, into one
+        # buffer per layer that its machine's ranks share (pyg_ham.train.machine): no rank holds
+        # N x hidden of its own, and the next layer reads every row from that buffer.
         from pyg_ham.sampling import neighbor_loader
-        from pyg_ham.train import distributed
+        from pyg_ham.train import distributed, machine
 
-        share = torch.arange(self.data.num_nodes).tensor_split(distributed.world_size())[distributed.rank()]
-        loader = neighbor_loader(self.data, [-1], batch_size=self.cfg.batch_size, input_nodes=share)
+        n, world = self.data.num_nodes, distributed.world_size()
+        if n < world:
+            raise ConfigError(f"layer-wise evaluation splits the {n} nodes over {world} processes: fewer nodes "
+                              f"than processes; evaluate in fewer processes or --eval-mode full")
+        shares = torch.arange(n).tensor_split(world)
+        ranges = [(int(share[0]), int(share[-1]) + 1) for share in shares]
+        loader = neighbor_loader(self.data, [-1], batch_size=self.cfg.batch_size,
+                                 input_nodes=shares[distributed.rank()])
         x_all = self.data.x
         for layer in range(model.num_layers):
-            xs = [model.inference_per_layer(layer, x_all[batch.n_id.to(x_all.device)].to(self.device),
-                                            batch.edge_index.to(self.device), batch.batch_size) for batch in loader]
-            x_all = distributed.all_gather_cat(torch.cat(xs))  # rank order is node order
+            rows = None
+            for batch in loader:
+                out = model.inference_per_layer(layer, x_all[batch.n_id.to(x_all.device)].to(self.device),
+                                                batch.edge_index.to(self.device), batch.batch_size)
+                if rows is None:  # every rank has a batch (n >= world): all allocate together
+                    rows = machine.shared_empty((n, out.size(-1)), out.dtype)
+                rows[batch.n_id[:batch.batch_size].cpu()] = out.cpu()
+            x_all = machine.complete_rows(rows, ranges, self.device)  # other machines' rows; a barrier
         return x_all
 
     def stateful(self) -> Dict[str, Any]:

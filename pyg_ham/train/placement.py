@@ -1,6 +1,7 @@
-r"""Where a node task's graph (its CSC / :obj:`edge_index`) and features (:obj:`x`, with the
-labels) live while it trains: on the training device, in host memory (pinned on CUDA), or on
-disk (the on-disk layout, :mod:`pyg_ham.datasets.ondisk`).
+r"""Where a node task's graph (its CSC / :obj:`edge_index`, every edge type's for a
+heterogeneous graph, with the edge features) and features (the node-level tensors, labels
+included) live while it trains: on the training device, in host memory (pinned where it lies on
+CUDA, :func:`pin_in_place`), or on disk (the on-disk layout, :mod:`pyg_ham.datasets.ondisk`).
 
 :func:`decide` is the decision, a pure function of the sizes, the device's free memory and the
 config's ``graph_placement`` / ``feature_placement`` (``auto``, ``device``, ``host``, ``disk``);
@@ -14,24 +15,30 @@ the activations); what does not fit stays in pinned host memory. The graph comes
 sampler runs where the graph is, and a batch's features are then gathered from the host and
 copied (:mod:`pyg_ham.sampling.placement`), while features on the device with the graph on the
 host would be copied back to the sampler. On a CPU-only machine the device *is* the host: both
-are ``"device"`` and the record says ``device_is_host: true``.
+are ``"device"`` and the record says ``device_is_host: true``. Evaluation over the whole graph
+(``eval_mode="full"``) needs all of it on the device: with anything on the host it is refused
+before training (``layerwise`` and ``sampled`` evaluate from the host).
 """
 from __future__ import annotations
 
 import sys
+import weakref
 from dataclasses import asdict, dataclass
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional, Tuple
 
 import torch
-from torch_geometric.data import HeteroData
+from torch_geometric.data.storage import EdgeStorage, NodeStorage
 
 from pyg_ham.config import PLACEMENTS
 from pyg_ham.errors import ConfigError
 
-__all__ = ["PLACEMENTS", "DEVICE_SHARE", "Placement", "decide", "place", "tensor_bytes"]
+__all__ = ["PLACEMENTS", "DEVICE_SHARE", "Placement", "decide", "place", "pin_in_place", "tensor_bytes",
+           "graph_and_feature_bytes"]
 
 #: ``auto`` puts on the device at most this share of its free memory.
 DEVICE_SHARE = 0.5
+#: ``cudaHostRegisterPortable``: registered memory is pinned for every CUDA context.
+_HOST_REGISTER_PORTABLE = 1
 
 
 @dataclass(frozen=True)
@@ -67,7 +74,7 @@ def tensor_bytes(*tensors: Optional[torch.Tensor]) -> int:
 
 def decide(graph_bytes: int, feature_bytes: int, device: torch.device, free_bytes: Optional[int],
            graph: str = "auto", features: str = "auto", on_disk: bool = False,
-           full_batch: bool = False) -> Placement:
+           full_batch: bool = False, whole_graph_eval: bool = False) -> Placement:
     r"""The placement of a graph of :obj:`graph_bytes` and features of :obj:`feature_bytes`
     training on :obj:`device` with :obj:`free_bytes` free there (:obj:`None` on the CPU), as the
     config asks (:obj:`graph`, :obj:`features`; see the module docstring). Raises
@@ -82,6 +89,8 @@ def decide(graph_bytes: int, feature_bytes: int, device: torch.device, free_byte
         features (str): ``feature_placement``. (default: :obj:`"auto"`)
         on_disk (bool): The task is served from its on-disk layout.
         full_batch (bool): Full-batch training (every tensor is used on the device at once).
+        whole_graph_eval (bool): Evaluation runs the model on the whole graph at once
+            (``eval_mode="full"``), which needs all of it on the device.
     """
     for name, value in (("graph_placement", graph), ("feature_placement", features)):
         if value not in PLACEMENTS:
@@ -110,7 +119,8 @@ def decide(graph_bytes: int, feature_bytes: int, device: torch.device, free_byte
                          "a CPU-only run")
     asked = {"graph": graph, "features": features}
     if "auto" not in asked.values():
-        return Placement(graph, features, str(device), False, graph_bytes, feature_bytes, free_bytes, "as set")
+        return _evaluable(Placement(graph, features, str(device), False, graph_bytes, feature_bytes, free_bytes,
+                                    "as set"), whole_graph_eval)
     budget = DEVICE_SHARE * (free_bytes if free_bytes is not None else 0)
     if full_batch:
         chosen = {"graph": "device", "features": "device"}
@@ -125,51 +135,98 @@ def decide(graph_bytes: int, feature_bytes: int, device: torch.device, free_byte
             chosen["features"] = "device" if fits else "host"
         reason = (f"auto: what fits in {DEVICE_SHARE:.0%} of the device's {(free_bytes or 0) / 2**30:.1f} GiB free "
                   f"(graph {graph_bytes / 2**30:.2f} GiB, features {feature_bytes / 2**30:.2f} GiB)")
-    return Placement(chosen["graph"], chosen["features"], str(device), False, graph_bytes, feature_bytes,
-                     free_bytes, reason)
+    return _evaluable(Placement(chosen["graph"], chosen["features"], str(device), False, graph_bytes, feature_bytes,
+                                free_bytes, reason), whole_graph_eval)
+
+
+def _evaluable(decision: Placement, whole_graph_eval: bool) -> Placement:
+    host = [name for name in ("graph", "features") if getattr(decision, name) == "host"]
+    if whole_graph_eval and host:
+        raise ConfigError(f"--eval-mode full runs the model on the whole graph on the device, but the "
+                          f"{' and the '.join(host)} {'are' if len(host) > 1 else 'is'} placed on the host "
+                          f"({decision.reason}); evaluate with --eval-mode layerwise (layer by layer from the host) "
+                          f"or sampled, or place both on the device")
+    return decision
+
+
+def graph_and_feature_bytes(data: Any) -> Tuple[int, int]:
+    r"""The bytes of the graph (every :obj:`edge_index`, with the edge features) and of the
+    features (the node-level tensors: features, labels, masks) of a :class:`~torch_geometric.data.Data` or
+    :class:`~torch_geometric.data.HeteroData` graph."""
+    graph = features = 0
+    for store, key, value in _tensors(data):
+        if _is_graph(store, key):
+            graph += tensor_bytes(value)
+        else:
+            features += tensor_bytes(value)
+    return graph, features
+
+
+def _tensors(data: Any) -> Iterator[Tuple[Any, str, torch.Tensor]]:
+    for store in data.stores:
+        for key, value in store.items():
+            if isinstance(value, torch.Tensor):
+                yield store, key, value
+
+
+def _is_graph(store: Any, key: str) -> bool:
+    # the CSC's side: edge_index, and what is gathered by edge (edge features, on an edge type)
+    edge_type = isinstance(store, EdgeStorage) and not isinstance(store, NodeStorage)  # (Data's is both)
+    return key == "edge_index" or edge_type or store.is_edge_attr(key)
+
+
+def pin_in_place(tensor: torch.Tensor) -> torch.Tensor:
+    r"""The host tensor :obj:`tensor` page-locked where it lies (``cudaHostRegister`` of its
+    storage, portable to every CUDA context, as torch's pinned memory is; unregistered when the
+    storage is freed), so that its copies to a GPU are asynchronous with no pinned copy of it:
+    a graph memory-mapped by every rank of a machine (:func:`~pyg_ham.train.machine.share_memory`)
+    stays one copy in the machine's memory. Returns :obj:`tensor` itself; an already pinned
+    tensor is left as it is. Memory the driver cannot register (one line on stderr says why) is
+    copied into pinned memory instead."""
+    if tensor.is_pinned():
+        return tensor
+    storage = tensor.untyped_storage()
+    if storage.nbytes() == 0:
+        return tensor
+    ptr, cudart = storage.data_ptr(), torch.cuda.cudart()
+    error = int(cudart.cudaHostRegister(ptr, storage.nbytes(), _HOST_REGISTER_PORTABLE))
+    if error != 0:
+        print(f"placement: cannot pin {storage.nbytes() / 2**30:.2f} GiB in place (cudaHostRegister error "
+              f"{error}); pinning a copy of it", file=sys.stderr, flush=True)
+        return tensor.pin_memory()
+    weakref.finalize(storage, cudart.cudaHostUnregister, ptr)
+    return tensor
 
 
 def place(task: Any, cfg: Any, device: torch.device, full_batch: bool) -> Placement:
-    r"""Decides the placement of a loaded node :obj:`task` (:func:`decide`) and moves its
-    :obj:`data` there: the :obj:`edge_index` to the device or host, :obj:`x` and :obj:`y` with the
-    features (pinned on the host when training on CUDA). Said on stderr for mini-batch training
-    (full-batch training has everything on the device) unless ``cfg.quiet``. Done once per experiment (the decision
-    is kept on the task as :obj:`task.placement`, and reused while the config asks the same;
-    the main process says it)."""
+    r"""Decides the placement of a loaded node :obj:`task` (:func:`decide`), homogeneous or
+    heterogeneous, and puts its :obj:`data` there: every :obj:`edge_index` (and edge feature)
+    with the graph, node features and labels with the features; on the host when training on
+    CUDA they are pinned where they are (:func:`pin_in_place`: no copy, so the ranks' shared
+    mapping stays shared). Said on stderr for mini-batch training (full-batch training has
+    everything on the device) unless ``cfg.quiet``. Done once per experiment (the decision is
+    kept on the task as :obj:`task.placement`, and reused while the config asks the same; the
+    main process says it)."""
     from pyg_ham.train import distributed
 
     device = torch.device(device)
+    eval_mode = getattr(cfg, "eval_mode", "full")
     asked = (getattr(cfg, "graph_placement", "auto"), getattr(cfg, "feature_placement", "auto"), str(device),
-             full_batch)
+             full_batch, eval_mode)
     done = getattr(task, "placement", None)
     if done is not None and getattr(task, "placement_asked", None) == asked:
         return done
     data = task.data
     free = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
-    if isinstance(data, HeteroData):  # not decided (yet) for heterogeneous graphs: all of it on the device
-        if asked[:2] != ("auto", "auto"):
-            raise ConfigError("graph_placement / feature_placement are for homogeneous node tasks; a heterogeneous "
-                              "graph trains with all of it on the device (drop the placement flags)")
-        task.data = data.to(device)
-        graph_bytes = sum(tensor_bytes(store.get("edge_index")) for store in data.edge_stores)
-        feature_bytes = sum(tensor_bytes(store.get("x"), store.get("y")) for store in data.node_stores)
-        decision = Placement("device", "device", str(device), device.type == "cpu", graph_bytes, feature_bytes,
-                             free, "a heterogeneous graph: all of it on the device")
-        task.placement, task.placement_asked = decision, asked
-        return decision
     on_disk = getattr(task, "stores", None) is not None
-    decision = decide(tensor_bytes(data.get("edge_index")), tensor_bytes(data.get("x"), data.get("y")), device,
-                      free, asked[0], asked[1], on_disk=on_disk, full_batch=full_batch)
+    decision = decide(*graph_and_feature_bytes(data), device, free, asked[0], asked[1], on_disk=on_disk,
+                      full_batch=full_batch, whole_graph_eval=eval_mode == "full")
     if not on_disk:
-        for key in data.keys():
-            value = data[key]
-            if not isinstance(value, torch.Tensor):
-                continue
-            where = decision.graph if key == "edge_index" or data.is_edge_attr(key) else decision.features
-            if where == "device":
-                data[key] = value.to(device)
+        for store, key, value in list(_tensors(data)):
+            if (decision.graph if _is_graph(store, key) else decision.features) == "device":
+                store[key] = value.to(device)
             elif device.type == "cuda":
-                data[key] = value.cpu().pin_memory()
+                store[key] = pin_in_place(value.cpu())
     task.placement, task.placement_asked = decision, asked
     # full batch: everything on the device, nothing decided; --quiet: as the runner's lines, not said
     if distributed.is_main() and not full_batch and not getattr(cfg, "quiet", False):

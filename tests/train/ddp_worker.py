@@ -59,7 +59,7 @@ def shared_graph_pss():
     import psutil
     from torch_geometric.data import Data
 
-    from pyg_ham.train import distributed
+    from pyg_ham.train import distributed, machine
 
     before = psutil.Process().memory_full_info().pss
     gen = torch.Generator().manual_seed(5)
@@ -67,11 +67,39 @@ def shared_graph_pss():
                 edge_index=torch.randint(0, 2**14, (2, 1000), generator=gen))
     expected = float(data.x.sum())
     del gen
-    distributed.share_memory(data)
+    machine.share_memory(data)
     total = float(data.x.sum())  # reads every page of the mapping
     distributed.barrier()  # both ranks have read it: each is charged half of each page
     after = psutil.Process().memory_full_info().pss
     return {"same": total == expected, "pss": after - before, "bytes": data.x.numel() * 4}
+
+
+def shared_rows(rank, world, machines):
+    """shared_empty + complete_rows: rank r writes the rows of its range (row i = [i, i + 0.5, i + 0.25]),
+    then every rank reads all 10 rows. One machine: the buffer is one mapping (nothing is exchanged, so
+    each rank reading the other's rows proves it); ``machines="two"``: each rank its own machine (its
+    own buffer), the rows broadcast in pieces of 2 (EXCHANGE_BYTES cut to 24 bytes)."""
+    from pyg_ham.train import machine
+
+    saved = machine.this_machine, machine.EXCHANGE_BYTES, os.environ.get("LOCAL_RANK")
+    if machines == "two":
+        machine.this_machine = lambda: ("host", rank)
+        machine.EXCHANGE_BYTES = 24
+        os.environ["LOCAL_RANK"] = "0"
+    try:
+        ranges = [(0, 4), (4, 10)]
+        rows = machine.shared_empty((10, 3), torch.float32)
+        lo, hi = ranges[rank]
+        ids = torch.arange(lo, hi, dtype=torch.float32)
+        rows[lo:hi] = torch.stack([ids, ids + 0.5, ids + 0.25], 1)
+        machine.complete_rows(rows, ranges, torch.device("cpu"))
+        return rows.clone()
+    finally:
+        machine.this_machine, machine.EXCHANGE_BYTES = saved[:2]
+        if saved[2] is None:
+            os.environ.pop("LOCAL_RANK", None)
+        else:
+            os.environ["LOCAL_RANK"] = saved[2]
 
 
 def main(rank, world, port, out):
@@ -96,6 +124,8 @@ def main(rank, world, port, out):
                 state["masks"] = {n: m.clone() for n, m in sparsifier.masks.items()}
             results[case] = distributed.gather_objects(state)
         results["shared"] = distributed.gather_objects(shared_graph_pss())
+        for machines in ("one", "two"):
+            results[f"rows-{machines}"] = distributed.gather_objects(shared_rows(rank, world, machines))
         if rank == 0:
             torch.save(results, out)
     finally:

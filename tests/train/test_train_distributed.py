@@ -86,6 +86,12 @@ def test_ddp_ham_ranks_identical_and_equal_to_one_process(tmp_path):
     for rank in ranks["shared"]:
         assert rank["same"]
         assert rank["pss"] < 0.7 * rank["bytes"], rank  # a private copy would be charged fully
+    # layer-wise evaluation's rows: one buffer per machine, other machines' rows broadcast into it
+    ids = torch.arange(10, dtype=torch.float32)
+    expected = torch.stack([ids, ids + 0.5, ids + 0.25], 1)
+    for machines in ("one", "two"):
+        for rows in ranks[f"rows-{machines}"]:
+            assert torch.equal(rows, expected), (machines, rows)
 
 
 NODE_ARGS = ["train", "-d", "synthetic", "-o", "num_nodes=400", "--model", "sage", "--hidden", "16", "--norm", "none",

@@ -158,15 +158,16 @@ def test_layerwise_evaluation_with_jumping_knowledge_is_refused():
 
 
 def test_split_layerwise_inference_computes_each_ranks_share_and_equals_pygs(monkeypatch):
-    """Two ranks simulated by two threads (the all-gather is a barrier): per layer each rank runs
-    PyG's inference_per_layer on its contiguous half of the nodes only, and every rank ends with
-    what one process's BasicGNN.inference computes."""
+    """Two ranks of one machine simulated by two threads (their shared buffer one NaN-filled tensor,
+    the exchange a barrier): per layer each rank runs PyG's inference_per_layer on its contiguous
+    half of the nodes only, writing its rows into the buffer, and rank 0 ends with what one
+    process's BasicGNN.inference computes."""
     import threading
 
     import torch
 
     from pyg_ham.sampling import neighbor_loader
-    from pyg_ham.train import distributed
+    from pyg_ham.train import distributed, machine
     from pyg_ham.train.node import MiniBatchNodeTask
     from pyg_ham.train.runner import load_task
 
@@ -177,24 +178,31 @@ def test_split_layerwise_inference_computes_each_ranks_share_and_equals_pygs(mon
     with torch.no_grad():
         expected = model.inference(neighbor_loader(task.data, [-1], batch_size=64), progress_bar=False)
 
-    local, barrier, slots, rows = threading.local(), threading.Barrier(2), [None, None], []
+    local, barrier, rows = threading.local(), threading.Barrier(2), []
     real_layer = model.inference_per_layer
 
     def recording_layer(layer, x, edge_index, batch_size):
         rows.append((local.rank, layer, batch_size))
         return real_layer(layer, x, edge_index, batch_size)
 
-    def all_gather_cat(t):
-        slots[local.rank] = t
+    def shared_empty(shape, dtype):  # one tensor both "ranks" map
         barrier.wait()
-        out = torch.cat(slots)
+        if local.rank == 0:
+            buffers.append(torch.full(shape, float("nan"), dtype=dtype))
+        barrier.wait()
+        return buffers[-1]
+
+    def complete_rows(out, ranges, device):  # one machine: nothing to exchange, a barrier
+        assert ranges == [(0, n // 2), (n // 2, n)]
         barrier.wait()
         return out
 
+    n, buffers = task.data.num_nodes, []
     monkeypatch.setattr(model, "inference_per_layer", recording_layer)
     monkeypatch.setattr(distributed, "world_size", lambda: 2)
     monkeypatch.setattr(distributed, "rank", lambda: local.rank)
-    monkeypatch.setattr(distributed, "all_gather_cat", all_gather_cat)
+    monkeypatch.setattr(machine, "shared_empty", shared_empty)
+    monkeypatch.setattr(machine, "complete_rows", complete_rows)
     outputs = {}
 
     def rank_main(rank):
@@ -209,7 +217,7 @@ def test_split_layerwise_inference_computes_each_ranks_share_and_equals_pygs(mon
         t.join(timeout=60)
     assert outputs[1] == {} and set(outputs[0]) == {"train", "valid", "test"}  # rank 0 alone scores
     torch.testing.assert_close(outputs[0]["test"][0], expected, rtol=1e-4, atol=1e-5)
-    n = task.data.num_nodes
+    assert len(buffers) == 3  # one per layer
     for rank in range(2):
         for layer in range(3):
             assert sum(b for r, lay, b in rows if r == rank and lay == layer) == n // 2
