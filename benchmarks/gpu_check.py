@@ -58,6 +58,7 @@ Examples::
 from __future__ import annotations
 
 import argparse
+import copy
 import math
 import statistics
 import sys
@@ -273,7 +274,7 @@ def _one_device(batch: Data, device: torch.device) -> bool:
 
 
 def _loader(data: Data, device: torch.device) -> TorchNeighborLoader:
-    data = data.to(device)
+    data = copy.copy(data).to(device)  # (Data.to moves in place: the caller's graph stays where it is)
     return TorchNeighborLoader(data, [15, 10, 5], input_nodes=data.train_idx, batch_size=1024, shuffle=True,
                                device=device, seed=0)
 
@@ -408,9 +409,9 @@ def random_graph(nodes: int, edges: int, dims: int, classes: int = 40, seed: int
 
 def _graph_only(data: Data) -> Data:
     r"""A new :class:`~torch_geometric.data.Data` holding :obj:`data`'s graph, features and labels
-    (the same tensors) and nothing else: no :obj:`train_idx` riding along in every batch, and
-    what a placement assigns lands on this object, not on :obj:`data`."""
-    return Data(x=data.x, edge_index=data.edge_index, y=data.y, num_nodes=data.num_nodes)
+    on the host (the same tensors there) and nothing else: no :obj:`train_idx` riding along in
+    every batch, and what a placement assigns lands on this object, not on :obj:`data`."""
+    return Data(x=data.x.cpu(), edge_index=data.edge_index.cpu(), y=data.y.cpu(), num_nodes=data.num_nodes)
 
 
 def _node_task(data: Data, split: Dict[str, torch.Tensor], num_classes: int, name: str):
@@ -537,7 +538,6 @@ def check_prefetch_overlap(data: Data, device: torch.device, quick: bool) -> Lis
     Hidden share :math:`= (t_\text{without} - t_\text{with}) / t_\text{copy}`, printed as it
     comes out (the copy without the prefetcher is from pageable memory, so it is not exactly
     :math:`t_\text{copy}`; below 0 or above 1 is reported as such)."""
-    from copy import copy as shallow_copy
     from itertools import islice
 
     from pyg_ham.sampling.prefetch import move_batch
@@ -561,10 +561,10 @@ def check_prefetch_overlap(data: Data, device: torch.device, quick: bool) -> Lis
 
     on_device: List[Data] = []
 
-    def copy(batches: List[Data]) -> None:
+    def copy_alone(batches: List[Data]) -> None:
         on_device[:] = [move_batch(b, device) for b in batches]
 
-    def compute(batches: List[Data]) -> None:
+    def compute_alone(batches: List[Data]) -> None:
         for b in on_device:
             step(b)
 
@@ -578,13 +578,13 @@ def check_prefetch_overlap(data: Data, device: torch.device, quick: bool) -> Lis
 
     # Data.to and Data.pin_memory replace a batch's tensors in place: every variant moves shallow
     # copies (new stores, the same host tensors), so the host batches stay pageable and on the host
-    fns = {"copy": copy, "compute": compute, "without": without, "with": with_prefetch}
+    fns = {"copy": copy_alone, "compute": compute_alone, "without": without, "with": with_prefetch}
     for fn in fns.values():  # warm-up: state, kernels, the pinned-memory cache
-        fn([shallow_copy(b) for b in host])
+        fn([copy.copy(b) for b in host])
     times: Dict[str, List[float]] = {k: [] for k in fns}
     for _ in range(reps):  # interleaved: machine noise hits every variant alike
         for k, fn in fns.items():
-            fresh = [shallow_copy(b) for b in host]
+            fresh = [copy.copy(b) for b in host]
             times[k].append(_elapsed_ms(device, lambda: fn(fresh)))  # noqa: B023
     assert all(v.device.type == "cpu" and not (cuda and v.is_pinned()) for b in host for _, v in b
                if isinstance(v, torch.Tensor)), "a host batch was moved or pinned in place"
