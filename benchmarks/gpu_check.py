@@ -63,6 +63,7 @@ import math
 import statistics
 import sys
 import time
+import traceback
 from pathlib import Path
 from typing import Callable, Dict, List, Sequence, Tuple
 
@@ -480,7 +481,8 @@ def check_host_placement(device: torch.device, quick: bool) -> List[Row]:
         moved_again = [k for k in keys if task.data[k].data_ptr() != placed[k].data_ptr()]
         reused = task.placement is decision and placement == decision.record()
     except Exception as exc:  # an OOM among them: reported, and the checks after this one still run
-        return [(name, str(device), f"FAILED: {type(exc).__name__}", str(exc).splitlines()[0] if str(exc) else "")]
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return [(name, str(device), f"FAILED: {type(exc).__name__}", f"{first} ({_site(exc)})")]
     finally:
         del filler
         if cuda:
@@ -508,6 +510,28 @@ def check_host_placement(device: torch.device, quick: bool) -> List[Row]:
             + f"; the run reused it: {'yes' if reused and not moved_again else 'NO'}"
             + f"; {train:,} training nodes, 1 epoch, loss {loss:.4f}")
     return [(name, str(device), result, note)]
+
+
+def _site(exc: BaseException) -> str:
+    r"""Where :obj:`exc` was raised: the innermost frame of pyg_ham or PyG (else of any file) in
+    its traceback, ``path:line in function``."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "/pyg_ham/" in f.filename or "/torch_geometric/" in f.filename] or frames
+    if not ours:
+        return "no traceback"
+    f = ours[-1]
+    path = f.filename.split("/pyg_ham/")[-1] if "/pyg_ham/" in f.filename else f.filename.split("/")[-1]
+    return f"at {path}:{f.lineno} in {f.name}"
+
+
+def _reported(name: str, device: torch.device, check: Callable[..., List[Row]], *args) -> List[Row]:
+    r"""The rows of :obj:`check`, or one row saying how it failed (the table is printed at the end:
+    one check's error must not lose the others' rows)."""
+    try:
+        return check(*args)
+    except Exception as exc:
+        first = str(exc).splitlines()[0] if str(exc) else ""
+        return [(name, str(device), f"FAILED: {type(exc).__name__}", f"{first} ({_site(exc)})")]
 
 
 def _elapsed_ms(device: torch.device, fn: Callable[[], None]) -> float:
@@ -645,7 +669,9 @@ def check_trainer_sync_free(data: Data, device: torch.device, quick: bool) -> Li
             if batches == n:
                 break
     except RuntimeError as exc:
-        result = f"SYNC: {str(exc).splitlines()[0]}"
+        if "synchroniz" not in str(exc):
+            raise
+        result = f"SYNC: {str(exc).splitlines()[0]} ({_site(exc)})"
     finally:
         if cuda:
             torch.cuda.set_sync_debug_mode("default")
@@ -757,8 +783,8 @@ def main(argv: Sequence[str] = ()) -> List[Row]:
     data = arxiv_like(quick)
     rows += check_sampler(data, [device] if device.type == "cpu" else [device, torch.device("cpu")])
     rows += check_prefetch_sync_free(data, device)
-    rows += check_prefetch_overlap(data, device, quick)
-    rows += check_trainer_sync_free(data, device, quick)
+    rows += _reported("prefetch overlap", device, check_prefetch_overlap, data, device, quick)
+    rows += _reported("sync-free trainer step", device, check_trainer_sync_free, data, device, quick)
     rows += check_sage_epoch(data, device, 2 if quick else args.cpu_batches)
     rows += check_host_placement(device, quick)
     print(table(rows))
