@@ -32,5 +32,17 @@ def test_gpu_check_cpu_quick_runs_every_check(capsys):
     assert by_check["GraphSAGE 3x256 + HAM(Adam)"][2] == "2 of 2 batches"
     prefetch = by_check["sync-free prefetch"]
     assert prefetch[1] == "ran" and prefetch[2].startswith("4 prefetched batches") and "batches: yes" in prefetch[2]
+    overlap = by_check["prefetch overlap"]
+    assert overlap[1] == "ran" and overlap[2].startswith("CPU: no copy to hide") and ", with prefetch " in overlap[2]
+    trainer = by_check["sync-free trainer step"]
+    assert trainer[1] == "ran" and trainer[2].startswith("4 steps after 2 warm-up")
+    assert "(the device is the host)" in trainer[2] and "prefetch: yes" in trainer[2]
+    assert math.isfinite(float(trainer[2].split("mean loss ")[1].split(";")[0]))
+    placement = by_check["placement"]
+    assert placement[1] == "ran", placement
+    assert "decision: graph device, features device, device_is_host True" in placement[2]
+    assert "tensors in place: yes" in placement[2] and "the run reused it: yes" in placement[2]
+    assert "no filler" in placement[2]
+    assert math.isfinite(float(placement[2].split("loss ")[-1]))
     for check, device, result, note in rows:  # one table holding every row
         assert f"| {check} | {device} | {result} | {note} |" in printed
