@@ -14,7 +14,11 @@ re-read):
   ``train`` (``pyg-ham train -d ogbn-papers100M`` one epoch from the layout: GraphSAGE
   ``--hidden 32 --layers 2 --fanout 5,5 --batch-size 1024 --eval-mode sampled``), ``sample``
   (the loader alone over the training nodes: edges/s, batches/s, features gathered), and the
-  same two in memory (``train-mem``, ``sample-mem``: the layout's arrays copied into a ``Data``).
+  same two in memory (``train-mem``, ``sample-mem``: the layout's arrays copied into a ``Data``),
+  and ``ranks`` (issue 32: ``torchrun --nproc-per-node 2`` training from the layout, each rank's
+  peak ``RssAnon`` and their sum, beside one process with the same settings; both with every
+  neighbour (fanout -1,-1), no dropout and SGD, so that the two must give the same losses and
+  scores).
 * ``large``: a graph whose features exceed this machine's memory, written straight into an
   on-disk layout (streamed: random features, a uniform random graph made undirected), by
   default 32 GiB of features (33.5M nodes x 256 float32, 5 edges per node), 512,000 training
@@ -136,6 +140,12 @@ SETTINGS = dict(model="sage", hidden=32, layers=2, fanout=[5, 5], batch_size=102
                 runs=1, device="cpu", quiet=True)
 
 
+#: ranks: the settings of ``train`` with every neighbour (no sampling, so that 2 ranks train
+#: exactly what one process does, up to the order of sums), no dropout, and SGD (Adam's first
+#: steps, ~lr * sign(g), turn the rounding of near-zero gradient entries into whole steps)
+EQUAL = dict(SETTINGS, fanout=[-1, -1], dropout=0.0, optimizer="sgd", lr=0.05)
+
+
 def _small_task(work: Path):
     from pyg_ham.datasets import load_dataset
 
@@ -180,6 +190,17 @@ def phase(name: str, which: str, work: Path) -> Dict[str, Any]:
             task = _in_memory(task)
         train_idx = task.split(0)["train"]
         steps = math.ceil(train_idx.numel() / SETTINGS["batch_size"])
+        if name in ("train-one", "train-ranks"):  # (train-ranks: one rank of torchrun; run_experiment joins the group)
+            from pyg_ham.train.config import ExperimentConfig
+            from pyg_ham.train.runner import run_experiment
+
+            cfg = ExperimentConfig.from_recipe("ogbn-papers100M", root=str(work / "data"), **EQUAL)
+            doc = run_experiment(cfg, log=lambda s: None, task=task)
+            run = doc["runs"][0] if doc and doc.get("runs") else {}
+            return {"phase": name, "rank": int(os.environ.get("RANK", "0")), "peak_rss_anon": mon.peak_anon,
+                    "losses": [h["loss"] for h in run.get("history", [])], "valid": run.get("valid"),
+                    "test": run.get("test"), "seconds": time.perf_counter() - t0,
+                    "world_size": doc.get("provenance", {}).get("world_size") if doc else None}
         if name.startswith("train"):
             from pyg_ham.train.config import ExperimentConfig
             from pyg_ham.train.runner import run_experiment
@@ -219,6 +240,35 @@ def run_phase(name: str, which: str, work: Path, env: Dict[str, str]) -> Dict[st
     return result
 
 
+def run_ranks(work: Path, env: Dict[str, str]) -> Dict[str, Any]:
+    """``train-ranks`` under ``torchrun --nproc-per-node 2`` beside ``train-one`` in one process:
+    each rank's peak RssAnon, their sum, and whether the two give the same losses and scores."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-addr", "127.0.0.1",
+           "--master-port", str(port), __file__, "_phase", "train-ranks", "small", "--work", str(work)]
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"phase train-ranks failed:\n{out.stderr[-5000:]}")
+    ranks = sorted((json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")),
+                   key=lambda r: r["rank"])
+    one = run_phase("train-one", "small", work, env)
+    main = ranks[0]
+    same_losses = len(main["losses"]) == len(one["losses"]) and all(
+        abs(a - b) <= 1e-4 * abs(b) + 1e-6 for a, b in zip(main["losses"], one["losses"]))
+    result = {"phase": "ranks", "world_size": main["world_size"], "peak_rss_anon": [r["peak_rss_anon"] for r in ranks],
+              "sum_peak_rss_anon": sum(r["peak_rss_anon"] for r in ranks), "one_process_peak": one["peak_rss_anon"],
+              "losses": main["losses"], "one_process_losses": one["losses"], "same_losses": same_losses,
+              "valid": [main["valid"], one["valid"]], "test": [main["test"], one["test"]],
+              "same_scores": all(abs(a - b) <= 1e-6 for a, b in ((main["valid"], one["valid"]),
+                                                                  (main["test"], one["test"])))}
+    print(json.dumps(result), flush=True)
+    return result
+
+
 def machine() -> str:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), "?")
     mem = next(int(line.split()[1]) for line in open("/proc/meminfo") if line.startswith("MemTotal"))
@@ -252,8 +302,11 @@ def main() -> None:
             if not (a.work / "data").exists():
                 generate_small(a.work / "data", a.nodes, a.edges, a.dims, a.labelled)
             print(json.dumps({"phase": "generate", "seconds": time.perf_counter() - t0}), flush=True)
-            for name in a.phases or ["build", "train", "sample", "train-mem", "sample-mem"]:
-                run_phase(name, "small", a.work, env)
+            for name in a.phases or ["build", "train", "sample", "train-mem", "sample-mem", "ranks"]:
+                if name == "ranks":
+                    run_ranks(a.work, env)
+                else:
+                    run_phase(name, "small", a.work, env)
         else:
             nodes = int(a.gib * 2**30 / (a.dims * 4))
             generate_large(a.work, nodes, 5, a.dims, a.steps * 1024, 10_240)

@@ -191,7 +191,7 @@ def pin_in_place(tensor: torch.Tensor) -> torch.Tensor:
     ptr, cudart = storage.data_ptr(), torch.cuda.cudart()
     error = int(cudart.cudaHostRegister(ptr, storage.nbytes(), _HOST_REGISTER_PORTABLE))
     if error != 0:
-        print(f"placement: cannot pin {storage.nbytes() / 2**30:.2f} GiB in place (cudaHostRegister error "
+        print(f"placement: cannot pin {storage.nbytes() / 2**20:.1f} MiB in place (cudaHostRegister error "
               f"{error}); pinning a copy of it", file=sys.stderr, flush=True)
         return tensor.pin_memory()
     weakref.finalize(storage, cudart.cudaHostUnregister, ptr)

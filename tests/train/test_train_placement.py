@@ -163,3 +163,15 @@ def test_a_mini_batch_loss_takes_the_batchs_own_labels():
     expected = torch.nn.functional.cross_entropy(out, other)
     torch.testing.assert_close(task.loss(out, idx, target=other), expected)
     torch.testing.assert_close(task.loss(out, idx), torch.nn.functional.cross_entropy(out, task.data.y[idx]))
+
+
+def test_memory_the_driver_cannot_register_is_pinned_as_a_copy_and_said(monkeypatch, capsys):
+    from pyg_ham.train.placement import pin_in_place
+
+    monkeypatch.setattr(torch.cuda, "cudart", lambda: FakeCudart(error=712))  # cudaErrorHostMemoryAlreadyRegistered
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self: self.clone())  # (a CPU build cannot pin)
+    t = torch.ones(2**18)
+    out = pin_in_place(t)
+    assert out.data_ptr() != t.data_ptr() and torch.equal(out, t)
+    assert capsys.readouterr().err == ("placement: cannot pin 1.0 MiB in place (cudaHostRegister error 712); "
+                                       "pinning a copy of it\n")
