@@ -88,7 +88,7 @@ def run_ham_gd(Z, y, x0, lr, alpha, beta, steps, ham=True, target_loss=None):
     return x.detach()[0].numpy() if target_loss is None else steps
 
 
-@pytest.mark.parametrize("alpha", [1.0, 10.0])
+@pytest.mark.parametrize("alpha", [1.0, pytest.param(10.0, marks=pytest.mark.slow)])  # (~10 s each)
 def test_beta_zero_converges_to_bregman_projection(alpha):
     Z, y, x0 = problem()
     reference = bregman_projection(Z, y, x0, alpha)
@@ -116,7 +116,7 @@ def test_l1_norm_of_hams_solution_falls_with_alpha():
     np.testing.assert_allclose(norms, limits, rtol=0.05)
 
 
-@pytest.mark.parametrize("alpha,beta", [(1.0, 0.5), (10.0, 0.5)])
+@pytest.mark.parametrize("alpha,beta", [(1.0, 0.5), pytest.param(10.0, 0.5, marks=pytest.mark.slow)])  # (~14 s each)
 def test_beta_positive_converges_to_regularised_minimiser(alpha, beta):
     Z, y, x0 = problem(1)
     reference = regularised_minimiser(Z, y, alpha, beta)

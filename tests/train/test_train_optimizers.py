@@ -128,7 +128,11 @@ def test_schedule_free_resume_continues_exactly(tmp_path, monkeypatch, variant, 
 BASES = {"lion": 1e-3, "prodigy": 0.3, "adan": 0.01, "soap": 0.01, "schedulefree_adamw": 0.01}
 
 
-@pytest.mark.parametrize("name", list(BASES))
+#: SOAP's preconditioner takes ~25 s for these 40 epochs here: under --runslow
+SLOW_BASES = {"soap"}
+
+
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n in SLOW_BASES else n for n in BASES])
 def test_ham_at_default_alpha_trains_cora_on_each_base(staged, name):
     root = staged("Planetoid", "Cora")
     cfg = ExperimentConfig.from_recipe("Cora", root=str(root), optimizer=name, lr=BASES[name], epochs=40,
