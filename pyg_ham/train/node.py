@@ -200,10 +200,11 @@ class MiniBatchNodeTask(FullBatchNodeTask):
         :math:`R` processes, layer-wise inference (``eval_mode="layerwise"``) is split: per
         layer every rank computes its contiguous share of the nodes with PyG's
         ``BasicGNN.inference_per_layer`` over their one-hop neighbourhoods, into one buffer the
-        ranks of its machine share (memory-mapped on the host, :func:`~pyg_ham.train.machine.shared_empty`;
-        other machines' rows broadcast into it in bounded pieces), which the next layer reads.
-        The full-graph forward is not split (an exact split
-        needs the model's layers): rank 0 alone computes it, as PyG's ``examples/multi_gpu`` do.
+        ranks of its machine share (memory-mapped on the host,
+        :func:`~pyg_ham.train.machine.shared_empty`; other machines' rows broadcast into it in
+        bounded pieces), which the next layer reads. The full-graph forward is not split (an
+        exact split needs the model's layers): rank 0 alone computes it, as PyG's
+        ``examples/multi_gpu`` do.
         Either way rank 0 alone scores, so the evaluator sees every prediction once, and the
         engine broadcasts its scores."""
         from pyg_ham.train import distributed
