@@ -73,6 +73,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]
 
 from optimizer_step import transformer_25m  # noqa: E402
+from prefetch import sage_step  # noqa: E402
 from sampler import ARXIV_NODES, ARXIV_SEEDS, ARXIV_UNDIRECTED, power_law_graph  # noqa: E402
 from torch_geometric.data import Data  # noqa: E402
 
@@ -355,11 +356,7 @@ def _sage_epoch(data: Data, device: torch.device, max_batches: int) -> Tuple[flo
     _sync(device)
     t0, done = time.perf_counter(), 0
     for batch in loader:
-        out = model(batch.x, batch.edge_index)[: batch.batch_size]
-        loss = torch.nn.functional.cross_entropy(out, batch.y[: batch.batch_size])
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
+        sage_step(model, opt, batch)
         done += 1
         if done >= max_batches:
             break
@@ -578,10 +575,7 @@ def check_prefetch_overlap(data: Data, device: torch.device, quick: bool) -> Lis
     opt = HAM(torch.optim.Adam(model.parameters(), lr=1e-3))
 
     def step(batch: Data) -> None:
-        out = model(batch.x, batch.edge_index)[: batch.batch_size]
-        torch.nn.functional.cross_entropy(out, batch.y[: batch.batch_size]).backward()
-        opt.step()
-        opt.zero_grad()
+        sage_step(model, opt, batch)
 
     on_device: List[Data] = []
 

@@ -40,6 +40,14 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def sage_step(model: torch.nn.Module, opt: torch.optim.Optimizer, batch: Data) -> None:
+    """One node-classification training step on a sampled batch: its seeds' cross-entropy, backward, step."""
+    out = model(batch.x, batch.edge_index)[: batch.batch_size]
+    torch.nn.functional.cross_entropy(out, batch.y[: batch.batch_size]).backward()
+    opt.step()
+    opt.zero_grad()
+
+
 def steps_per_second(data: Data, model: torch.nn.Module, device: torch.device, steps: int, batch_size: int,
                      fanout: List[int], prefetch: bool) -> float:
     model = copy.deepcopy(model).to(device)
@@ -51,12 +59,7 @@ def steps_per_second(data: Data, model: torch.nn.Module, device: torch.device, s
     t0, done = time.perf_counter(), 0
     while done < steps:
         for batch in batches:
-            batch = batch.to(device)  # the trainer's move: a no-op for a prefetched batch
-            out = model(batch.x, batch.edge_index)[: batch.batch_size]
-            loss = torch.nn.functional.cross_entropy(out, batch.y[: batch.batch_size])
-            loss.backward()
-            opt.step()
-            opt.zero_grad()
+            sage_step(model, opt, batch.to(device))  # the trainer's move: a no-op for a prefetched batch
             done += 1
             if done >= steps:
                 break

@@ -24,7 +24,7 @@ import os
 import socket
 import tempfile
 import uuid
-from typing import Any, List, Sequence, Tuple
+from typing import Any, Callable, List, Sequence, Tuple
 
 import torch
 import torch.distributed as dist
@@ -63,7 +63,7 @@ def _name(what: str) -> str:
     return f"pyg_ham_{what}_{broadcast_object(uuid.uuid4().hex)}_{this_machine()[1]}"
 
 
-def _publish(name: str, nbytes: int, write: Any) -> str:
+def _publish(name: str, nbytes: int, write: Callable[[str], None]) -> str:
     r"""On the machine's first rank, writes (:obj:`write(path)`) the file :obj:`name` of
     :obj:`nbytes` into the first folder with room; then every rank finds it. Collective."""
     paths = [os.path.join(folder, name) for folder in _folders()]
@@ -104,14 +104,14 @@ def share_memory(data: Any) -> Any:
     if not tensors:
         return data
     nbytes = sum(t.numel() * t.element_size() for t in tensors.values())
-    path = _publish(_name("graph") + ".pt", nbytes, lambda p, t=tensors: torch.save(t, p))
+    path = _publish(_name("graph") + ".pt", nbytes, lambda path: torch.save(tensors, path))
     with torch.serialization.set_default_mmap_options(mmap.MAP_SHARED):
         shared = torch.load(path, mmap=True, weights_only=True)
     _unlink_when_mapped(path)
     for key, value in shared.items():
         data[key] = value
     _SHARED.add(id(data))
-    del tensors
+    tensors.clear()  # the private copies: released below
     release_memory()
     return data
 
@@ -167,8 +167,8 @@ def complete_rows(out: Tensor, ranges: Sequence[Tuple[int, int]], device: torch.
     machines = machine_of_ranks()
     if len(set(machines)) > 1:
         comm = device if dist.get_backend() == "nccl" else torch.device("cpu")
-        here, row_bytes = machines[rank()], max(out[0].numel() * out.element_size(), 1) if len(out) else 1
-        step = max(1, EXCHANGE_BYTES // row_bytes)
+        here = machines[rank()]
+        step = max(1, EXCHANGE_BYTES // max(out[0].numel() * out.element_size(), 1))  # rows per piece
         for owner, (start, stop) in enumerate(ranges):
             for lo in range(start, stop, step):
                 hi = min(lo + step, stop)
